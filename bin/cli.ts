@@ -1,0 +1,160 @@
+/** `sightline` command line: run, process, validate. */
+import { createWriteStream } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { GraphError, loadGraph, type Graph } from '../config/graph.js';
+import { loadSettings, settingsHelp, type ResolvedSettings } from '../config/settings.js';
+import { startApp } from '../pipeline/app.js';
+import { createLogger } from '../pipeline/log.js';
+import { ProgressReporter } from './progress.js';
+
+const USAGE = `Usage:
+  sightline run <graph.yaml> [settings]                 serve the graph until SIGINT/SIGTERM
+  sightline process <graph.yaml> --input <video> [--output <file.jsonl>] [--source <id>] [settings]
+                                                        run a video file to its end, write detections as JSON lines
+  sightline validate <graph.yaml>                       check a graph and exit
+
+Settings (also from SIGHTLINE_* environment variables):
+${settingsHelp()}`;
+
+const SETTINGS_FLAGS = {
+  'metrics-port': { type: 'string' }, host: { type: 'string' }, 'data-dir': { type: 'string' },
+  'model-dir': { type: 'string' }, 'log-level': { type: 'string' }, workers: { type: 'string' },
+  'ort-threads': { type: 'string' }, 'max-in-flight': { type: 'string' },
+} as const;
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv, allowPositionals: true, strict: true,
+      options: {
+        ...SETTINGS_FLAGS,
+        input: { type: 'string' }, output: { type: 'string' }, source: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const [command, graphFile] = parsed.positionals;
+  if (parsed.values.help || !command) {
+    console.log(USAGE);
+    return command || parsed.values.help ? 0 : 2;
+  }
+  if (!['run', 'process', 'validate'].includes(command)) {
+    console.error(`unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  if (!graphFile) {
+    console.error(`${command}: missing <graph.yaml>\n\n${USAGE}`);
+    return 2;
+  }
+
+  let settings: ResolvedSettings;
+  let graph: Graph;
+  try {
+    settings = loadSettings(argv.filter((a) => a !== command && a !== graphFile));
+    graph = loadGraph(graphFile);
+  } catch (err) {
+    console.error(err instanceof GraphError ? `invalid graph:\n${err.message}` : `invalid settings: ${(err as Error).message}`);
+    return 2;
+  }
+
+  switch (command) {
+    case 'validate':
+      console.log(`${graphFile}: ok (${Object.keys(graph.sources).length} sources, ${Object.keys(graph.pipelines).length} pipelines)`);
+      return 0;
+    case 'run':
+      return run(graph, settings);
+    default:
+      return processFile(graph, settings, parsed.values);
+  }
+}
+
+async function run(graph: Graph, settings: ResolvedSettings): Promise<number> {
+  const log = createLogger(settings.logLevel);
+  const app = await startApp(graph, settings, { log });
+  const metricsPort = app.ports.get(graph.transports.metrics?.port ?? settings.metricsPort);
+  log.info(`serving ${Object.keys(graph.pipelines).length} pipeline(s); metrics at http://${settings.host}:${metricsPort}/metrics`);
+  return new Promise<number>((resolve) => {
+    const shutdown = (signal: string): void => {
+      log.info(`${signal}: stopping`);
+      // A second signal, or a stop that hangs, still ends the process.
+      setTimeout(() => process.exit(1), 10_000).unref();
+      process.once(signal, () => process.exit(1));
+      void app.stop().then(() => resolve(0), (err: Error) => { log.error(`stop failed: ${err.message}`); resolve(1); });
+    };
+    process.once('SIGINT', () => shutdown('SIGINT'));
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+  }).then((code) => exitSoon(code));
+}
+
+async function processFile(graph: Graph, settings: ResolvedSettings,
+  flags: { input?: string; output?: string; source?: string }): Promise<number> {
+  if (!flags.input) {
+    console.error('process: --input <video> is required');
+    return 2;
+  }
+  const sourceId = flags.source ?? Object.values(graph.pipelines)[0].source;
+  const spec = graph.sources[sourceId];
+  if (!spec) {
+    console.error(`process: unknown source "${sourceId}"; graph sources: ${Object.keys(graph.sources).join(', ')}`);
+    return 2;
+  }
+  // Only the chosen source runs, offline (every frame, as fast as the stages allow), on the given file.
+  const input = path.resolve(flags.input);
+  const pipelines = Object.fromEntries(Object.entries(graph.pipelines).filter(([, p]) => p.source === sourceId));
+  const offline: Graph = {
+    ...graph,
+    sources: { [sourceId]: { ...spec, uri: `file://${input}`, realtime: false, loop: false } },
+    pipelines,
+  };
+  const outPath = path.resolve(flags.output ?? `${path.basename(input, path.extname(input))}.detections.jsonl`);
+  const out = createWriteStream(outPath);
+  const log = createLogger(settings.logLevel === 'info' ? 'warn' : settings.logLevel);
+  const app = await startApp(offline, settings, { serve: false, log });
+  const progress = new ProgressReporter(process.stderr, () => {
+    const s = app.runtime.sources.get(sourceId)!;
+    const d = s.durationSeconds();
+    return d > 0 && s.fps > 0 ? Math.round(d * s.fps) : 0;
+  });
+  const perClass = new Map<string, number>();
+  let frames = 0;
+  app.bus.on('detections').subscribe((d) => {
+    frames++;
+    for (const det of d.detections) perClass.set(det.label, (perClass.get(det.label) ?? 0) + 1);
+    out.write(JSON.stringify({
+      pipeline: d.pipeline, source: d.source, frame: d.seq, ptsMs: Math.round(d.ptsNs / 1e6), width: d.width, height: d.height,
+      detections: d.detections.map((x) => ({ label: x.label, score: round(x.score, 3), box: x.box.map((v) => round(v, 1)) })),
+    }) + '\n');
+    progress.update(frames);
+  });
+  await app.runtime.whenDone();
+  progress.finish(frames);
+  await new Promise<void>((r) => out.end(r));
+  const failed = [...app.runtime.pipelines.values()].filter((p) => p.state === 'failed');
+  const dropped = (await app.metrics.framesDropped.get()).values.reduce((a, v) => a + v.value, 0);
+  await app.stop();
+  const seconds = progress.elapsedSeconds();
+  console.error([
+    `frames:     ${frames} in ${seconds.toFixed(1)} s (${(frames / Math.max(seconds, 1e-3)).toFixed(1)} fps)`,
+    `dropped:    ${dropped}`,
+    `detections: ${[...perClass].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
+    `output:     ${outPath}`,
+    ...failed.map((p) => `FAILED:     pipeline ${p.spec.id}: ${p.reason}`),
+  ].join('\n'));
+  return exitSoon(failed.length ? 1 : 0);
+}
+
+function round(v: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+/** Returns `code`, and makes sure nothing left on the event loop can keep the process alive after it. */
+function exitSoon(code: number): number {
+  setTimeout(() => process.exit(code), 2000).unref();
+  return code;
+}

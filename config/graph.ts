@@ -1,0 +1,340 @@
+/**
+ * The YAML graph: sources, models, pipelines (stage DAGs) and transports.
+ * Loading validates everything up front; every problem is reported with file, line, key and what was expected.
+ */
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { stageDefinitions, MODEL_KINDS } from '../stages/registry.js';
+import type { StageDefinition } from '../pipeline/stage.js';
+import { TRANSPORT_NAMES } from '../transports/registry.js';
+
+export interface SourceSpec {
+  id: string;
+  uri: string;
+  width?: number;
+  height?: number;
+  fps?: number;
+  /** File sources: play at the file's own rate (live semantics) instead of as fast as the stages allow. */
+  realtime: boolean;
+  /** File sources: start again from the beginning at the end of the file. */
+  loop: boolean;
+  /** RTSP: lower transport. */
+  transport: 'tcp' | 'udp';
+  /** RTSP: jitter-buffer latency in ms. */
+  latency: number;
+}
+
+export interface ModelSpec { id: string; file: string; kind: string }
+
+export interface StageSpec {
+  id: string;
+  use: string;
+  /** Upstream stage id, or null when the stage reads straight from the source. */
+  from: string | null;
+  with: Record<string, unknown>;
+}
+
+export interface PipelineSpec {
+  id: string;
+  source: string;
+  maxInFlight?: number;
+  stages: StageSpec[];
+}
+
+export type TransportSpec = { id: string; port?: number; pipeline?: string } & Record<string, unknown>;
+
+export interface Graph {
+  file: string;
+  sources: Record<string, SourceSpec>;
+  models: Record<string, ModelSpec>;
+  pipelines: Record<string, PipelineSpec>;
+  transports: Record<string, TransportSpec>;
+}
+
+export interface GraphIssue { file: string; line: number; col: number; key: string; message: string }
+
+export class GraphError extends Error {
+  constructor(readonly issues: GraphIssue[]) {
+    super(issues.map(formatIssue).join('\n'));
+    this.name = 'GraphError';
+  }
+}
+
+export function formatIssue(i: GraphIssue): string {
+  return `${i.file}:${i.line}:${i.col}: ${i.key || '(top level)'}: ${i.message}`;
+}
+
+const ID = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
+
+const topSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['sources', 'pipelines'],
+  properties: {
+    sources: {
+      type: 'object', minProperties: 1, propertyNames: { pattern: ID },
+      additionalProperties: {
+        type: 'object', additionalProperties: false, required: ['uri'],
+        properties: {
+          uri: { type: 'string', pattern: '^(file|rtsp|rtsps|test|v4l2)://.+' },
+          width: { type: 'integer', minimum: 16, maximum: 7680 },
+          height: { type: 'integer', minimum: 16, maximum: 4320 },
+          fps: { type: 'number', exclusiveMinimum: 0, maximum: 240 },
+          realtime: { type: 'boolean' },
+          loop: { type: 'boolean' },
+          transport: { enum: ['tcp', 'udp'] },
+          latency: { type: 'integer', minimum: 0, maximum: 10000 },
+        },
+      },
+    },
+    models: {
+      type: 'object', propertyNames: { pattern: ID },
+      additionalProperties: {
+        type: 'object', additionalProperties: false, required: ['file', 'kind'],
+        properties: { file: { type: 'string', minLength: 1 }, kind: { enum: [...MODEL_KINDS] } },
+      },
+    },
+    pipelines: {
+      type: 'object', minProperties: 1, propertyNames: { pattern: ID },
+      additionalProperties: {
+        type: 'object', additionalProperties: false, required: ['source', 'stages'],
+        properties: {
+          source: { type: 'string' },
+          maxInFlight: { type: 'integer', minimum: 1, maximum: 64 },
+          stages: {
+            type: 'array',
+            items: {
+              type: 'object', additionalProperties: false, required: ['use'],
+              properties: {
+                id: { type: 'string', pattern: ID },
+                use: { type: 'string' },
+                from: { type: 'string' },
+                with: { type: 'object' },
+              },
+            },
+          },
+        },
+      },
+    },
+    transports: {
+      type: 'object',
+      propertyNames: { enum: [...TRANSPORT_NAMES] },
+      additionalProperties: {
+        type: 'object',
+        properties: {
+          port: { type: 'integer', minimum: 0, maximum: 65535 },
+          pipeline: { type: 'string' },
+        },
+      },
+    },
+  },
+} as const;
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validateTop = ajv.compile(topSchema);
+const stageValidators = new Map<string, ValidateFunction>();
+for (const def of stageDefinitions()) stageValidators.set(def.name, ajv.compile(def.optionsSchema));
+
+type PathKey = string | number;
+
+class IssueCollector {
+  readonly issues: GraphIssue[] = [];
+  constructor(private file: string, private doc: Document, private lines: LineCounter) {}
+
+  add(path: PathKey[], message: string): void {
+    const { line, col } = this.locate(path);
+    this.issues.push({ file: this.file, line, col, key: keyString(path), message });
+  }
+
+  /** Position of the deepest node on `path` that exists (a missing key points at its parent). */
+  private locate(path: PathKey[]): { line: number; col: number } {
+    for (let n = path.length; n >= 0; n--) {
+      const node = n === 0 ? this.doc.contents : this.doc.getIn(path.slice(0, n), true);
+      if (isNode(node) && node.range) return this.lines.linePos(node.range[0]);
+    }
+    return { line: 1, col: 1 };
+  }
+}
+
+function keyString(path: PathKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+function pointerToPath(pointer: string): PathKey[] {
+  if (!pointer) return [];
+  return pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+function describeAjvError(e: ErrorObject): { path: PathKey[]; message: string } {
+  const path = pointerToPath(e.instancePath);
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const extra = String(e.params.additionalProperty);
+      return { path: [...path, extra], message: `unknown key "${extra}"; expected one of ${knownKeys(e)}` };
+    }
+    case 'required':
+      return { path, message: `missing required key "${String(e.params.missingProperty)}"` };
+    case 'enum':
+      return { path, message: `expected one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` };
+    case 'propertyNames': {
+      const name = String(e.params.propertyName);
+      return { path: [...path, name], message: `invalid name "${name}"` };
+    }
+    case 'pattern':
+      return { path, message: `must match ${String(e.params.pattern)}` };
+    default:
+      return { path, message: e.message ?? 'invalid value' };
+  }
+}
+
+function knownKeys(e: ErrorObject): string {
+  const props = (e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties;
+  return props ? Object.keys(props).join(', ') : '(none)';
+}
+
+/** Parse and validate a graph from text. Throws GraphError listing every problem found. */
+export function parseGraph(text: string, file = '<graph>'): Graph {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const issues = new IssueCollector(file, doc, lines);
+  for (const err of doc.errors) {
+    const { line, col } = lines.linePos(err.pos[0]);
+    issues.issues.push({ file, line, col, key: '', message: `YAML syntax: ${err.message.split('\n')[0]}` });
+  }
+  if (issues.issues.length) throw new GraphError(issues.issues);
+
+  const raw: unknown = doc.toJS();
+  if (!validateTop(raw)) {
+    for (const e of validateTop.errors ?? []) {
+      // `propertyNames` failures also report a generic error on the parent; skip those duplicates.
+      if (e.keyword === 'if') continue;
+      const { path, message } = describeAjvError(e);
+      issues.add(path, message);
+    }
+    throw new GraphError(dedupe(issues.issues));
+  }
+  const graph = normalise(raw as RawGraph, file);
+  checkSemantics(graph, issues);
+  if (issues.issues.length) throw new GraphError(dedupe(issues.issues));
+  return graph;
+}
+
+export function loadGraph(file: string): Graph {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new GraphError([{ file, line: 0, col: 0, key: '', message: `cannot read graph file: ${(err as Error).message}` }]);
+  }
+  return parseGraph(text, file);
+}
+
+function dedupe(list: GraphIssue[]): GraphIssue[] {
+  const seen = new Set<string>();
+  return list.filter((i) => !seen.has(formatIssue(i)) && seen.add(formatIssue(i)) !== undefined);
+}
+
+interface RawGraph {
+  sources: Record<string, Omit<SourceSpec, 'id' | 'realtime' | 'loop' | 'transport' | 'latency'> & Partial<SourceSpec>>;
+  models?: Record<string, { file: string; kind: string }>;
+  pipelines: Record<string, { source: string; maxInFlight?: number; stages: { id?: string; use: string; from?: string; with?: Record<string, unknown> }[] }>;
+  transports?: Record<string, Record<string, unknown>>;
+}
+
+function normalise(raw: RawGraph, file: string): Graph {
+  const sources: Record<string, SourceSpec> = {};
+  for (const [id, s] of Object.entries(raw.sources)) {
+    sources[id] = { realtime: false, loop: false, transport: 'tcp', latency: 200, ...s, id };
+  }
+  const models: Record<string, ModelSpec> = {};
+  for (const [id, m] of Object.entries(raw.models ?? {})) models[id] = { ...m, id };
+  const pipelines: Record<string, PipelineSpec> = {};
+  for (const [id, p] of Object.entries(raw.pipelines)) {
+    let previous: string | null = null;
+    const stages = p.stages.map((s) => {
+      const stage: StageSpec = { id: s.id ?? s.use, use: s.use, from: s.from ?? previous, with: s.with ?? {} };
+      previous = stage.id;
+      return stage;
+    });
+    pipelines[id] = { id, source: p.source, maxInFlight: p.maxInFlight, stages };
+  }
+  const transports: Record<string, TransportSpec> = {};
+  for (const [id, t] of Object.entries(raw.transports ?? {})) transports[id] = { ...t, id } as TransportSpec;
+  return { file, sources, models, pipelines, transports };
+}
+
+function checkSemantics(g: Graph, issues: IssueCollector): void {
+  const defs = new Map(stageDefinitions().map((d) => [d.name, d]));
+  for (const p of Object.values(g.pipelines)) {
+    const base: PathKey[] = ['pipelines', p.id];
+    if (!g.sources[p.source]) {
+      issues.add([...base, 'source'], `unknown source "${p.source}"; defined sources: ${Object.keys(g.sources).join(', ')}`);
+    }
+    const ids = new Map<string, number>();
+    p.stages.forEach((s, i) => {
+      if (ids.has(s.id)) issues.add([...base, 'stages', i, 'id'], `duplicate stage id "${s.id}" (first used by stages[${ids.get(s.id)}]); give each stage a unique id`);
+      else ids.set(s.id, i);
+    });
+    p.stages.forEach((s, i) => {
+      const at: PathKey[] = [...base, 'stages', i];
+      const def = defs.get(s.use);
+      if (!def) {
+        issues.add([...at, 'use'], `unknown stage "${s.use}"; expected one of ${[...defs.keys()].join(', ')}`);
+      } else {
+        const validate = stageValidators.get(s.use)!;
+        if (!validate(s.with)) {
+          for (const e of validate.errors ?? []) {
+            const { path, message } = describeAjvError(e);
+            issues.add([...at, 'with', ...path], message);
+          }
+        }
+        for (const problem of (def as StageDefinition<Record<string, unknown>>).check?.(s.with, g) ?? []) issues.add([...at, 'with', ...problem.path], problem.message);
+      }
+      if (s.from !== null && !ids.has(s.from)) {
+        issues.add([...at, 'from'], `"from" names "${s.from}", which is not a stage of this pipeline; stages: ${[...ids.keys()].join(', ')}`);
+      }
+    });
+    const cycle = findCycle(p.stages);
+    if (cycle) {
+      const i = p.stages.findIndex((s) => s.id === cycle[0]);
+      issues.add([...base, 'stages', i, 'from'], `stages form a cycle: ${cycle.join(' -> ')}; "from" must name an upstream stage`);
+    }
+  }
+  for (const t of Object.values(g.transports)) {
+    if (t.pipeline !== undefined && !g.pipelines[t.pipeline]) {
+      issues.add(['transports', t.id, 'pipeline'], `unknown pipeline "${t.pipeline}"; defined pipelines: ${Object.keys(g.pipelines).join(', ')}`);
+    }
+  }
+}
+
+/** A cycle among `from` links, as a list of stage ids, or null. */
+function findCycle(stages: StageSpec[]): string[] | null {
+  const from = new Map(stages.map((s) => [s.id, s.from]));
+  for (const start of from.keys()) {
+    const seen: string[] = [];
+    let cur: string | null | undefined = start;
+    while (cur != null && from.has(cur)) {
+      if (seen.includes(cur)) return [...seen.slice(seen.indexOf(cur)), cur];
+      seen.push(cur);
+      cur = from.get(cur);
+    }
+  }
+  return null;
+}
+
+/** Stage order in which every stage comes after its `from`. */
+export function topologicalOrder(stages: StageSpec[]): StageSpec[] {
+  const done = new Set<string>();
+  const out: StageSpec[] = [];
+  const byId = new Map(stages.map((s) => [s.id, s]));
+  const visit = (s: StageSpec): void => {
+    if (done.has(s.id)) return;
+    done.add(s.id);
+    if (s.from) visit(byId.get(s.from)!);
+    out.push(s);
+  };
+  stages.forEach(visit);
+  return out;
+}

@@ -1,0 +1,78 @@
+/**
+ * Process settings (not the graph): ports, directories, logging, worker layout.
+ * Precedence: defaults < SIGHTLINE_* environment < command-line flags.
+ */
+import convict from 'convict';
+import os from 'node:os';
+
+const cores = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+
+const schema = {
+  metricsPort: {
+    doc: 'Port of the Prometheus /metrics endpoint (the graph may override it in transports.metrics.port).',
+    format: 'port', default: 9464, env: 'SIGHTLINE_METRICS_PORT', arg: 'metrics-port',
+  },
+  host: {
+    doc: 'Address every listener binds to.',
+    format: String, default: '0.0.0.0', env: 'SIGHTLINE_HOST', arg: 'host',
+  },
+  dataDir: {
+    doc: 'Directory for everything Sightline writes (databases, face crops, models it produces).',
+    format: String, default: 'data', env: 'SIGHTLINE_DATA_DIR', arg: 'data-dir',
+  },
+  modelDir: {
+    doc: 'Directory holding the ONNX model files named in graphs.',
+    format: String, default: 'models', env: 'SIGHTLINE_MODEL_DIR', arg: 'model-dir',
+  },
+  logLevel: {
+    doc: 'Log level.',
+    format: ['error', 'warn', 'info', 'debug'], default: 'info' as Settings['logLevel'], env: 'SIGHTLINE_LOG_LEVEL', arg: 'log-level',
+  },
+  workers: {
+    doc: 'Worker threads in the inference pool (0 = one per core).',
+    format: 'nat', default: 0, env: 'SIGHTLINE_WORKERS', arg: 'workers',
+  },
+  ortThreads: {
+    doc: 'ONNX Runtime intra-op threads per worker (0 = cores / workers, at least 1).',
+    format: 'nat', default: 0, env: 'SIGHTLINE_ORT_THREADS', arg: 'ort-threads',
+  },
+  maxInFlight: {
+    doc: 'Frames a pipeline may have in its stages at once; live sources drop the stale ones beyond it.',
+    format: 'nat', default: 2, env: 'SIGHTLINE_MAX_IN_FLIGHT', arg: 'max-in-flight',
+  },
+};
+
+export interface Settings {
+  metricsPort: number;
+  host: string;
+  dataDir: string;
+  modelDir: string;
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  workers: number;
+  ortThreads: number;
+  maxInFlight: number;
+}
+
+/** Settings with the derived worker layout filled in (workers × ortThreads ≤ cores). */
+export interface ResolvedSettings extends Settings {
+  workers: number;
+  ortThreads: number;
+}
+
+export function loadSettings(args: string[] = [], env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<Settings> = {}): ResolvedSettings {
+  const config = convict<Settings>(schema, { args, env });
+  config.load(overrides);
+  config.validate({ allowed: 'strict' });
+  const s = config.getProperties();
+  const workers = s.workers > 0 ? s.workers : cores;
+  const ortThreads = s.ortThreads > 0 ? s.ortThreads : Math.max(1, Math.floor(cores / workers));
+  return { ...s, workers, ortThreads, maxInFlight: Math.max(1, s.maxInFlight) };
+}
+
+/** Flags understood by loadSettings, for the CLI's help text. */
+export function settingsHelp(): string {
+  return Object.entries(schema)
+    .map(([, v]) => `  --${v.arg.padEnd(14)} ${v.doc} [env ${v.env}, default ${JSON.stringify(v.default)}]`)
+    .join('\n');
+}

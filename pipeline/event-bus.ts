@@ -1,0 +1,45 @@
+/**
+ * Typed in-process event bus. Stages and sources publish domain events; transports subscribe
+ * and translate them into their wire protocol, so neither side knows about the other.
+ */
+import { Subject, type Observable } from 'rxjs';
+import type { Detection, Packet } from './types.js';
+
+export type SourceState = 'starting' | 'running' | 'retrying' | 'stopped' | 'failed';
+export type PipelineState = 'starting' | 'running' | 'stopped' | 'failed';
+
+export interface BusEvents {
+  /** A packet that has passed every stage of its pipeline. */
+  packet: Packet;
+  detections: {
+    pipeline: string; source: string; seq: number; ptsNs: number; capturedAtMs: number;
+    width: number; height: number; detections: Detection[];
+  };
+  'source.state': { source: string; state: SourceState; previous: SourceState; reason?: string; attempt?: number; atMs: number };
+  'pipeline.state': { pipeline: string; state: PipelineState; reason?: string; atMs: number };
+}
+
+export type Topic = keyof BusEvents;
+
+export class EventBus {
+  // One Subject per topic: a subscriber to rare events never pays for the per-frame ones.
+  private readonly subjects = new Map<Topic, Subject<unknown>>();
+
+  private subject<K extends Topic>(topic: K): Subject<BusEvents[K]> {
+    let s = this.subjects.get(topic);
+    if (!s) this.subjects.set(topic, (s = new Subject<unknown>()));
+    return s as Subject<BusEvents[K]>;
+  }
+
+  publish<K extends Topic>(topic: K, event: BusEvents[K]): void {
+    this.subjects.get(topic)?.next(event);
+  }
+
+  on<K extends Topic>(topic: K): Observable<BusEvents[K]> {
+    return this.subject(topic).asObservable();
+  }
+
+  complete(): void {
+    for (const s of this.subjects.values()) s.complete();
+  }
+}

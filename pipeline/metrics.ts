@@ -1,0 +1,58 @@
+/** Every Prometheus series Sightline exports, in one registry per process. */
+import client from 'prom-client';
+import type { SourceState } from './event-bus.js';
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.4, 0.6, 1, 2, 5];
+export const SOURCE_STATES: SourceState[] = ['starting', 'running', 'retrying', 'stopped', 'failed'];
+
+export class Metrics {
+  readonly registry = new client.Registry();
+
+  readonly framesIn = this.counter('sightline_frames_in_total', 'Frames decoded and delivered by a source.', ['source']);
+  readonly framesProcessed = this.counter('sightline_frames_processed_total', 'Frames that passed every stage of a pipeline.', ['pipeline', 'source']);
+  readonly framesDropped = this.counter('sightline_frames_dropped_total',
+    'Frames skipped instead of processed, by reason (stale: a newer live frame replaced it; stage_error: a stage failed on it; shutdown: in flight when the pipeline stopped).',
+    ['pipeline', 'source', 'reason']);
+  readonly stageLatency = this.histogram('sightline_stage_latency_seconds', 'Time a packet spends in one stage (includes the wait for a worker).', ['pipeline', 'stage'], LATENCY_BUCKETS);
+  readonly stageErrors = this.counter('sightline_stage_errors_total', 'Packets on which a stage failed.', ['pipeline', 'stage']);
+  readonly pipelineLatency = this.histogram('sightline_pipeline_latency_seconds', 'Capture (appsink) to sink latency of a packet.', ['pipeline'], LATENCY_BUCKETS);
+  readonly inferenceSeconds = this.histogram('sightline_inference_seconds', 'ONNX Runtime session.run time per call, measured in the worker.', ['model'], LATENCY_BUCKETS);
+  readonly workerQueue = this.gauge('sightline_worker_queue_size', 'Tasks waiting for a free worker.', []);
+  readonly workerUtilization = this.gauge('sightline_worker_utilization', 'Share of worker time spent running tasks since start (0-1).', []);
+  readonly workerThreads = this.gauge('sightline_worker_threads', 'Worker threads in the inference pool.', []);
+  readonly inFlight = this.gauge('sightline_pipeline_in_flight', 'Packets currently inside a pipeline\'s stages.', ['pipeline']);
+  readonly sourceState = this.gauge('sightline_source_state', '1 for the state a source is in, 0 for the others.', ['source', 'state']);
+  readonly pipelineUp = this.gauge('sightline_pipeline_up', '1 while a pipeline is running, 0 when stopped or failed.', ['pipeline']);
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry });
+  }
+
+  setSourceState(source: string, state: SourceState): void {
+    for (const s of SOURCE_STATES) this.sourceState.set({ source, state: s }, s === state ? 1 : 0);
+  }
+
+  /** Registers a callback run just before each scrape (e.g. to sample pool gauges). */
+  onScrape(fn: () => void): void {
+    this.scrapeHooks.push(fn);
+  }
+
+  private readonly scrapeHooks: (() => void)[] = [];
+
+  async render(): Promise<string> {
+    for (const fn of this.scrapeHooks) fn();
+    return this.registry.metrics();
+  }
+
+  private counter<L extends string>(name: string, help: string, labelNames: L[]) {
+    return new client.Counter<L>({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  private gauge<L extends string>(name: string, help: string, labelNames: L[]) {
+    return new client.Gauge<L>({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  private histogram<L extends string>(name: string, help: string, labelNames: L[], buckets: number[]) {
+    return new client.Histogram<L>({ name, help, labelNames, buckets, registers: [this.registry] });
+  }
+}

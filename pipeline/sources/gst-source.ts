@@ -1,0 +1,220 @@
+/**
+ * A GStreamer-backed frame source with an explicit state machine driven by bus messages:
+ * starting → running → (retrying → running)* → stopped | failed.
+ *
+ * Flow control: offline sources (files) pull the next sample only while the consumer has room,
+ * so every frame is processed and nothing queues in JavaScript. Live sources always keep a
+ * pull outstanding and leave the "latest frame wins" decision to the consumer.
+ */
+import type { AppSink, BusMessage, Caps, Pipeline } from 'gstreamer-superficial';
+import { gstreamer } from './gstreamer.js';
+import { BehaviorSubject, Subject } from 'rxjs';
+import type { SourceSpec } from '../../config/graph.js';
+import type { SourceState } from '../event-bus.js';
+import type { Logger } from '../log.js';
+import type { Frame } from '../types.js';
+import { isLive, launchDescription, sourceKind } from './launch.js';
+
+export interface StateChange { state: SourceState; previous: SourceState; reason?: string; attempt?: number }
+
+export interface RetryPolicy { initialMs: number; maxMs: number; maxAttempts: number }
+const DEFAULT_RETRY: RetryPolicy = { initialMs: 500, maxMs: 15_000, maxAttempts: Infinity };
+
+export class GstSource {
+  readonly id: string;
+  readonly live: boolean;
+  private readonly isFile: boolean;
+  readonly frames = new Subject<Frame>();
+  readonly state = new BehaviorSubject<StateChange>({ state: 'stopped', previous: 'stopped' });
+
+  private pipeline: Pipeline | null = null;
+  private sink: AppSink | null = null;
+  private pulling = false;
+  /** Offline flow control: asked before each pull; the consumer says whether it can take a frame. */
+  private demand: () => boolean = () => true;
+  private seq = 0;
+  private segmentStartSeq = 0;
+  private frameNs = 0;
+  private attempt = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
+
+  constructor(readonly spec: SourceSpec, private readonly log: Logger,
+    private readonly retry: RetryPolicy = DEFAULT_RETRY) {
+    this.id = spec.id;
+    this.live = isLive(spec);
+    this.isFile = sourceKind(spec.uri) === 'file';
+  }
+
+  get current(): SourceState {
+    return this.state.value.state;
+  }
+
+  /** Length of a file source in seconds, or -1 when unknown (live, or not yet prerolled). */
+  durationSeconds(): number {
+    return this.pipeline ? this.pipeline.queryDuration() : -1;
+  }
+
+  /** Nominal frame rate from the negotiated caps (0 until the first frame). */
+  get fps(): number {
+    return this.frameNs > 0 ? 1e9 / this.frameNs : 0;
+  }
+
+  start(): void {
+    if (this.pipeline) return;
+    this.stopping = false;
+    this.transition('starting');
+    this.open();
+  }
+
+  /** Offline flow control: frames are pulled only while `demand()` is true. Live sources ignore it. */
+  setDemand(demand: () => boolean): void {
+    this.demand = demand;
+  }
+
+  /** Tells an offline source that demand may have returned. */
+  wake(): void {
+    this.pump();
+  }
+
+  stop(reason = 'stopped by request'): void {
+    this.stopping = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.close();
+    if (this.current !== 'failed' && this.current !== 'stopped') this.transition('stopped', reason);
+    this.frames.complete();
+    this.state.complete();
+  }
+
+  private open(): void {
+    let p: Pipeline;
+    try {
+      p = new gstreamer.Pipeline(launchDescription(this.spec));
+    } catch (err) {
+      this.fail(`cannot build GStreamer pipeline: ${(err as Error).message}`);
+      return;
+    }
+    const sink = p.findChild('sink');
+    if (!sink) {
+      p.stop();
+      this.fail('GStreamer pipeline has no appsink');
+      return;
+    }
+    this.pipeline = p;
+    this.sink = sink;
+    this.segmentStartSeq = this.seq;
+    p.pollBus((msg) => this.onBus(p, msg));
+    p.play();
+    this.pump();
+  }
+
+  private close(): void {
+    const p = this.pipeline;
+    this.pipeline = null;
+    this.sink = null;
+    // Setting NULL unblocks a pending pull (it returns null) and ends the bus poll.
+    p?.stop();
+  }
+
+  private pump(): void {
+    if (!this.sink || this.pulling) return;
+    if (!this.live && !this.demand()) return;
+    this.pulling = true;
+    const sink = this.sink;
+    sink.pull((buf, caps) => {
+      this.pulling = false;
+      if (sink !== this.sink) return; // pipeline was replaced or closed meanwhile
+      if (!buf) {
+        // For files, a null sample is the end of the file *after* every queued frame was pulled
+        // (the bus EOS can arrive while frames still wait in the appsink). Live EOS is handled on the bus.
+        if (this.isFile) this.endOfFile();
+        return;
+      }
+      this.emit(buf, caps);
+      this.pump();
+    });
+  }
+
+  private emit(buf: Buffer, caps: Caps): void {
+    const width = Number(caps.width);
+    const height = Number(caps.height);
+    if (!this.frameNs) this.frameNs = frameDurationNs(caps.framerate);
+    // The binding copies each sample into a fresh Buffer; reuse its ArrayBuffer when it is exactly ours.
+    const data = buf.byteOffset === 0 && buf.buffer.byteLength === buf.length
+      ? buf.buffer as ArrayBuffer
+      : buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
+    if (this.current !== 'running') {
+      this.attempt = 0;
+      this.transition('running');
+    }
+    const seq = this.seq++;
+    this.frames.next({
+      source: this.id, seq,
+      ptsNs: Math.round((seq - this.segmentStartSeq) * this.frameNs),
+      capturedAtMs: Date.now(), width, height, format: 'RGB', data,
+    });
+  }
+
+  private onBus(p: Pipeline, msg: BusMessage): void {
+    if (p !== this.pipeline) return;
+    switch (msg.type) {
+      case 'eos':
+        if (!this.isFile) this.scheduleRetry('end of stream on a live source');
+        break;
+      case 'error': {
+        const reason = `${msg.message ?? 'GStreamer error'}${msg._src_element_name ? ` (element ${msg._src_element_name})` : ''}`;
+        if (this.live) this.scheduleRetry(reason);
+        else this.fail(reason);
+        break;
+      }
+      case 'warning':
+        this.log.warn(`GStreamer warning: ${String(msg.message ?? msg.type)}`);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private endOfFile(): void {
+    this.close();
+    if (this.spec.loop && !this.stopping) { this.open(); return; }
+    this.transition('stopped', 'end of stream');
+    this.frames.complete();
+  }
+
+  private scheduleRetry(reason: string): void {
+    this.close();
+    if (this.stopping) return;
+    this.attempt++;
+    if (this.attempt > this.retry.maxAttempts) {
+      this.fail(`${reason}; gave up after ${this.retry.maxAttempts} attempts`);
+      return;
+    }
+    // Capped exponential backoff with full jitter, so many cameras do not reconnect in lockstep.
+    const ceiling = Math.min(this.retry.maxMs, this.retry.initialMs * 2 ** (this.attempt - 1));
+    const delay = Math.round(ceiling / 2 + Math.random() * ceiling / 2);
+    this.transition('retrying', reason, this.attempt);
+    this.log.warn(`source ${this.id}: ${reason}; retry ${this.attempt} in ${delay} ms`);
+    this.retryTimer = setTimeout(() => { this.retryTimer = null; if (!this.stopping) this.open(); }, delay);
+  }
+
+  private fail(reason: string): void {
+    this.close();
+    this.log.error(`source ${this.id} failed: ${reason}`);
+    this.transition('failed', reason);
+    this.frames.complete();
+  }
+
+  private transition(state: SourceState, reason?: string, attempt?: number): void {
+    const previous = this.current;
+    if (previous === state && state !== 'retrying') return;
+    this.state.next({ state, previous, reason, attempt });
+  }
+}
+
+function frameDurationNs(framerate: string | undefined): number {
+  const m = /^(\d+)\/(\d+)$/.exec(framerate ?? '');
+  if (!m || Number(m[1]) === 0) return 0;
+  return (1e9 * Number(m[2])) / Number(m[1]);
+}

@@ -1,0 +1,78 @@
+/**
+ * Builds the gst-launch description of a source: capture/demux/decode, then videoconvert + videoscale
+ * (+ videorate) and a caps filter so GStreamer delivers packed RGB at the configured size in C.
+ */
+import path from 'node:path';
+import type { SourceSpec } from '../../config/graph.js';
+
+export type SourceKind = 'file' | 'rtsp' | 'test' | 'v4l2';
+
+export function sourceKind(uri: string): SourceKind {
+  const scheme = uri.slice(0, uri.indexOf('://'));
+  if (scheme === 'rtsps') return 'rtsp';
+  if (scheme === 'file' || scheme === 'rtsp' || scheme === 'test' || scheme === 'v4l2') return scheme;
+  throw new Error(`unsupported source URI "${uri}"; expected file://, rtsp://, test:// or v4l2://`);
+}
+
+/** Live sources deliver frames on their own clock: the latest frame wins and stale ones are dropped. */
+export function isLive(spec: SourceSpec): boolean {
+  return sourceKind(spec.uri) !== 'file' || spec.realtime;
+}
+
+/** `file://video.avi` and `file://dir/video.avi` are relative to the working directory; `file:///abs` is absolute. */
+export function filePath(uri: string): string {
+  const rest = decodeURIComponent(uri.slice('file://'.length).split('?')[0]);
+  return path.resolve(rest);
+}
+
+/** Quotes a value for gst_parse_launch. */
+function q(value: string): string {
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+const TEST_PROPS = /^[a-z][a-z0-9-]*$/;
+
+function captureAndDecode(spec: SourceSpec): string {
+  const kind = sourceKind(spec.uri);
+  switch (kind) {
+    case 'file':
+      return `filesrc location=${q(filePath(spec.uri))} ! decodebin`;
+    case 'rtsp':
+      return `rtspsrc location=${q(spec.uri)} protocols=${spec.transport} latency=${spec.latency} drop-on-latency=true ! decodebin`;
+    case 'v4l2': {
+      const device = '/' + spec.uri.slice('v4l2://'.length).replace(/^\/+/, '');
+      return `v4l2src device=${q(device)} ! decodebin`;
+    }
+    case 'test': {
+      // test://ball?num-buffers=100 → videotestsrc pattern=ball num-buffers=100 is-live=true
+      const u = new URL(spec.uri);
+      const props = [`is-live=true`];
+      if (u.hostname) props.push(`pattern=${q(u.hostname)}`);
+      for (const [k, v] of u.searchParams) {
+        if (!TEST_PROPS.test(k)) throw new Error(`invalid videotestsrc property "${k}" in ${spec.uri}`);
+        props.push(`${k}=${q(v)}`);
+      }
+      return `videotestsrc ${props.join(' ')}`;
+    }
+  }
+}
+
+export function launchDescription(spec: SourceSpec): string {
+  const live = isLive(spec);
+  const caps = ['video/x-raw', 'format=RGB'];
+  if (spec.width) caps.push(`width=${spec.width}`);
+  if (spec.height) caps.push(`height=${spec.height}`);
+  if (spec.width || spec.height) caps.push('pixel-aspect-ratio=1/1');
+  if (spec.fps) caps.push(`framerate=${fraction(spec.fps)}`);
+  const rate = spec.fps ? ' ! videorate drop-only=true' : '';
+  // Live: appsink keeps only the newest buffer, so a stalled consumer never builds latency inside GStreamer.
+  // Offline: a small queue and no clock sync, so decoding runs as fast as the stages pull.
+  const sink = live
+    ? `appsink name=sink sync=${spec.realtime} max-buffers=1 drop=true`
+    : 'appsink name=sink sync=false max-buffers=4 drop=false';
+  return `${captureAndDecode(spec)} ! videoconvert ! videoscale${rate} ! ${caps.join(',')} ! ${sink}`;
+}
+
+function fraction(fps: number): string {
+  return Number.isInteger(fps) ? `${fps}/1` : `${Math.round(fps * 1000)}/1000`;
+}

@@ -1,0 +1,77 @@
+/** What a stage is: a named factory of an RxJS operator over packets, with a schema for its options. */
+import { type OperatorFunction, type Observable, defer, from, mergeMap, map, catchError, of } from 'rxjs';
+import type { Graph } from '../config/graph.js';
+import type { EventBus } from './event-bus.js';
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
+import type { Packet } from './types.js';
+import type { InferencePool } from './worker-pool.js';
+import type { ResolvedSettings } from '../config/settings.js';
+
+export interface StageContext {
+  pipeline: string;
+  stageId: string;
+  graph: Graph;
+  settings: ResolvedSettings;
+  pool: InferencePool;
+  bus: EventBus;
+  metrics: Metrics;
+  log: Logger;
+  /** Absolute path of a model declared in the graph's `models` section. */
+  modelPath(modelId: string): string;
+}
+
+export interface OptionProblem { path: (string | number)[]; message: string }
+
+export interface StageDefinition<O = Record<string, unknown>> {
+  name: string;
+  /** JSON schema of the stage's `with:` options (defaults applied by `create`). */
+  optionsSchema: object;
+  /** Checks that need the whole graph (e.g. that a named model exists and has the right kind). */
+  check?(options: O, graph: Graph): OptionProblem[];
+  /** Models this stage needs loaded before the pipeline starts. */
+  models?(options: O): string[];
+  create(options: O, ctx: StageContext): OperatorFunction<Packet, Packet>;
+}
+
+/**
+ * Runs `work` on up to `concurrency` packets at once and emits results in input order, so per-source
+ * order holds even when several workers finish out of order. A failure on one packet is recorded on
+ * the packet and counted; the packet continues so nothing is silently lost.
+ */
+export function orderedAsyncStage(ctx: StageContext, concurrency: number,
+  work: (p: Packet) => Promise<Packet>): OperatorFunction<Packet, Packet> {
+  const latency = ctx.metrics.stageLatency.labels(ctx.pipeline, ctx.stageId);
+  const errors = ctx.metrics.stageErrors.labels(ctx.pipeline, ctx.stageId);
+  const timed = (p: Packet): Observable<Packet> => defer(() => {
+    const t0 = performance.now();
+    return from(work(p)).pipe(
+      map((out) => { latency.observe((performance.now() - t0) / 1000); return out; }),
+      catchError((err: Error) => {
+        errors.inc();
+        ctx.log.warn(`stage failed on frame ${p.frame.seq}: ${err.message}`);
+        return of({ ...p, errors: [...(p.errors ?? []), { stage: ctx.stageId, message: err.message }] });
+      }),
+    );
+  });
+  return (input) => inOrder(input, concurrency, timed);
+}
+
+/** mergeMap with bounded concurrency whose output keeps the input order. */
+function inOrder<T, R>(input: Observable<T>, concurrency: number, fn: (v: T) => Observable<R>): Observable<R> {
+  return defer(() => {
+    let next = 0;
+    let emit = 0;
+    const ready = new Map<number, R>();
+    return input.pipe(
+      map((v) => [next++, v] as const),
+      mergeMap(([i, v]) => fn(v).pipe(map((r) => [i, r] as const)), concurrency),
+      mergeMap(([i, r]) => {
+        ready.set(i, r);
+        const out: R[] = [];
+        while (ready.has(emit)) { out.push(ready.get(emit)!); ready.delete(emit); emit++; }
+        return from(out);
+      }),
+    );
+  });
+}

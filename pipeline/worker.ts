@@ -1,0 +1,28 @@
+/** Piscina worker entry: dispatches tasks to the stage handlers that run beside their models. */
+import { move, workerData, transferableSymbol, valueSymbol } from 'piscina';
+import { getSession } from './model-sessions.js';
+import type { LoadResult, WorkerTask } from './worker-protocol.js';
+import { detect } from '../stages/detect.worker.js';
+
+const threads: number = (workerData as { ortThreads?: number } | undefined)?.ortThreads ?? 1;
+
+export default async function run(task: WorkerTask): Promise<unknown> {
+  switch (task.op) {
+    case 'load': {
+      const s = await getSession(task.model, threads);
+      return { inputs: [...s.inputNames], outputs: [...s.outputNames] } satisfies LoadResult;
+    }
+    case 'detect': {
+      const result = await detect(task, threads);
+      // Hand the frame's pixels back without copying.
+      return withTransfer(result, [result.data]);
+    }
+    default:
+      throw new Error(`unknown worker task ${(task as { op: string }).op}`);
+  }
+}
+
+/** Piscina's Transferable wrapper: `value` is posted back with `transfer` moved, not cloned. */
+function withTransfer<T extends object>(value: T, transfer: ArrayBuffer[]): unknown {
+  return move({ [transferableSymbol]: transfer, [valueSymbol]: value } as unknown as Parameters<typeof move>[0]);
+}

@@ -1,0 +1,16 @@
+/** Every stage a graph can `use`, by name. */
+import type { StageDefinition } from '../pipeline/stage.js';
+import { detectStage } from './detect.js';
+
+/** Model kinds a graph's `models` section may declare. */
+export const MODEL_KINDS = ['yolox'] as const;
+
+const definitions: StageDefinition<never>[] = [detectStage as StageDefinition<never>];
+
+export function stageDefinitions(): StageDefinition<never>[] {
+  return definitions;
+}
+
+export function stageDefinition(name: string): StageDefinition<Record<string, unknown>> | undefined {
+  return definitions.find((d) => d.name === name) as StageDefinition<Record<string, unknown>> | undefined;
+}
