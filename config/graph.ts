@@ -3,7 +3,7 @@
  * Loading validates everything up front; every problem is reported with file, line, key and what was expected.
  */
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Document } from 'yaml';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { stageDefinitions, MODEL_KINDS } from '../stages/registry.js';
 import type { StageDefinition } from '../pipeline/stage.js';
@@ -131,7 +131,7 @@ const topSchema = {
   },
 } as const;
 
-const ajv = new Ajv({ allErrors: true, strict: false });
+const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
 const validateTop = ajv.compile(topSchema);
 const stageValidators = new Map<string, ValidateFunction>();
 for (const def of stageDefinitions()) stageValidators.set(def.name, ajv.compile(def.optionsSchema));
@@ -147,13 +147,21 @@ class IssueCollector {
     this.issues.push({ file: this.file, line, col, key: keyString(path), message });
   }
 
-  /** Position of the deepest node on `path` that exists (a missing key points at its parent). */
+  /** Position of the deepest entry on `path` that exists: a map entry's key, a list item, or the parent of a missing key. */
   private locate(path: PathKey[]): { line: number; col: number } {
-    for (let n = path.length; n >= 0; n--) {
-      const node = n === 0 ? this.doc.contents : this.doc.getIn(path.slice(0, n), true);
-      if (isNode(node) && node.range) return this.lines.linePos(node.range[0]);
+    for (let n = path.length; n > 0; n--) {
+      const parent = n === 1 ? this.doc.contents : this.doc.getIn(path.slice(0, n - 1), true);
+      const last = path[n - 1];
+      if (isMap(parent)) {
+        const pair = parent.items.find((it) => isScalar(it.key) && String(it.key.value) === String(last));
+        if (pair && isNode(pair.key) && pair.key.range) return this.lines.linePos(pair.key.range[0]);
+      } else if (isSeq(parent) && typeof last === 'number') {
+        const item = parent.items[last];
+        if (isNode(item) && item.range) return this.lines.linePos(item.range[0]);
+      }
     }
-    return { line: 1, col: 1 };
+    const top = this.doc.contents;
+    return isNode(top) && top.range ? this.lines.linePos(top.range[0]) : { line: 1, col: 1 };
   }
 }
 

@@ -1,0 +1,85 @@
+import test from 'ava';
+import { GraphError, parseGraph } from '../config/graph.js';
+
+const VALID = `sources:
+  cam:
+    uri: file://media/vtest.avi
+models:
+  people: { file: yolox_nano.onnx, kind: yolox }
+pipelines:
+  main:
+    source: cam
+    stages:
+      - { id: detect, use: detect, with: { model: people, classes: [person], score: 0.3 } }
+`;
+
+function issuesOf(yaml: string): string[] {
+  try {
+    parseGraph(yaml, 'g.yaml');
+  } catch (err) {
+    if (err instanceof GraphError) return err.message.split('\n');
+    throw err;
+  }
+  throw new Error('graph was accepted');
+}
+
+test('a valid graph loads with defaults filled in', (t) => {
+  const g = parseGraph(VALID, 'g.yaml');
+  t.is(g.sources.cam.realtime, false);
+  t.is(g.sources.cam.transport, 'tcp');
+  t.deepEqual(g.pipelines.main.stages[0], { id: 'detect', use: 'detect', from: null, with: { model: 'people', classes: ['person'], score: 0.3 } });
+});
+
+test('`from` defaults to the previous stage', (t) => {
+  const g = parseGraph(VALID.replace(/stages:\n.*\n$/s, `stages:
+      - { id: a, use: detect, with: { model: people } }
+      - { id: b, use: detect, with: { model: people } }
+      - { id: c, use: detect, from: a, with: { model: people } }
+`), 'g.yaml');
+  t.deepEqual(g.pipelines.main.stages.map((s) => [s.id, s.from]), [['a', null], ['b', 'a'], ['c', 'a']]);
+});
+
+test('unknown stage names file, line, key and the known stages', (t) => {
+  const [msg] = issuesOf(VALID.replace('use: detect', 'use: detekt'));
+  t.is(msg, 'g.yaml:10:23: pipelines.main.stages[0].use: unknown stage "detekt"; expected one of detect');
+});
+
+test('a wrong type in stage options is reported at its line', (t) => {
+  const [msg] = issuesOf(VALID.replace('score: 0.3', 'score: high'));
+  t.regex(msg, /^g\.yaml:10:\d+: pipelines\.main\.stages\[0\]\.with\.score: must be number$/);
+});
+
+test('wrong types and unknown keys in sources are reported', (t) => {
+  const msgs = issuesOf(VALID.replace('uri: file://media/vtest.avi', 'uri: file://media/vtest.avi\n    width: wide\n    colour: red'));
+  t.true(msgs.some((m) => /^g\.yaml:4:5: sources\.cam\.width: must be integer$/.test(m)), msgs.join('\n'));
+  t.true(msgs.some((m) => /^g\.yaml:5:\d+: sources\.cam\.colour: unknown key "colour"; expected one of uri, width, height/.test(m)), msgs.join('\n'));
+});
+
+test('a cycle among stages is an error', (t) => {
+  const msgs = issuesOf(VALID.replace(/stages:\n.*\n$/s, `stages:
+      - { id: a, use: detect, from: b, with: { model: people } }
+      - { id: b, use: detect, from: a, with: { model: people } }
+`));
+  t.true(msgs.some((m) => /stages form a cycle: a -> b -> a/.test(m)), msgs.join('\n'));
+});
+
+test('a `from` naming no stage is an error', (t) => {
+  const [msg] = issuesOf(VALID.replace('use: detect,', 'use: detect, from: nowhere,'));
+  t.regex(msg, /^g\.yaml:10:\d+: pipelines\.main\.stages\[0\]\.from: "from" names "nowhere", which is not a stage of this pipeline/);
+});
+
+test('unknown source, model, class and transport pipeline are errors', (t) => {
+  const msgs = issuesOf(VALID.replace('source: cam', 'source: lobby').replace('model: people', 'model: faces')
+    .replace('classes: [person]', 'classes: [persn]') + 'transports:\n  metrics: { port: 9464, pipeline: other }\n');
+  t.true(msgs.some((m) => m.includes('pipelines.main.source: unknown source "lobby"; defined sources: cam')));
+  t.true(msgs.some((m) => m.includes('pipelines.main.stages[0].with.model: unknown model "faces"')));
+  t.true(msgs.some((m) => m.includes('pipelines.main.stages[0].with.classes[0]: unknown class "persn"')));
+  t.true(msgs.some((m) => m.includes('transports.metrics.pipeline: unknown pipeline "other"')));
+});
+
+test('bad URIs, missing keys and YAML syntax errors are reported', (t) => {
+  t.regex(issuesOf(VALID.replace('file://media/vtest.avi', 'http://x'))[0], /sources\.cam\.uri: must match/);
+  t.regex(issuesOf(VALID.replace('    source: cam\n', ''))[0], /^g\.yaml:\d+:\d+: pipelines\.main: missing required key "source"$/);
+  t.regex(issuesOf('sources: [\n')[0], /^g\.yaml:\d+:\d+: \(top level\): YAML syntax: /);
+  t.regex(issuesOf(VALID + 'extra: 1\n')[0], /^g\.yaml:11:1: extra: unknown key "extra"; expected one of sources, models, pipelines, transports$/);
+});

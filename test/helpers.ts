@@ -1,0 +1,40 @@
+/** Shared fixtures for tests: real media and models from the directories the setup step fills. */
+import path from 'node:path';
+import { parseGraph, type Graph } from '../config/graph.js';
+import { loadSettings, type ResolvedSettings } from '../config/settings.js';
+import { createLogger, type Logger } from '../pipeline/log.js';
+
+export const MEDIA_DIR = path.resolve(process.env.SIGHTLINE_MEDIA_DIR ?? 'media');
+export const media = (name: string): string => path.join(MEDIA_DIR, name);
+
+export function graph(yaml: string, file = 'test.yaml'): Graph {
+  return parseGraph(yaml, file);
+}
+
+export function testSettings(overrides: Partial<ResolvedSettings> = {}): ResolvedSettings {
+  return { ...loadSettings([], process.env), host: '127.0.0.1', logLevel: 'warn', ...overrides };
+}
+
+/** A logger that keeps lines for assertions (and stays quiet). */
+export function memoryLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  return Object.assign(createLogger('debug', 'test', (l) => lines.push(l)), { lines });
+}
+
+export async function scrape(port: number): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  if (!res.ok) throw new Error(`/metrics answered ${res.status}`);
+  return res.text();
+}
+
+/** Value of one Prometheus sample, e.g. metric(text, 'sightline_frames_in_total', { source: 'plaza' }). */
+export function metric(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[4]);
+  }
+  return undefined;
+}
