@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { GraphError, loadGraph, type Graph } from '../config/graph.js';
 import { loadSettings, settingsHelp, type ResolvedSettings } from '../config/settings.js';
 import { startApp } from '../pipeline/app.js';
+import { runAssetsCli } from '../pipeline/assets.js';
 import { createLogger } from '../pipeline/log.js';
 import { ProgressReporter } from './progress.js';
 
@@ -13,6 +14,8 @@ const USAGE = `Usage:
   sightline process <graph.yaml> --input <video> [--output <file.jsonl>] [--source <id>] [settings]
                                                         run a video file to its end, write detections as JSON lines
   sightline validate <graph.yaml>                       check a graph and exit
+  sightline assets install [--models-from DIR] [--media-from DIR]
+                                                        install models and sample media (sha256-checked)
 
 Settings (also from SIGHTLINE_* environment variables):
 ${settingsHelp()}`;
@@ -24,6 +27,7 @@ const SETTINGS_FLAGS = {
 } as const;
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'assets') return runAssetsCli(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({

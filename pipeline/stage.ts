@@ -43,13 +43,18 @@ export function orderedAsyncStage(ctx: StageContext, concurrency: number,
   work: (p: Packet) => Promise<Packet>): OperatorFunction<Packet, Packet> {
   const latency = ctx.metrics.stageLatency.labels(ctx.pipeline, ctx.stageId);
   const errors = ctx.metrics.stageErrors.labels(ctx.pipeline, ctx.stageId);
+  // A stage that fails on every frame must not flood the log: the first failure, then one line per 100.
+  let failures = 0;
+  const logFailure = (seq: number, message: string): void => {
+    if (failures++ % 100 === 0) ctx.log.warn(`stage failed on frame ${seq} (${failures} failures so far): ${message}`);
+  };
   const timed = (p: Packet): Observable<Packet> => defer(() => {
     const t0 = performance.now();
     return from(work(p)).pipe(
       map((out) => { latency.observe((performance.now() - t0) / 1000); return out; }),
       catchError((err: Error) => {
         errors.inc();
-        ctx.log.warn(`stage failed on frame ${p.frame.seq}: ${err.message}`);
+        logFailure(p.frame.seq, err.message);
         return of({ ...p, errors: [...(p.errors ?? []), { stage: ctx.stageId, message: err.message }] });
       }),
     );
