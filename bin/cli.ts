@@ -71,17 +71,18 @@ export async function main(argv: string[]): Promise<number> {
       console.log(`${graphFile}: ok (${Object.keys(graph.sources).length} sources, ${Object.keys(graph.pipelines).length} pipelines)`);
       return 0;
     case 'run':
-      return run(graph, settings);
+      return run(graph, graphFile, settings);
     default:
       return processFile(graph, settings, parsed.values);
   }
 }
 
-async function run(graph: Graph, settings: ResolvedSettings): Promise<number> {
+async function run(graph: Graph, graphFile: string, settings: ResolvedSettings): Promise<number> {
   const log = createLogger(settings.logLevel);
-  const app = await startApp(graph, settings, { log });
-  const metricsPort = app.ports.get(graph.transports.metrics?.port ?? settings.metricsPort);
-  log.info(`serving ${Object.keys(graph.pipelines).length} pipeline(s); metrics at http://${settings.host}:${metricsPort}/metrics`);
+  // The graph file is watched: a valid edit is applied by difference, an invalid one is logged and ignored.
+  const app = await startApp(graph, settings, { log, graphFile, watch: true });
+  log.info(`serving ${Object.keys(graph.pipelines).length} pipeline(s); metrics at http://${settings.host}:${app.portOf('metrics')}/metrics; watching ${graphFile} (SIGHUP reloads too)`);
+  process.on('SIGHUP', () => void app.reload());
   return new Promise<number>((resolve) => {
     const shutdown = (signal: string): void => {
       log.info(`${signal}: stopping`);

@@ -23,6 +23,8 @@ export interface SourceSpec {
   transport: 'tcp' | 'udp';
   /** RTSP: jitter-buffer latency in ms. */
   latency: number;
+  /** Live sources: seconds without a frame before the source is restarted (0 = off). */
+  watchdog: number;
 }
 
 export interface ModelSpec { id: string; file: string; kind: string }
@@ -85,6 +87,7 @@ const topSchema = {
           loop: { type: 'boolean' },
           transport: { enum: ['tcp', 'udp'] },
           latency: { type: 'integer', minimum: 0, maximum: 10000 },
+          watchdog: { type: 'number', minimum: 0, maximum: 3600 },
         },
       },
     },
@@ -245,7 +248,7 @@ function dedupe(list: GraphIssue[]): GraphIssue[] {
 }
 
 interface RawGraph {
-  sources: Record<string, Omit<SourceSpec, 'id' | 'realtime' | 'loop' | 'transport' | 'latency'> & Partial<SourceSpec>>;
+  sources: Record<string, Omit<SourceSpec, 'id' | 'realtime' | 'loop' | 'transport' | 'latency' | 'watchdog'> & Partial<SourceSpec>>;
   models?: Record<string, { file: string; kind: string }>;
   pipelines: Record<string, { source: string; maxInFlight?: number; stages: { id?: string; use: string; from?: string; with?: Record<string, unknown> }[] }>;
   transports?: Record<string, Record<string, unknown>>;
@@ -254,7 +257,7 @@ interface RawGraph {
 function normalise(raw: RawGraph, file: string): Graph {
   const sources: Record<string, SourceSpec> = {};
   for (const [id, s] of Object.entries(raw.sources)) {
-    sources[id] = { realtime: false, loop: false, transport: 'tcp', latency: 200, ...s, id };
+    sources[id] = { realtime: false, loop: false, transport: 'tcp', latency: 200, watchdog: 5, ...s, id };
   }
   const models: Record<string, ModelSpec> = {};
   for (const [id, m] of Object.entries(raw.models ?? {})) models[id] = { ...m, id };

@@ -1,16 +1,21 @@
 /** Composition root: settings + graph → worker pool, runtime, transports. Used by the CLI and the tests. */
-import type { Graph } from '../config/graph.js';
+import { isDeepStrictEqual } from 'node:util';
+import { GraphError, loadGraph, type Graph, type TransportSpec } from '../config/graph.js';
 import type { ResolvedSettings } from '../config/settings.js';
+import { watchFile } from '../config/watch.js';
 import { HttpHub } from '../transports/http-hub.js';
-import { mountMetrics } from '../transports/metrics.js';
+import { transportDefinition, type MountedTransport, type TransportContext } from '../transports/registry.js';
 import { EventBus } from './event-bus.js';
+import { describeChanges, hasChanges } from './graph-diff.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { Runtime } from './runtime.js';
 import { InferencePool } from './worker-pool.js';
 
+export type ReloadResult = 'applied' | 'invalid' | 'unchanged';
+
 export interface App {
-  graph: Graph;
+  readonly graph: Graph;
   settings: ResolvedSettings;
   bus: EventBus;
   metrics: Metrics;
@@ -20,6 +25,10 @@ export interface App {
   log: Logger;
   /** Graph port → bound port (differs when a port of 0 asked for a free one). */
   ports: Map<number, number>;
+  /** Bound port of a transport, by transport id. */
+  portOf(transport: string): number | undefined;
+  /** Re-reads the graph file and applies what changed; an invalid file leaves the running graph alone. */
+  reload(): Promise<ReloadResult>;
   stop(): Promise<void>;
 }
 
@@ -27,28 +36,93 @@ export interface AppOptions {
   /** Serve HTTP/WebSocket transports (false for offline `process` runs). */
   serve?: boolean;
   log?: Logger;
+  /** The file the graph came from: enables reload(), and watching it when `watch` is set. */
+  graphFile?: string;
+  watch?: boolean;
 }
 
-export async function startApp(graph: Graph, settings: ResolvedSettings, opts: AppOptions = {}): Promise<App> {
+/** The transports to run: the graph's, plus metrics on its default port when the graph does not say. */
+function transportsOf(graph: Graph, settings: ResolvedSettings): Map<string, TransportSpec & { port: number }> {
+  const specs: Record<string, TransportSpec> = { metrics: { id: 'metrics' }, ...graph.transports };
+  return new Map(Object.entries(specs).map(([id, spec]) =>
+    [id, { ...spec, port: spec.port ?? transportDefinition(id)!.defaultPort(settings) }]));
+}
+
+export async function startApp(initial: Graph, settings: ResolvedSettings, opts: AppOptions = {}): Promise<App> {
   const log = opts.log ?? createLogger(settings.logLevel);
   const bus = new EventBus();
   const metrics = new Metrics();
   const pool = new InferencePool(settings.workers, settings.ortThreads, metrics);
-  const runtime = new Runtime(graph, { settings, pool, bus, metrics, log });
+  const runtime = new Runtime(initial, { settings, pool, bus, metrics, log });
   const hub = new HttpHub(settings.host, log.child('http'));
-  let ports = new Map<number, number>();
-  if (opts.serve !== false) {
-    const metricsPort = graph.transports.metrics?.port ?? settings.metricsPort;
-    mountMetrics(hub, metricsPort, metrics, () => runtime);
-    ports = await hub.listen();
-  }
+  const ctx: TransportContext = { hub, bus, metrics, settings, log, runtime: () => runtime };
+  const mounted = new Map<string, { spec: TransportSpec & { port: number }; handle: MountedTransport }>();
+  const serve = opts.serve !== false;
+
+  const syncTransports = async (graph: Graph): Promise<void> => {
+    if (!serve) return;
+    const wanted = transportsOf(graph, settings);
+    for (const [id, m] of mounted) {
+      if (isDeepStrictEqual(wanted.get(id), m.spec)) continue;
+      await m.handle.close();
+      await hub.unmount(id);
+      mounted.delete(id);
+    }
+    for (const [id, spec] of wanted) {
+      if (mounted.has(id)) continue;
+      mounted.set(id, { spec, handle: transportDefinition(id)!.mount(spec, spec.port, ctx) });
+    }
+    await hub.listen();
+  };
+
+  await syncTransports(initial);
   await runtime.start();
+
+  // Reloads run one at a time, in the order they were asked for.
+  let reloading: Promise<ReloadResult> = Promise.resolve('unchanged');
+  const reloadOnce = async (): Promise<ReloadResult> => {
+    const file = opts.graphFile!;
+    let next: Graph;
+    try {
+      next = loadGraph(file);
+    } catch (err) {
+      const errors = err instanceof GraphError ? err.message.split('\n') : [(err as Error).message];
+      log.error(`graph reload rejected, keeping the running graph:\n${errors.join('\n')}`);
+      metrics.configReloads.inc({ result: 'invalid' });
+      bus.publish('config', { result: 'invalid', file, summary: 'invalid graph; running graph kept', errors, atMs: Date.now() });
+      return 'invalid';
+    }
+    const changes = await runtime.apply(next);
+    const transportsChanged = !isDeepStrictEqual(transportsOf(next, settings), new Map([...mounted].map(([id, m]) => [id, m.spec])));
+    if (transportsChanged) await syncTransports(next);
+    const result: ReloadResult = hasChanges(changes) || transportsChanged ? 'applied' : 'unchanged';
+    const summary = describeChanges(changes);
+    metrics.configReloads.inc({ result });
+    log.info(`graph reload ${result}: ${summary}`);
+    bus.publish('config', { result, file, summary, changes, atMs: Date.now() });
+    return result;
+  };
+  const reload = (): Promise<ReloadResult> => {
+    if (!opts.graphFile) return Promise.reject(new Error('reload needs the graph file the app was started from'));
+    reloading = reloading.then(reloadOnce, reloadOnce);
+    return reloading;
+  };
+  const watcher = opts.watch && opts.graphFile ? watchFile(opts.graphFile, () => void reload()) : null;
+
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => (stopping ??= (async () => {
+    watcher?.close();
+    await reloading.catch(() => undefined);
     await runtime.stop();
+    for (const m of mounted.values()) await m.handle.close();
     await hub.close();
     await pool.close();
     bus.complete();
   })());
-  return { graph, settings, bus, metrics, pool, runtime, hub, log, ports, stop };
+  return {
+    get graph() { return runtime.graph; },
+    settings, bus, metrics, pool, runtime, hub, log, ports: hub.bound,
+    portOf: (id) => { const m = mounted.get(id); return m ? hub.bound.get(m.spec.port) : undefined; },
+    reload, stop,
+  };
 }

@@ -3,6 +3,7 @@
  * and translate them into their wire protocol, so neither side knows about the other.
  */
 import { Subject, type Observable } from 'rxjs';
+import type { GraphChanges } from './graph-diff.js';
 import type { Detection, Packet } from './types.js';
 
 export type SourceState = 'starting' | 'running' | 'retrying' | 'stopped' | 'failed';
@@ -17,6 +18,8 @@ export interface BusEvents {
   };
   'source.state': { source: string; state: SourceState; previous: SourceState; reason?: string; attempt?: number; atMs: number };
   'pipeline.state': { pipeline: string; state: PipelineState; reason?: string; atMs: number };
+  /** A graph reload: applied (with what changed), invalid (old graph kept) or unchanged. */
+  config: { result: 'applied' | 'invalid' | 'unchanged'; file: string; summary: string; changes?: GraphChanges; errors?: string[]; atMs: number };
 }
 
 export type Topic = keyof BusEvents;

@@ -5,8 +5,12 @@ import type { SourceState } from './event-bus.js';
 const LATENCY_BUCKETS = [0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.4, 0.6, 1, 2, 5];
 export const SOURCE_STATES: SourceState[] = ['starting', 'running', 'retrying', 'stopped', 'failed'];
 
+/** Wire protocols served over WebSockets, pre-declared so dashboards show 0 rather than nothing. */
+export const WS_PROTOCOLS = ['people-counter', 'ddfr', 'watchme', 'pose-stream-v1', 'reconstruction'] as const;
+
 export class Metrics {
   readonly registry = new client.Registry();
+  private readonly scrapeHooks: (() => void)[] = [];
 
   readonly framesIn = this.counter('sightline_frames_in_total', 'Frames decoded and delivered by a source.', ['source']);
   readonly framesProcessed = this.counter('sightline_frames_processed_total', 'Frames that passed every stage of a pipeline.', ['pipeline', 'source']);
@@ -23,21 +27,38 @@ export class Metrics {
   readonly inFlight = this.gauge('sightline_pipeline_in_flight', 'Packets currently inside a pipeline\'s stages.', ['pipeline']);
   readonly sourceState = this.gauge('sightline_source_state', '1 for the state a source is in, 0 for the others.', ['source', 'state']);
   readonly pipelineUp = this.gauge('sightline_pipeline_up', '1 while a pipeline is running, 0 when stopped or failed.', ['pipeline']);
+  readonly sourceReconnects = this.counter('sightline_source_reconnects_total', 'Times a live source went to retrying, by reason (error, eos, watchdog).', ['source', 'reason']);
+  readonly sourceLastFrameAge = this.gauge('sightline_source_last_frame_age_seconds', 'Seconds since a source delivered its last frame.', ['source']);
+  readonly configReloads = this.counter('sightline_config_reloads_total', 'Graph reloads, by result (applied, invalid, unchanged).', ['result']);
+  readonly wsClients = this.gauge('sightline_ws_clients', 'Connected WebSocket clients per protocol.', ['protocol']);
+  readonly wsMessages = this.counter('sightline_ws_messages_total', 'WebSocket messages per protocol and direction (in, out).', ['protocol', 'direction']);
+  readonly wsDropped = this.counter('sightline_ws_dropped_total', 'Messages not sent to a slow WebSocket client, per protocol.', ['protocol']);
+  readonly wsErrors = this.counter('sightline_ws_errors_total', 'Bad client input answered with a protocol error, per protocol and kind.', ['protocol', 'kind']);
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
+    for (const protocol of WS_PROTOCOLS) {
+      this.wsClients.set({ protocol }, 0);
+      for (const direction of ['in', 'out']) this.wsMessages.inc({ protocol, direction }, 0);
+      this.wsDropped.inc({ protocol }, 0);
+    }
+    for (const result of ['applied', 'invalid', 'unchanged']) this.configReloads.inc({ result }, 0);
   }
 
   setSourceState(source: string, state: SourceState): void {
     for (const s of SOURCE_STATES) this.sourceState.set({ source, state: s }, s === state ? 1 : 0);
   }
 
+  /** Removes the per-source series of a source that no longer exists. */
+  forgetSource(source: string): void {
+    for (const state of SOURCE_STATES) this.sourceState.remove({ source, state });
+    this.sourceLastFrameAge.remove({ source });
+  }
+
   /** Registers a callback run just before each scrape (e.g. to sample pool gauges). */
   onScrape(fn: () => void): void {
     this.scrapeHooks.push(fn);
   }
-
-  private readonly scrapeHooks: (() => void)[] = [];
 
   async render(): Promise<string> {
     for (const fn of this.scrapeHooks) fn();

@@ -4,10 +4,11 @@
  */
 import path from 'node:path';
 import { Subject, type Subscription } from 'rxjs';
-import type { Graph, PipelineSpec, StageSpec } from '../config/graph.js';
+import type { Graph, PipelineSpec, SourceSpec, StageSpec } from '../config/graph.js';
 import type { ResolvedSettings } from '../config/settings.js';
 import { stageDefinition } from '../stages/registry.js';
 import { buildDag } from './dag.js';
+import { diffGraphs, type GraphChanges } from './graph-diff.js';
 import type { EventBus, PipelineState } from './event-bus.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -27,6 +28,7 @@ export interface RuntimeDeps {
 /** Fans one source's frames out to the pipelines that read it. */
 class SourceFeed {
   readonly consumers: PipelineRunner[] = [];
+  started = false;
   private sub: Subscription | null = null;
 
   constructor(readonly source: GstSource, private readonly deps: RuntimeDeps) {
@@ -68,7 +70,7 @@ export class PipelineRunner {
   private readonly maxInFlight: number;
   private readonly log: Logger;
 
-  constructor(readonly spec: PipelineSpec, private readonly feed: SourceFeed, private readonly graph: Graph,
+  constructor(readonly spec: PipelineSpec, private feed: SourceFeed, private readonly graph: Graph,
     private readonly deps: RuntimeDeps) {
     this.maxInFlight = spec.maxInFlight ?? deps.settings.maxInFlight;
     this.log = deps.log.child(spec.id);
@@ -99,6 +101,24 @@ export class PipelineRunner {
     }
     this.setState('running');
     this.feed.attach(this);
+  }
+
+  /** Stops taking frames from the current source (the chain and its state stay). */
+  detach(): void {
+    this.feed.detach(this);
+    this.discardPending();
+  }
+
+  /** Takes frames from `feed` from now on (after a reload replaced the source). */
+  attach(feed: SourceFeed): void {
+    this.feed = feed;
+    if (this.state === 'running') feed.attach(this);
+  }
+
+  /** Drops the frame waiting for a free slot, e.g. when its source went down. */
+  discardPending(): void {
+    if (this.pending) this.drop(this.pending, 'stale');
+    this.pending = null;
   }
 
   deliver(frame: Frame): void {
@@ -216,25 +236,49 @@ export class Runtime {
   readonly pipelines = new Map<string, PipelineRunner>();
   private readonly feeds = new Map<string, SourceFeed>();
 
-  constructor(readonly graph: Graph, private readonly deps: RuntimeDeps) {}
+  constructor(public graph: Graph, private readonly deps: RuntimeDeps) {
+    deps.metrics.onScrape(() => {
+      const now = Date.now();
+      for (const [id, s] of this.sources) {
+        if (s.lastFrameAt) deps.metrics.sourceLastFrameAge.set({ source: id }, (now - s.lastFrameAt) / 1000);
+      }
+    });
+  }
 
   async start(): Promise<void> {
-    const { metrics, bus, log } = this.deps;
-    for (const spec of Object.values(this.graph.sources)) {
-      const source = new GstSource(spec, log.child(`source:${spec.id}`));
-      source.state.subscribe(({ state, previous, reason, attempt }) => {
-        metrics.setSourceState(spec.id, state);
-        bus.publish('source.state', { source: spec.id, state, previous, reason, attempt, atMs: Date.now() });
-      });
-      this.sources.set(spec.id, source);
-      this.feeds.set(spec.id, new SourceFeed(source, this.deps));
+    for (const spec of Object.values(this.graph.sources)) this.addSource(spec);
+    await this.startPipelines(Object.keys(this.graph.pipelines));
+    this.startAttachedSources();
+  }
+
+  /**
+   * Applies a new graph by difference: removed and changed pipelines and sources are stopped, new
+   * ones started; pipelines that did not change keep running with their state, and are moved to
+   * the new instance of their source when only the source changed.
+   */
+  async apply(next: Graph): Promise<GraphChanges> {
+    const changes = diffGraphs(this.graph, next);
+    const restartSources = new Set([...changes.sources.removed, ...changes.sources.changed]);
+    for (const id of [...changes.pipelines.removed, ...changes.pipelines.changed]) {
+      await this.pipelines.get(id)?.stop();
+      this.pipelines.delete(id);
     }
-    for (const spec of Object.values(this.graph.pipelines)) {
-      this.pipelines.set(spec.id, new PipelineRunner(spec, this.feeds.get(spec.source)!, this.graph, this.deps));
+    // Detach the surviving pipelines before their source ends, so its end does not end them too.
+    const movers = [...this.pipelines.values()].filter((p) => restartSources.has(p.spec.source));
+    for (const p of movers) p.detach();
+    for (const id of restartSources) {
+      this.sources.get(id)?.stop('removed or changed by a graph reload');
+      this.sources.delete(id);
+      this.feeds.delete(id);
     }
-    await Promise.all([...this.pipelines.values()].map((p) => p.start()));
-    // Start only the sources some running pipeline reads.
-    for (const feed of this.feeds.values()) if (feed.consumers.length) feed.source.start();
+    for (const id of changes.sources.removed) this.deps.metrics.forgetSource(id);
+    this.graph = next;
+    for (const id of [...changes.sources.added, ...changes.sources.changed]) this.addSource(next.sources[id]);
+    for (const p of movers) p.attach(this.feeds.get(p.spec.source)!);
+    await this.startPipelines([...changes.pipelines.added, ...changes.pipelines.changed]);
+    this.stopUnreadSources();
+    this.startAttachedSources();
+    return changes;
   }
 
   /** Resolves when every pipeline has stopped or failed (e.g. all file sources reached their end). */
@@ -245,5 +289,51 @@ export class Runtime {
   async stop(): Promise<void> {
     for (const s of this.sources.values()) s.stop();
     await Promise.all([...this.pipelines.values()].map((p) => p.stop()));
+  }
+
+  private addSource(spec: SourceSpec): void {
+    const { metrics, bus, log } = this.deps;
+    const source = new GstSource(spec, log.child(`source:${spec.id}`));
+    const feed = new SourceFeed(source, this.deps);
+    source.state.subscribe(({ state, previous, reason, attempt, retryReason }) => {
+      metrics.setSourceState(spec.id, state);
+      if (state === 'retrying') {
+        metrics.sourceReconnects.inc({ source: spec.id, reason: retryReason ?? 'error' });
+        // A frame held back from before the outage is stale by now.
+        for (const c of feed.consumers) c.discardPending();
+      }
+      bus.publish('source.state', { source: spec.id, state, previous, reason, attempt, atMs: Date.now() });
+    });
+    this.sources.set(spec.id, source);
+    this.feeds.set(spec.id, feed);
+  }
+
+  private async startPipelines(ids: string[]): Promise<void> {
+    const runners = ids.map((id) => {
+      const spec = this.graph.pipelines[id];
+      const runner = new PipelineRunner(spec, this.feeds.get(spec.source)!, this.graph, this.deps);
+      this.pipelines.set(id, runner);
+      return runner;
+    });
+    await Promise.all(runners.map((r) => r.start()));
+  }
+
+  /** A source no pipeline reads any more is stopped (and left ready to start again if one does). */
+  private stopUnreadSources(): void {
+    for (const [id, feed] of this.feeds) {
+      if (feed.consumers.length || !feed.started) continue;
+      feed.source.stop('no pipeline reads this source');
+      this.addSource(this.graph.sources[id]);
+    }
+  }
+
+  /** Starts the sources that some running pipeline reads (a source nobody reads stays idle). */
+  private startAttachedSources(): void {
+    for (const feed of this.feeds.values()) {
+      if (feed.consumers.length && feed.source.current === 'stopped' && !feed.started) {
+        feed.started = true;
+        feed.source.start();
+      }
+    }
   }
 }

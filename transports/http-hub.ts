@@ -9,10 +9,11 @@ import type { Logger } from '../pipeline/log.js';
 export type HttpHandler = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => void | Promise<void>;
 export type UpgradeHandler = (req: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL) => void;
 
-interface Route<H> { method?: string; match: (pathname: string) => boolean; handler: H }
+interface Route<H> { owner: string; method?: string; match: (pathname: string) => boolean; handler: H }
 
 class PortServer {
   readonly server: http.Server;
+  listening = false;
   readonly routes: Route<HttpHandler>[] = [];
   readonly upgrades: Route<UpgradeHandler>[] = [];
 
@@ -51,37 +52,52 @@ class PortServer {
 
 export class HttpHub {
   private readonly ports = new Map<number, PortServer>();
+  /** Graph port → bound port (they differ when port 0 asked for a free one). */
+  readonly bound = new Map<number, number>();
 
   constructor(private readonly host: string, private readonly log: Logger) {}
 
-  route(port: number, method: string | undefined, match: string | ((p: string) => boolean), handler: HttpHandler): void {
-    this.at(port).routes.push({ method, match: matcher(match), handler });
+  /** Adds an HTTP route on `port`; `owner` (a transport id) lets a reload remove it again. */
+  route(owner: string, port: number, method: string | undefined, match: string | ((p: string) => boolean), handler: HttpHandler): void {
+    this.at(port).routes.push({ owner, method, match: matcher(match), handler });
   }
 
-  upgrade(port: number, match: string | ((p: string) => boolean), handler: UpgradeHandler): void {
-    this.at(port).upgrades.push({ match: matcher(match), handler });
+  upgrade(owner: string, port: number, match: string | ((p: string) => boolean), handler: UpgradeHandler): void {
+    this.at(port).upgrades.push({ owner, match: matcher(match), handler });
   }
 
-  /** Starts listening on every registered port; resolves with the bound ports (port 0 picks a free one). */
-  async listen(): Promise<Map<number, number>> {
-    const bound = new Map<number, number>();
+  /** Removes every route of `owner`; a port left without routes is closed. */
+  async unmount(owner: string): Promise<void> {
     for (const [port, s] of this.ports) {
+      s.routes.splice(0, s.routes.length, ...s.routes.filter((r) => r.owner !== owner));
+      s.upgrades.splice(0, s.upgrades.length, ...s.upgrades.filter((r) => r.owner !== owner));
+      if (s.routes.length === 0 && s.upgrades.length === 0) {
+        this.ports.delete(port);
+        this.bound.delete(port);
+        await closeServer(s);
+      }
+    }
+  }
+
+  /** Starts listening on every port that has routes and is not listening yet. */
+  async listen(): Promise<Map<number, number>> {
+    for (const [port, s] of this.ports) {
+      if (s.listening) continue;
       await new Promise<void>((resolve, reject) => {
         s.server.once('error', reject);
         s.server.listen(port, this.host, () => { s.server.off('error', reject); resolve(); });
       });
+      s.listening = true;
       const addr = s.server.address();
-      bound.set(port, typeof addr === 'object' && addr ? addr.port : port);
-      this.log.info(`listening on ${this.host}:${bound.get(port)}`);
+      this.bound.set(port, typeof addr === 'object' && addr ? addr.port : port);
+      this.log.info(`listening on ${this.host}:${this.bound.get(port)}`);
     }
-    return bound;
+    return this.bound;
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.ports.values()].map((s) => new Promise<void>((r) => {
-      s.server.close(() => r());
-      s.server.closeAllConnections();
-    })));
+    await Promise.all([...this.ports.values()].map(closeServer));
+    this.ports.clear();
   }
 
   private at(port: number): PortServer {
@@ -89,6 +105,15 @@ export class HttpHub {
     if (!s) this.ports.set(port, (s = new PortServer(this.log)));
     return s;
   }
+}
+
+function closeServer(s: PortServer): Promise<void> {
+  if (!s.listening) return Promise.resolve();
+  s.listening = false;
+  return new Promise<void>((r) => {
+    s.server.close(() => r());
+    s.server.closeAllConnections();
+  });
 }
 
 function matcher(m: string | ((p: string) => boolean)): (p: string) => boolean {

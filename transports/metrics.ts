@@ -4,12 +4,12 @@ import type { Runtime } from '../pipeline/runtime.js';
 import { type HttpHub, sendJson } from './http-hub.js';
 
 export function mountMetrics(hub: HttpHub, port: number, metrics: Metrics, runtime: () => Runtime | null): void {
-  hub.route(port, 'GET', '/metrics', async (_req, res) => {
+  hub.route('metrics', port, 'GET', '/metrics', async (_req, res) => {
     const body = await metrics.render();
     res.writeHead(200, { 'content-type': metrics.registry.contentType });
     res.end(body);
   });
-  hub.route(port, 'GET', '/health', (_req, res) => {
+  hub.route('metrics', port, 'GET', '/health', (_req, res) => {
     const rt = runtime();
     const sources = rt ? Object.fromEntries([...rt.sources].map(([id, s]) => [id, s.state.value])) : {};
     const pipelines = rt ? Object.fromEntries([...rt.pipelines].map(([id, p]) => [id, { state: p.state, reason: p.reason }])) : {};

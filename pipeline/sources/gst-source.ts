@@ -5,30 +5,47 @@
  * Flow control: offline sources (files) pull the next sample only while the consumer has room,
  * so every frame is processed and nothing queues in JavaScript. Live sources always keep a
  * pull outstanding and leave the "latest frame wins" decision to the consumer.
+ *
+ * One GStreamer pipeline is built per source and reused across reconnects and loops (NULL → PLAYING
+ * restarts every element, rtspsrc reconnects), so an unstable camera never accumulates pipelines.
  */
 import type { AppSink, BusMessage, Caps, Pipeline } from 'gstreamer-superficial';
-import { gstreamer } from './gstreamer.js';
 import { BehaviorSubject, Subject } from 'rxjs';
 import type { SourceSpec } from '../../config/graph.js';
 import type { SourceState } from '../event-bus.js';
 import type { Logger } from '../log.js';
 import type { Frame } from '../types.js';
+import { gstreamer } from './gstreamer.js';
 import { isLive, launchDescription, sourceKind } from './launch.js';
 
-export interface StateChange { state: SourceState; previous: SourceState; reason?: string; attempt?: number }
+export type RetryReason = 'error' | 'eos' | 'watchdog';
+
+export interface StateChange {
+  state: SourceState;
+  previous: SourceState;
+  reason?: string;
+  /** Why a live source went to `retrying`. */
+  retryReason?: RetryReason;
+  attempt?: number;
+}
 
 export interface RetryPolicy { initialMs: number; maxMs: number; maxAttempts: number }
-const DEFAULT_RETRY: RetryPolicy = { initialMs: 500, maxMs: 15_000, maxAttempts: Infinity };
+const DEFAULT_RETRY: RetryPolicy = { initialMs: 500, maxMs: 10_000, maxAttempts: Infinity };
 
 export class GstSource {
   readonly id: string;
   readonly live: boolean;
-  private readonly isFile: boolean;
   readonly frames = new Subject<Frame>();
   readonly state = new BehaviorSubject<StateChange>({ state: 'stopped', previous: 'stopped' });
+  /** Wall-clock ms of the last frame (0 before the first). */
+  lastFrameAt = 0;
 
+  private readonly isFile: boolean;
   private pipeline: Pipeline | null = null;
   private sink: AppSink | null = null;
+  /** Bumped on every close, so callbacks of an earlier run of the pipeline are ignored. */
+  private generation = 0;
+  private playing = false;
   private pulling = false;
   /** Offline flow control: asked before each pull; the consumer says whether it can take a frame. */
   private demand: () => boolean = () => true;
@@ -36,7 +53,9 @@ export class GstSource {
   private segmentStartSeq = 0;
   private frameNs = 0;
   private attempt = 0;
+  private openedAt = 0;
   private retryTimer: NodeJS.Timeout | null = null;
+  private watchdogTimer: NodeJS.Timeout | null = null;
   private stopping = false;
 
   constructor(readonly spec: SourceSpec, private readonly log: Logger,
@@ -52,7 +71,7 @@ export class GstSource {
 
   /** Length of a file source in seconds, or -1 when unknown (live, or not yet prerolled). */
   durationSeconds(): number {
-    return this.pipeline ? this.pipeline.queryDuration() : -1;
+    return this.pipeline && this.playing ? this.pipeline.queryDuration() : -1;
   }
 
   /** Nominal frame rate from the negotiated caps (0 until the first frame). */
@@ -61,9 +80,23 @@ export class GstSource {
   }
 
   start(): void {
-    if (this.pipeline) return;
-    this.stopping = false;
+    if (this.pipeline || this.stopping) return;
     this.transition('starting');
+    try {
+      this.pipeline = new gstreamer.Pipeline(launchDescription(this.spec));
+    } catch (err) {
+      this.fail(`cannot build GStreamer pipeline: ${(err as Error).message}`);
+      return;
+    }
+    this.sink = this.pipeline.findChild('sink') ?? null;
+    if (!this.sink) {
+      this.fail('GStreamer pipeline has no appsink');
+      return;
+    }
+    if (this.live && this.spec.watchdog > 0) {
+      this.watchdogTimer = setInterval(() => this.checkWatchdog(), Math.min(1000, this.spec.watchdog * 250));
+      this.watchdogTimer.unref();
+    }
     this.open();
   }
 
@@ -78,53 +111,46 @@ export class GstSource {
   }
 
   stop(reason = 'stopped by request'): void {
+    if (this.stopping) return;
     this.stopping = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
+    this.clearTimers();
     this.close();
     if (this.current !== 'failed' && this.current !== 'stopped') this.transition('stopped', reason);
+    this.pipeline = null;
+    this.sink = null;
     this.frames.complete();
     this.state.complete();
   }
 
   private open(): void {
-    let p: Pipeline;
-    try {
-      p = new gstreamer.Pipeline(launchDescription(this.spec));
-    } catch (err) {
-      this.fail(`cannot build GStreamer pipeline: ${(err as Error).message}`);
-      return;
-    }
-    const sink = p.findChild('sink');
-    if (!sink) {
-      p.stop();
-      this.fail('GStreamer pipeline has no appsink');
-      return;
-    }
-    this.pipeline = p;
-    this.sink = sink;
+    const p = this.pipeline!;
+    const gen = this.generation;
     this.segmentStartSeq = this.seq;
-    p.pollBus((msg) => this.onBus(p, msg));
+    this.openedAt = Date.now();
+    // Play first: an appsink pulled before it runs answers null at once.
     p.play();
+    this.playing = true;
+    p.pollBus((msg) => { if (gen === this.generation) this.onBus(msg); });
     this.pump();
   }
 
   private close(): void {
-    const p = this.pipeline;
-    this.pipeline = null;
-    this.sink = null;
-    // Setting NULL unblocks a pending pull (it returns null) and ends the bus poll.
-    p?.stop();
+    if (!this.playing) return;
+    this.generation++;
+    this.playing = false;
+    this.pulling = false;
+    // NULL unblocks a pending pull (it answers null) and ends the bus poll of this run.
+    this.pipeline?.stop();
   }
 
   private pump(): void {
-    if (!this.sink || this.pulling) return;
+    if (!this.sink || !this.playing || this.pulling) return;
     if (!this.live && !this.demand()) return;
     this.pulling = true;
-    const sink = this.sink;
-    sink.pull((buf, caps) => {
+    const gen = this.generation;
+    this.sink.pull((buf, caps) => {
+      if (gen !== this.generation) return; // a run closed meanwhile
       this.pulling = false;
-      if (sink !== this.sink) return; // pipeline was replaced or closed meanwhile
       if (!buf) {
         // For files, a null sample is the end of the file *after* every queued frame was pulled
         // (the bus EOS can arrive while frames still wait in the appsink). Live EOS is handled on the bus.
@@ -144,6 +170,7 @@ export class GstSource {
     const data = buf.byteOffset === 0 && buf.buffer.byteLength === buf.length
       ? buf.buffer as ArrayBuffer
       : buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
+    this.lastFrameAt = Date.now();
     if (this.current !== 'running') {
       this.attempt = 0;
       this.transition('running');
@@ -152,19 +179,18 @@ export class GstSource {
     this.frames.next({
       source: this.id, seq,
       ptsNs: Math.round((seq - this.segmentStartSeq) * this.frameNs),
-      capturedAtMs: Date.now(), width, height, format: 'RGB', data,
+      capturedAtMs: this.lastFrameAt, width, height, format: 'RGB', data,
     });
   }
 
-  private onBus(p: Pipeline, msg: BusMessage): void {
-    if (p !== this.pipeline) return;
+  private onBus(msg: BusMessage): void {
     switch (msg.type) {
       case 'eos':
-        if (!this.isFile) this.scheduleRetry('end of stream on a live source');
+        if (!this.isFile) this.scheduleRetry('eos', 'end of stream on a live source');
         break;
       case 'error': {
         const reason = `${msg.message ?? 'GStreamer error'}${msg._src_element_name ? ` (element ${msg._src_element_name})` : ''}`;
-        if (this.live) this.scheduleRetry(reason);
+        if (this.live) this.scheduleRetry('error', reason);
         else this.fail(reason);
         break;
       }
@@ -176,6 +202,15 @@ export class GstSource {
     }
   }
 
+  /** A live source that is "connected" but silent is as dead as one that errored. */
+  private checkWatchdog(): void {
+    if (!this.playing) return;
+    const since = Math.max(this.lastFrameAt, this.openedAt);
+    if (Date.now() - since > this.spec.watchdog * 1000) {
+      this.scheduleRetry('watchdog', `no frame for ${this.spec.watchdog} s`);
+    }
+  }
+
   private endOfFile(): void {
     this.close();
     if (this.spec.loop && !this.stopping) { this.open(); return; }
@@ -183,33 +218,44 @@ export class GstSource {
     this.frames.complete();
   }
 
-  private scheduleRetry(reason: string): void {
+  private scheduleRetry(kind: RetryReason, reason: string): void {
     this.close();
-    if (this.stopping) return;
+    if (this.stopping || this.retryTimer) return;
     this.attempt++;
     if (this.attempt > this.retry.maxAttempts) {
       this.fail(`${reason}; gave up after ${this.retry.maxAttempts} attempts`);
       return;
     }
-    // Capped exponential backoff with full jitter, so many cameras do not reconnect in lockstep.
+    // Capped exponential backoff with jitter (50-100 % of the step), so many cameras do not reconnect in lockstep.
     const ceiling = Math.min(this.retry.maxMs, this.retry.initialMs * 2 ** (this.attempt - 1));
     const delay = Math.round(ceiling / 2 + Math.random() * ceiling / 2);
-    this.transition('retrying', reason, this.attempt);
+    this.transition('retrying', reason, this.attempt, kind);
     this.log.warn(`source ${this.id}: ${reason}; retry ${this.attempt} in ${delay} ms`);
-    this.retryTimer = setTimeout(() => { this.retryTimer = null; if (!this.stopping) this.open(); }, delay);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.stopping) this.open();
+    }, delay);
   }
 
   private fail(reason: string): void {
+    this.clearTimers();
     this.close();
     this.log.error(`source ${this.id} failed: ${reason}`);
     this.transition('failed', reason);
     this.frames.complete();
   }
 
-  private transition(state: SourceState, reason?: string, attempt?: number): void {
+  private clearTimers(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.watchdogTimer) clearInterval(this.watchdogTimer);
+    this.retryTimer = null;
+    this.watchdogTimer = null;
+  }
+
+  private transition(state: SourceState, reason?: string, attempt?: number, retryReason?: RetryReason): void {
     const previous = this.current;
     if (previous === state && state !== 'retrying') return;
-    this.state.next({ state, previous, reason, attempt });
+    this.state.next({ state, previous, reason, attempt, retryReason });
   }
 }
 
