@@ -7,7 +7,7 @@ import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Docume
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { stageDefinitions, MODEL_KINDS } from '../stages/registry.js';
 import type { StageDefinition } from '../pipeline/stage.js';
-import { TRANSPORT_NAMES } from '../transports/registry.js';
+import { TRANSPORT_SCHEMAS } from '../transports/registry.js';
 
 export interface SourceSpec {
   id: string;
@@ -122,14 +122,8 @@ const topSchema = {
     },
     transports: {
       type: 'object',
-      propertyNames: { enum: [...TRANSPORT_NAMES] },
-      additionalProperties: {
-        type: 'object',
-        properties: {
-          port: { type: 'integer', minimum: 0, maximum: 65535 },
-          pipeline: { type: 'string' },
-        },
-      },
+      additionalProperties: false,
+      properties: TRANSPORT_SCHEMAS,
     },
   },
 } as const;
@@ -311,6 +305,8 @@ function checkSemantics(g: Graph, issues: IssueCollector): void {
     if (cycle) {
       const i = p.stages.findIndex((s) => s.id === cycle[0]);
       issues.add([...base, 'stages', i, 'from'], `stages form a cycle: ${cycle.join(' -> ')}; "from" must name an upstream stage`);
+    } else {
+      checkInputs(p, defs, issues);
     }
   }
   for (const t of Object.values(g.transports)) {
@@ -318,6 +314,24 @@ function checkSemantics(g: Graph, issues: IssueCollector): void {
       issues.add(['transports', t.id, 'pipeline'], `unknown pipeline "${t.pipeline}"; defined pipelines: ${Object.keys(g.pipelines).join(', ')}`);
     }
   }
+}
+
+/** Every stage's `needs` must be provided by a stage on its path from the source. */
+function checkInputs(p: PipelineSpec, defs: Map<string, StageDefinition<never>>, issues: IssueCollector): void {
+  const byId = new Map(p.stages.map((s) => [s.id, s]));
+  p.stages.forEach((s, i) => {
+    const needs = defs.get(s.use)?.needs ?? [];
+    if (!needs.length) return;
+    const provided = new Set<string>();
+    for (let up = s.from ? byId.get(s.from) : undefined; up; up = up.from ? byId.get(up.from) : undefined) {
+      for (const f of defs.get(up.use)?.provides ?? []) provided.add(f);
+    }
+    for (const need of needs.filter((n) => !provided.has(n))) {
+      const makers = [...defs.values()].filter((d) => d.provides?.includes(need)).map((d) => d.name);
+      issues.add(['pipelines', p.id, 'stages', i, 'use'],
+        `stage "${s.use}" needs ${need}, which no upstream stage provides; put a ${makers.join(' or ')} stage before it (or point "from" at one)`);
+    }
+  });
 }
 
 /** A cycle among `from` links, as a list of stage ids, or null. */

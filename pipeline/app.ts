@@ -10,6 +10,7 @@ import { describeChanges, hasChanges } from './graph-diff.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { Runtime } from './runtime.js';
+import { Store } from './store.js';
 import { InferencePool } from './worker-pool.js';
 
 export type ReloadResult = 'applied' | 'invalid' | 'unchanged';
@@ -20,6 +21,7 @@ export interface App {
   bus: EventBus;
   metrics: Metrics;
   pool: InferencePool;
+  store: Store;
   runtime: Runtime;
   hub: HttpHub;
   log: Logger;
@@ -53,9 +55,10 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   const bus = new EventBus();
   const metrics = new Metrics();
   const pool = new InferencePool(settings.workers, settings.ortThreads, metrics);
-  const runtime = new Runtime(initial, { settings, pool, bus, metrics, log });
+  const store = Store.open(settings.dataDir);
+  const runtime = new Runtime(initial, { settings, store, pool, bus, metrics, log });
   const hub = new HttpHub(settings.host, log.child('http'));
-  const ctx: TransportContext = { hub, bus, metrics, settings, log, runtime: () => runtime };
+  const ctx: TransportContext = { hub, bus, metrics, settings, log, store, runtime: () => runtime };
   const mounted = new Map<string, { spec: TransportSpec & { port: number }; handle: MountedTransport }>();
   const serve = opts.serve !== false;
 
@@ -117,11 +120,12 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
     for (const m of mounted.values()) await m.handle.close();
     await hub.close();
     await pool.close();
+    store.close();
     bus.complete();
   })());
   return {
     get graph() { return runtime.graph; },
-    settings, bus, metrics, pool, runtime, hub, log, ports: hub.bound,
+    settings, bus, metrics, pool, store, runtime, hub, log, ports: hub.bound,
     portOf: (id) => { const m = mounted.get(id); return m ? hub.bound.get(m.spec.port) : undefined; },
     reload, stop,
   };

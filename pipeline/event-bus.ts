@@ -18,6 +18,14 @@ export interface BusEvents {
   };
   'source.state': { source: string; state: SourceState; previous: SourceState; reason?: string; attempt?: number; atMs: number };
   'pipeline.state': { pipeline: string; state: PipelineState; reason?: string; atMs: number };
+  'count.crossed': { pipeline: string; source: string; trackId: number; direction: 'in' | 'out'; atMs: number };
+  'count.stats': {
+    pipeline: string; source: string; countIn: number; countOut: number; faceCount: number;
+    dailyEventCount: number; eventActive: boolean; currentEventCountIn: number; atMs: number;
+  };
+  'traffic.event': { pipeline: string; source: string; status: 'started' | 'ended'; startMs: number; endMs?: number; countIn: number };
+  /** A track's best face so far was saved (face id = track id). */
+  'face.saved': { pipeline: string; source: string; faceId: number; filename: string; score: number; atMs: number };
   /** A graph reload: applied (with what changed), invalid (old graph kept) or unchanged. */
   config: { result: 'applied' | 'invalid' | 'unchanged'; file: string; summary: string; changes?: GraphChanges; errors?: string[]; atMs: number };
 }

@@ -16,9 +16,11 @@ import { GstSource } from './sources/gst-source.js';
 import type { StageContext } from './stage.js';
 import type { Frame, Packet } from './types.js';
 import type { InferencePool } from './worker-pool.js';
+import type { Store } from './store.js';
 
 export interface RuntimeDeps {
   settings: ResolvedSettings;
+  store: Store;
   pool: InferencePool;
   bus: EventBus;
   metrics: Metrics;
@@ -190,7 +192,8 @@ export class PipelineRunner {
 
   private stageContext(stage: StageSpec): StageContext {
     return {
-      pipeline: this.spec.id, stageId: stage.id, graph: this.graph, settings: this.deps.settings,
+      pipeline: this.spec.id, source: this.spec.source, stageId: stage.id, graph: this.graph, settings: this.deps.settings,
+      store: this.deps.store,
       pool: this.deps.pool, bus: this.deps.bus, metrics: this.deps.metrics, log: this.log.child(stage.id),
       modelPath: (id) => modelPath(this.graph, this.deps.settings, id),
     };

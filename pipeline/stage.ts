@@ -7,9 +7,12 @@ import type { Metrics } from './metrics.js';
 import type { Packet } from './types.js';
 import type { InferencePool } from './worker-pool.js';
 import type { ResolvedSettings } from '../config/settings.js';
+import type { Store } from './store.js';
 
 export interface StageContext {
   pipeline: string;
+  /** The source this pipeline reads. */
+  source: string;
   stageId: string;
   graph: Graph;
   settings: ResolvedSettings;
@@ -17,9 +20,12 @@ export interface StageContext {
   bus: EventBus;
   metrics: Metrics;
   log: Logger;
+  store: Store;
   /** Absolute path of a model declared in the graph's `models` section. */
   modelPath(modelId: string): string;
 }
+
+export type PacketField = 'detections' | 'tracks' | 'crossings' | 'faces' | 'jpeg';
 
 export interface OptionProblem { path: (string | number)[]; message: string }
 
@@ -29,6 +35,10 @@ export interface StageDefinition<O = Record<string, unknown>> {
   optionsSchema: object;
   /** Checks that need the whole graph (e.g. that a named model exists and has the right kind). */
   check?(options: O, graph: Graph): OptionProblem[];
+  /** Packet fields this stage reads, which an upstream stage must provide (checked when the graph loads). */
+  needs?: PacketField[];
+  /** Packet fields this stage adds. */
+  provides?: PacketField[];
   /** Models this stage needs loaded before the pipeline starts. */
   models?(options: O): string[];
   create(options: O, ctx: StageContext): OperatorFunction<Packet, Packet>;

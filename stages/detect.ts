@@ -37,6 +37,7 @@ export const detectStage: StageDefinition<DetectOptions> = {
     });
     return problems;
   },
+  provides: ['detections'],
   models: (o) => [o.model],
   create(o, ctx) {
     const model = { path: ctx.modelPath(o.model), kind: 'yolox' };

@@ -1,11 +1,13 @@
 /** Every stage a graph can `use`, by name. */
 import type { StageDefinition } from '../pipeline/stage.js';
+import { countStage } from './count.js';
 import { detectStage } from './detect.js';
+import { trackStage } from './track.js';
 
 /** Model kinds a graph's `models` section may declare. */
 export const MODEL_KINDS = ['yolox'] as const;
 
-const definitions: StageDefinition<never>[] = [detectStage as StageDefinition<never>];
+const definitions = [detectStage, trackStage, countStage] as unknown as StageDefinition<never>[];
 
 export function stageDefinitions(): StageDefinition<never>[] {
   return definitions;

@@ -41,7 +41,7 @@ test('`from` defaults to the previous stage', (t) => {
 
 test('unknown stage names file, line, key and the known stages', (t) => {
   const [msg] = issuesOf(VALID.replace('use: detect', 'use: detekt'));
-  t.is(msg, 'g.yaml:10:23: pipelines.main.stages[0].use: unknown stage "detekt"; expected one of detect');
+  t.regex(msg, /^g\.yaml:10:23: pipelines\.main\.stages\[0\]\.use: unknown stage "detekt"; expected one of detect, (\w+(, )?)+$/);
 });
 
 test('a wrong type in stage options is reported at its line', (t) => {
@@ -70,11 +70,11 @@ test('a `from` naming no stage is an error', (t) => {
 
 test('unknown source, model, class and transport pipeline are errors', (t) => {
   const msgs = issuesOf(VALID.replace('source: cam', 'source: lobby').replace('model: people', 'model: faces')
-    .replace('classes: [person]', 'classes: [persn]') + 'transports:\n  metrics: { port: 9464, pipeline: other }\n');
+    .replace('classes: [person]', 'classes: [persn]') + 'transports:\n  people-counter: { port: 8765, pipeline: other }\n');
   t.true(msgs.some((m) => m.includes('pipelines.main.source: unknown source "lobby"; defined sources: cam')));
   t.true(msgs.some((m) => m.includes('pipelines.main.stages[0].with.model: unknown model "faces"')));
   t.true(msgs.some((m) => m.includes('pipelines.main.stages[0].with.classes[0]: unknown class "persn"')));
-  t.true(msgs.some((m) => m.includes('transports.metrics.pipeline: unknown pipeline "other"')));
+  t.true(msgs.some((m) => m.includes('transports.people-counter.pipeline: unknown pipeline "other"')));
 });
 
 test('bad URIs, missing keys and YAML syntax errors are reported', (t) => {
@@ -82,4 +82,19 @@ test('bad URIs, missing keys and YAML syntax errors are reported', (t) => {
   t.regex(issuesOf(VALID.replace('    source: cam\n', ''))[0], /^g\.yaml:\d+:\d+: pipelines\.main: missing required key "source"$/);
   t.regex(issuesOf('sources: [\n')[0], /^g\.yaml:\d+:\d+: \(top level\): YAML syntax: /);
   t.regex(issuesOf(VALID + 'extra: 1\n')[0], /^g\.yaml:11:1: extra: unknown key "extra"; expected one of sources, models, pipelines, transports$/);
+});
+
+test('a stage whose input no upstream stage provides is an error', (t) => {
+  const [msg] = issuesOf(VALID.replace(/stages:\n.*\n$/s, `stages:
+      - { id: track, use: track }
+      - { id: detect, use: detect, from: track, with: { model: people } }
+`));
+  t.regex(msg, /^g\.yaml:10:\d+: pipelines\.main\.stages\[0\]\.use: stage "track" needs detections, which no upstream stage provides; put a detect stage before it/);
+  // A `from` that skips the stage providing the input is caught too.
+  const msgs = issuesOf(VALID.replace(/stages:\n.*\n$/s, `stages:
+      - { id: detect, use: detect, with: { model: people } }
+      - { id: track, use: track }
+      - { id: count, use: count, from: detect, with: { line: [[0.5, 0], [0.5, 1]] } }
+`));
+  t.true(msgs.some((m) => m.includes('stages[2].use: stage "count" needs tracks')), msgs.join('\n'));
 });

@@ -1,4 +1,6 @@
 /** Shared fixtures for tests: real media and models from the directories the setup step fills. */
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseGraph, type Graph } from '../config/graph.js';
 import { loadSettings, type ResolvedSettings } from '../config/settings.js';
@@ -11,8 +13,10 @@ export function graph(yaml: string, file = 'test.yaml'): Graph {
   return parseGraph(yaml, file);
 }
 
+/** Settings for a test app: loopback only, quiet, and a fresh data directory of its own. */
 export function testSettings(overrides: Partial<ResolvedSettings> = {}): ResolvedSettings {
-  return { ...loadSettings([], process.env), host: '127.0.0.1', logLevel: 'warn', ...overrides };
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sightline-data-'));
+  return { ...loadSettings([], process.env), host: '127.0.0.1', logLevel: 'warn', dataDir, ...overrides };
 }
 
 /** A logger that keeps lines for assertions (and stays quiet). */

@@ -5,11 +5,28 @@ import type { EventBus } from '../pipeline/event-bus.js';
 import type { Logger } from '../pipeline/log.js';
 import type { Metrics } from '../pipeline/metrics.js';
 import type { Runtime } from '../pipeline/runtime.js';
+import type { Store } from '../pipeline/store.js';
 import type { HttpHub } from './http-hub.js';
 import { mountMetrics } from './metrics.js';
+import { mountPeopleCounter, type PeopleCounterSpec } from './people-counter.js';
 
-export const TRANSPORT_NAMES = ['metrics'] as const;
+export const TRANSPORT_NAMES = ['metrics', 'people-counter'] as const;
 export type TransportName = (typeof TRANSPORT_NAMES)[number];
+
+const port = { type: 'integer', minimum: 0, maximum: 65535 };
+
+/** JSON schema of each transport's options in the graph. */
+export const TRANSPORT_SCHEMAS: Record<TransportName, object> = {
+  metrics: { type: 'object', additionalProperties: false, properties: { port } },
+  'people-counter': {
+    type: 'object', additionalProperties: false, required: ['pipeline'],
+    properties: {
+      port, pipeline: { type: 'string' },
+      fps: { type: 'number', minimum: 1, maximum: 60 },
+      maxMessageBytes: { type: 'integer', minimum: 1024, maximum: 16777216 },
+    },
+  },
+};
 
 export interface TransportContext {
   hub: HttpHub;
@@ -17,6 +34,7 @@ export interface TransportContext {
   metrics: Metrics;
   settings: ResolvedSettings;
   log: Logger;
+  store: Store;
   runtime: () => Runtime;
 }
 
@@ -37,6 +55,11 @@ const definitions: TransportDefinition[] = [
       mountMetrics(ctx.hub, port, ctx.metrics, ctx.runtime);
       return { close: async () => undefined };
     },
+  },
+  {
+    name: 'people-counter',
+    defaultPort: () => 8765,
+    mount: (spec, port, ctx) => mountPeopleCounter({ ...spec, port } as PeopleCounterSpec, ctx),
   },
 ];
 

@@ -1,0 +1,148 @@
+/**
+ * The embedded state store: one SQLite file in the data directory (WAL, so a crash loses nothing that
+ * was committed and readers never block the writer). better-sqlite3 is synchronous, which suits the
+ * small, frequent writes of counting: each crossing is its own committed transaction.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+export interface DayCounters {
+  countIn: number;
+  countOut: number;
+  faceCount: number;
+  eventCount: number;
+}
+
+export interface TrafficEventRow { id: number; pipeline: string; day: string; startMs: number; endMs: number | null; countIn: number }
+export interface FaceRow { faceId: number; filename: string; score: number; createdMs: number }
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS track_ids (source TEXT PRIMARY KEY, next_block INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS day_counters (
+  pipeline TEXT NOT NULL, day TEXT NOT NULL,
+  count_in INTEGER NOT NULL DEFAULT 0, count_out INTEGER NOT NULL DEFAULT 0,
+  face_count INTEGER NOT NULL DEFAULT 0, event_count INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (pipeline, day));
+CREATE TABLE IF NOT EXISTS crossings (
+  id INTEGER PRIMARY KEY, pipeline TEXT NOT NULL, day TEXT NOT NULL, track_id INTEGER NOT NULL,
+  direction TEXT NOT NULL CHECK (direction IN ('in', 'out')), at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS traffic_events (
+  id INTEGER PRIMARY KEY, pipeline TEXT NOT NULL, day TEXT NOT NULL,
+  start_ms INTEGER NOT NULL, end_ms INTEGER, count_in INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS faces (
+  pipeline TEXT NOT NULL, face_id INTEGER NOT NULL, day TEXT NOT NULL, filename TEXT NOT NULL,
+  score REAL NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (pipeline, face_id));
+CREATE INDEX IF NOT EXISTS faces_by_time ON faces (pipeline, created_ms DESC);
+`;
+
+export class Store {
+  readonly db: Database.Database;
+
+  constructor(readonly file: string) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    // NORMAL in WAL mode: a committed transaction survives a process crash (it may not survive power loss).
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+  }
+
+  static open(dataDir: string): Store {
+    return new Store(path.resolve(dataDir, 'sightline.db'));
+  }
+
+  /**
+   * Track ids are handed out in blocks so that ids stay unique across restarts without a write per
+   * id: a restart starts at the next block, skipping at most one block's unused ids.
+   */
+  reserveTrackIds(source: string, blockSize: number): number {
+    return this.db.transaction(() => {
+      const row = this.db.prepare('SELECT next_block FROM track_ids WHERE source = ?').get(source) as { next_block: number } | undefined;
+      const start = row?.next_block ?? 1;
+      this.db.prepare('INSERT INTO track_ids (source, next_block) VALUES (?, ?) ON CONFLICT(source) DO UPDATE SET next_block = excluded.next_block')
+        .run(source, start + blockSize);
+      return start;
+    })();
+  }
+
+  dayCounters(pipeline: string, day: string): DayCounters {
+    const row = this.db.prepare('SELECT count_in, count_out, face_count, event_count FROM day_counters WHERE pipeline = ? AND day = ?')
+      .get(pipeline, day) as { count_in: number; count_out: number; face_count: number; event_count: number } | undefined;
+    return { countIn: row?.count_in ?? 0, countOut: row?.count_out ?? 0, faceCount: row?.face_count ?? 0, eventCount: row?.event_count ?? 0 };
+  }
+
+  private bump(pipeline: string, day: string, column: 'count_in' | 'count_out' | 'face_count' | 'event_count'): void {
+    this.db.prepare(`INSERT INTO day_counters (pipeline, day, ${column}) VALUES (?, ?, 1)
+      ON CONFLICT(pipeline, day) DO UPDATE SET ${column} = ${column} + 1`).run(pipeline, day);
+  }
+
+  /** Records one crossing and its day total (and the open traffic event's count) in one transaction. */
+  recordCrossing(pipeline: string, day: string, trackId: number, direction: 'in' | 'out', atMs: number, openEventId: number | null): void {
+    this.db.transaction(() => {
+      this.db.prepare('INSERT INTO crossings (pipeline, day, track_id, direction, at_ms) VALUES (?, ?, ?, ?, ?)').run(pipeline, day, trackId, direction, atMs);
+      this.bump(pipeline, day, direction === 'in' ? 'count_in' : 'count_out');
+      if (direction === 'in' && openEventId !== null) {
+        this.db.prepare('UPDATE traffic_events SET count_in = count_in + 1 WHERE id = ?').run(openEventId);
+      }
+    })();
+  }
+
+  /** Times of the `in` crossings since `sinceMs`, oldest first (to rebuild a sliding window after a restart). */
+  recentIns(pipeline: string, sinceMs: number): number[] {
+    return (this.db.prepare("SELECT at_ms FROM crossings WHERE pipeline = ? AND direction = 'in' AND at_ms >= ? ORDER BY at_ms")
+      .all(pipeline, sinceMs) as { at_ms: number }[]).map((r) => r.at_ms);
+  }
+
+  startEvent(pipeline: string, day: string, startMs: number, countIn: number): number {
+    return this.db.transaction(() => {
+      this.bump(pipeline, day, 'event_count');
+      return Number(this.db.prepare('INSERT INTO traffic_events (pipeline, day, start_ms, count_in) VALUES (?, ?, ?, ?)')
+        .run(pipeline, day, startMs, countIn).lastInsertRowid);
+    })();
+  }
+
+  endEvent(id: number, endMs: number): TrafficEventRow | undefined {
+    this.db.prepare('UPDATE traffic_events SET end_ms = ? WHERE id = ?').run(endMs, id);
+    return this.event(id);
+  }
+
+  event(id: number): TrafficEventRow | undefined {
+    const r = this.db.prepare('SELECT id, pipeline, day, start_ms, end_ms, count_in FROM traffic_events WHERE id = ?').get(id) as
+      { id: number; pipeline: string; day: string; start_ms: number; end_ms: number | null; count_in: number } | undefined;
+    return r && { id: r.id, pipeline: r.pipeline, day: r.day, startMs: r.start_ms, endMs: r.end_ms, countIn: r.count_in };
+  }
+
+  openEvent(pipeline: string): TrafficEventRow | undefined {
+    const r = this.db.prepare('SELECT id FROM traffic_events WHERE pipeline = ? AND end_ms IS NULL ORDER BY id DESC LIMIT 1').get(pipeline) as { id: number } | undefined;
+    return r ? this.event(r.id) : undefined;
+  }
+
+  /** Saves (or replaces) a track's best face; the day's face count grows only for a new face id. */
+  saveFace(pipeline: string, day: string, faceId: number, filename: string, score: number, atMs: number): void {
+    this.db.transaction(() => {
+      const known = this.db.prepare('SELECT 1 FROM faces WHERE pipeline = ? AND face_id = ?').get(pipeline, faceId);
+      this.db.prepare(`INSERT INTO faces (pipeline, face_id, day, filename, score, created_ms) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT(pipeline, face_id) DO UPDATE SET filename = excluded.filename, score = excluded.score, created_ms = excluded.created_ms`)
+        .run(pipeline, faceId, day, filename, score, atMs);
+      if (!known) this.bump(pipeline, day, 'face_count');
+    })();
+  }
+
+  face(pipeline: string, faceId: number): FaceRow | undefined {
+    const r = this.db.prepare('SELECT face_id, filename, score, created_ms FROM faces WHERE pipeline = ? AND face_id = ?').get(pipeline, faceId) as
+      { face_id: number; filename: string; score: number; created_ms: number } | undefined;
+    return r && { faceId: r.face_id, filename: r.filename, score: r.score, createdMs: r.created_ms };
+  }
+
+  recentFaces(pipeline: string, limit: number): FaceRow[] {
+    return (this.db.prepare('SELECT face_id, filename, score, created_ms FROM faces WHERE pipeline = ? ORDER BY created_ms DESC, face_id DESC LIMIT ?')
+      .all(pipeline, limit) as { face_id: number; filename: string; score: number; created_ms: number }[])
+      .map((r) => ({ faceId: r.face_id, filename: r.filename, score: r.score, createdMs: r.created_ms }));
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
