@@ -1,5 +1,7 @@
 /** Messages between the main thread and inference workers. Frames travel as transferred ArrayBuffers. */
-import type { Detection } from './types.js';
+import type { AnnotateTask } from '../stages/annotate.protocol.js';
+import type { FacesTask } from '../stages/faces.protocol.js';
+import type { Box, Detection } from './types.js';
 
 export interface ModelRef {
   /** Absolute path of the ONNX file. */
@@ -28,4 +30,15 @@ export interface DetectResult {
   inferenceMs: number;
 }
 
-export type WorkerTask = LoadTask | DetectTask;
+/** JPEG-encodes regions of a frame (e.g. a track's best face), so pixels never travel back for that. */
+export interface CropTask {
+  op: 'crop';
+  width: number;
+  height: number;
+  data: ArrayBuffer;
+  crops: { key: number; box: Box }[];
+  quality: number;
+}
+export interface CropResult { crops: { key: number; jpeg: ArrayBuffer }[]; data: ArrayBuffer }
+
+export type WorkerTask = LoadTask | DetectTask | FacesTask | AnnotateTask | CropTask;

@@ -1,8 +1,10 @@
 /** Piscina worker entry: dispatches tasks to the stage handlers that run beside their models. */
 import { move, workerData, transferableSymbol, valueSymbol } from 'piscina';
 import { getSession } from './model-sessions.js';
-import type { LoadResult, WorkerTask } from './worker-protocol.js';
+import type { CropResult, LoadResult, WorkerTask } from './worker-protocol.js';
+import { annotate } from '../stages/annotate.worker.js';
 import { detect } from '../stages/detect.worker.js';
+import { detectFaces, encodeCrops } from '../stages/faces.worker.js';
 
 const threads: number = (workerData as { ortThreads?: number } | undefined)?.ortThreads ?? 1;
 
@@ -16,6 +18,18 @@ export default async function run(task: WorkerTask): Promise<unknown> {
       const result = await detect(task, threads);
       // Hand the frame's pixels back without copying.
       return withTransfer(result, [result.data]);
+    }
+    case 'faces': {
+      const result = await detectFaces(task, threads);
+      return withTransfer(result, [result.data, ...result.crops.map((c) => c.jpeg)]);
+    }
+    case 'annotate': {
+      const result = await annotate(task);
+      return withTransfer(result, [result.jpeg, result.data]);
+    }
+    case 'crop': {
+      const crops = await encodeCrops(new Uint8Array(task.data), task.width, task.height, task.crops, task.quality);
+      return withTransfer({ crops, data: task.data } satisfies CropResult, [task.data, ...crops.map((c) => c.jpeg)]);
     }
     default:
       throw new Error(`unknown worker task ${(task as { op: string }).op}`);

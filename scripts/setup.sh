@@ -43,7 +43,9 @@ apt_packages=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-libav gstreamer1.0-tools
-  build-essential python3 pkg-config
+  build-essential python3 pkg-config fonts-dejavu-core
+  # for the tests: a real RTSP server (GstRtspServer through python3-gi, x264enc)
+  python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-ugly
 )
 # shellcheck disable=SC2206 # word splitting is intended
 [ -z "${EXTRA_APT_PACKAGES:-}" ] || apt_packages+=(${EXTRA_APT_PACKAGES})
