@@ -63,3 +63,24 @@ pipelines:
   t.is(dropped, 0);
   t.is(app.runtime.sources.get('file')!.current, 'stopped');
 });
+
+test('a looping file starts again at its end, with stream time running on', async (t) => {
+  const g = graph(`
+sources:
+  clip: { uri: "file://${process.env.SIGHTLINE_MEDIA_DIR ?? 'media'}/short_hamilton_clip.mp4", width: 160, height: 90, loop: true }
+models:
+  people: { file: yolox_nano.onnx, kind: yolox }
+pipelines:
+  clip:
+    source: clip
+    stages: [{ id: detect, use: detect, with: { model: people } }]
+`);
+  const app = await startApp(g, testSettings(), { serve: false, log: memoryLogger() });
+  // The clip has 300 frames; 360 means it went round at least once.
+  const packets = await firstValueFrom(app.bus.on('packet').pipe(take(360), toArray()));
+  await app.stop();
+  const pts = packets.map((p) => p.frame.ptsNs);
+  t.true(pts.every((v, i) => i === 0 || v > pts[i - 1]), 'stream time only moves forward across the loop');
+  t.true(pts[359] > 11e9, `pts at frame 360: ${pts[359]}`);
+  t.is(app.runtime.sources.get('clip')!.pipelinesBuilt, 2);
+});

@@ -15,6 +15,8 @@ declare module 'gstreamer-superficial' {
     height?: number;
     format?: string;
     framerate?: string;
+    /** Presentation timestamp of the pulled buffer in ns (added by Sightline's patch of the binding). */
+    pts?: number;
     [field: string]: unknown;
   }
   export interface AppSink {

@@ -6,8 +6,9 @@
  * so every frame is processed and nothing queues in JavaScript. Live sources always keep a
  * pull outstanding and leave the "latest frame wins" decision to the consumer.
  *
- * One GStreamer pipeline is built per source and reused across reconnects and loops (NULL → PLAYING
- * restarts every element, rtspsrc reconnects), so an unstable camera never accumulates pipelines.
+ * Every (re)connection builds a fresh GStreamer pipeline: dynamic pads (rtspsrc, decodebin) are linked
+ * only once by gst_parse_launch, so a pipeline cannot be restarted reliably. The old one is stopped and
+ * dropped; the patched binding (patches/) frees it when it is collected, so reconnects do not accumulate.
  */
 import type { AppSink, BusMessage, Caps, Pipeline } from 'gstreamer-superficial';
 import { BehaviorSubject, Subject } from 'rxjs';
@@ -17,6 +18,10 @@ import type { Logger } from '../log.js';
 import type { Frame } from '../types.js';
 import { gstreamer } from './gstreamer.js';
 import { isLive, launchDescription, sourceKind } from './launch.js';
+
+/** GStreamer pipelines built and freed in this process (freed = collected and released by the binding). */
+export const gstPipelines = { built: 0, freed: 0 };
+const collected = new FinalizationRegistry<null>(() => { gstPipelines.freed++; });
 
 export type RetryReason = 'error' | 'eos' | 'watchdog';
 
@@ -30,7 +35,8 @@ export interface StateChange {
 }
 
 export interface RetryPolicy { initialMs: number; maxMs: number; maxAttempts: number }
-const DEFAULT_RETRY: RetryPolicy = { initialMs: 500, maxMs: 10_000, maxAttempts: Infinity };
+// The cap keeps recovery within a few seconds of a camera's return, however long it was away.
+const DEFAULT_RETRY: RetryPolicy = { initialMs: 250, maxMs: 3_000, maxAttempts: Infinity };
 
 export class GstSource {
   readonly id: string;
@@ -39,6 +45,8 @@ export class GstSource {
   readonly state = new BehaviorSubject<StateChange>({ state: 'stopped', previous: 'stopped' });
   /** Wall-clock ms of the last frame (0 before the first). */
   lastFrameAt = 0;
+  /** GStreamer pipelines this source has built (one per connection attempt). */
+  pipelinesBuilt = 0;
 
   private readonly isFile: boolean;
   private pipeline: Pipeline | null = null;
@@ -50,7 +58,11 @@ export class GstSource {
   /** Offline flow control: asked before each pull; the consumer says whether it can take a frame. */
   private demand: () => boolean = () => true;
   private seq = 0;
-  private segmentStartSeq = 0;
+  private started = false;
+  /** PTS of the current connection that maps to `ptsOffset`; stream time = pts − ptsBase. */
+  private ptsBase: number | null = null;
+  /** Stream time the next connection continues from. */
+  private ptsOffset = 0;
   private frameNs = 0;
   private attempt = 0;
   private openedAt = 0;
@@ -80,19 +92,9 @@ export class GstSource {
   }
 
   start(): void {
-    if (this.pipeline || this.stopping) return;
+    if (this.started || this.stopping) return;
+    this.started = true;
     this.transition('starting');
-    try {
-      this.pipeline = new gstreamer.Pipeline(launchDescription(this.spec));
-    } catch (err) {
-      this.fail(`cannot build GStreamer pipeline: ${(err as Error).message}`);
-      return;
-    }
-    this.sink = this.pipeline.findChild('sink') ?? null;
-    if (!this.sink) {
-      this.fail('GStreamer pipeline has no appsink');
-      return;
-    }
     if (this.live && this.spec.watchdog > 0) {
       this.watchdogTimer = setInterval(() => this.checkWatchdog(), Math.min(1000, this.spec.watchdog * 250));
       this.watchdogTimer.unref();
@@ -116,16 +118,31 @@ export class GstSource {
     this.clearTimers();
     this.close();
     if (this.current !== 'failed' && this.current !== 'stopped') this.transition('stopped', reason);
-    this.pipeline = null;
-    this.sink = null;
     this.frames.complete();
     this.state.complete();
   }
 
   private open(): void {
-    const p = this.pipeline!;
+    let p: Pipeline;
+    try {
+      p = new gstreamer.Pipeline(launchDescription(this.spec));
+    } catch (err) {
+      this.fail(`cannot build GStreamer pipeline: ${(err as Error).message}`);
+      return;
+    }
+    this.pipelinesBuilt++;
+    gstPipelines.built++;
+    collected.register(p, null);
+    const sink = p.findChild('sink');
+    if (!sink) {
+      p.stop();
+      this.fail('GStreamer pipeline has no appsink');
+      return;
+    }
+    this.pipeline = p;
+    this.sink = sink;
     const gen = this.generation;
-    this.segmentStartSeq = this.seq;
+    this.ptsBase = null;
     this.openedAt = Date.now();
     // Play first: an appsink pulled before it runs answers null at once.
     p.play();
@@ -139,8 +156,10 @@ export class GstSource {
     this.generation++;
     this.playing = false;
     this.pulling = false;
-    // NULL unblocks a pending pull (it answers null) and ends the bus poll of this run.
+    // NULL unblocks a pending pull (it answers null) and ends the bus poll; the pipeline is then dropped.
     this.pipeline?.stop();
+    this.pipeline = null;
+    this.sink = null;
   }
 
   private pump(): void {
@@ -166,6 +185,11 @@ export class GstSource {
     const width = Number(caps.width);
     const height = Number(caps.height);
     if (!this.frameNs) this.frameNs = frameDurationNs(caps.framerate);
+    // Stream time from the buffer's own PTS, continuing across reconnects and loops.
+    const pts = typeof caps.pts === 'number' ? caps.pts : null;
+    if (pts !== null && this.ptsBase === null) this.ptsBase = pts - this.ptsOffset;
+    const ptsNs = pts !== null ? pts - this.ptsBase! : this.ptsOffset;
+    this.ptsOffset = ptsNs + (this.frameNs || 0);
     // The binding copies each sample into a fresh Buffer; reuse its ArrayBuffer when it is exactly ours.
     const data = buf.byteOffset === 0 && buf.buffer.byteLength === buf.length
       ? buf.buffer as ArrayBuffer
@@ -177,8 +201,7 @@ export class GstSource {
     }
     const seq = this.seq++;
     this.frames.next({
-      source: this.id, seq,
-      ptsNs: Math.round((seq - this.segmentStartSeq) * this.frameNs),
+      source: this.id, seq, ptsNs: Math.round(ptsNs),
       capturedAtMs: this.lastFrameAt, width, height, format: 'RGB', data,
     });
   }

@@ -68,8 +68,8 @@ export function launchDescription(spec: SourceSpec): string {
   // Live: appsink keeps only the newest buffer, so a stalled consumer never builds latency inside GStreamer.
   // Offline: a small queue and no clock sync, so decoding runs as fast as the stages pull.
   const sink = live
-    ? `appsink name=sink sync=${spec.realtime} max-buffers=1 drop=true`
-    : 'appsink name=sink sync=false max-buffers=4 drop=false';
+    ? `appsink name=sink sync=${spec.realtime} max-buffers=1 drop=true enable-last-sample=false`
+    : 'appsink name=sink sync=false max-buffers=4 drop=false enable-last-sample=false';
   return `${captureAndDecode(spec)} ! videoconvert ! videoscale${rate} ! ${caps.join(',')} ! ${sink}`;
 }
 

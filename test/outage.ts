@@ -1,0 +1,53 @@
+/**
+ * Drives camera outages against a running app: kill the RTSP server, wait for the source to notice,
+ * bring the server back, and time how long the source takes to deliver frames again. Shared by the
+ * RTSP test and the outage benchmark.
+ */
+import { readFileSync } from 'node:fs';
+import { firstValueFrom, filter, timeout } from 'rxjs';
+import type { App } from '../pipeline/app.js';
+import type { RtspServer } from './rtsp-server.js';
+
+export interface OutageCycle {
+  /** What took the source down (its retry reason). */
+  reason: string;
+  /** ms from the server being ready again to the source's first frame after it. */
+  recoveryMs: number;
+  rssBytes: number;
+  threads: number;
+}
+
+export function processThreads(): number {
+  const m = /^Threads:\s+(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+/** One outage of `downMs` (SIGKILL, or SIGSTOP to freeze a still-"connected" camera). */
+export async function outage(app: App, server: RtspServer, sourceId: string, how: 'kill' | 'freeze', downMs: number): Promise<OutageCycle> {
+  const source = app.runtime.sources.get(sourceId)!;
+  const states = app.bus.on('source.state').pipe(filter((s) => s.source === sourceId));
+  const retrying = firstValueFrom(states.pipe(filter((s) => s.state === 'retrying'), timeout(20_000)));
+  if (how === 'kill') await server.stop('SIGKILL');
+  else process.kill(server.pid, 'SIGSTOP');
+  const down = await retrying;
+  await new Promise((r) => setTimeout(r, downMs));
+  if (how === 'kill') await server.restart();
+  else process.kill(server.pid, 'SIGCONT');
+  const back = Date.now();
+  await firstValueFrom(states.pipe(filter((s) => s.state === 'running'), timeout(30_000)));
+  // Running means a frame arrived; make sure frames keep coming, not just one.
+  const before = source.lastFrameAt;
+  await firstValueFrom(app.bus.on('packet').pipe(filter((p) => p.frame.source === sourceId && p.frame.capturedAtMs > before), timeout(10_000)));
+  const recovered = source.lastFrameAt;
+  return {
+    reason: down.reason ?? '',
+    recoveryMs: Math.max(0, recovered - back),
+    rssBytes: process.memoryUsage().rss,
+    threads: processThreads(),
+  };
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
