@@ -22,7 +22,8 @@ export class Metrics {
   readonly pipelineLatency = this.histogram('sightline_pipeline_latency_seconds', 'Capture (appsink) to sink latency of a packet.', ['pipeline'], LATENCY_BUCKETS);
   readonly inferenceSeconds = this.histogram('sightline_inference_seconds', 'ONNX Runtime session.run time per call, measured in the worker.', ['model'], LATENCY_BUCKETS);
   readonly workerQueue = this.gauge('sightline_worker_queue_size', 'Tasks waiting for a free worker.', []);
-  readonly workerUtilization = this.gauge('sightline_worker_utilization', 'Share of worker time spent running tasks since start (0-1).', []);
+  readonly workerUtilization = this.gauge('sightline_worker_utilization', 'Share of worker time spent running tasks since the previous scrape (0-1).', []);
+  readonly workerBusySeconds = this.counter('sightline_worker_busy_seconds_total', 'Time the workers spent running tasks (rate / threads = utilisation).', []);
   readonly workerThreads = this.gauge('sightline_worker_threads', 'Worker threads in the inference pool.', []);
   readonly inFlight = this.gauge('sightline_pipeline_in_flight', 'Packets currently inside a pipeline\'s stages.', ['pipeline']);
   readonly sourceState = this.gauge('sightline_source_state', '1 for the state a source is in, 0 for the others.', ['source', 'state']);
@@ -43,15 +44,30 @@ export class Metrics {
       this.wsDropped.inc({ protocol }, 0);
     }
     for (const result of ['applied', 'invalid', 'unchanged']) this.configReloads.inc({ result }, 0);
+    for (const protocol of WS_PROTOCOLS) {
+      for (const kind of ['invalid_json', 'bad_format', 'unknown_type', 'internal']) this.wsErrors.inc({ protocol, kind }, 0);
+    }
   }
 
   setSourceState(source: string, state: SourceState): void {
     for (const s of SOURCE_STATES) this.sourceState.set({ source, state: s }, s === state ? 1 : 0);
   }
 
+  /** Creates a live source's per-reason series at 0, so dashboards show 0 rather than nothing. */
+  declareSource(source: string): void {
+    for (const reason of ['error', 'eos', 'watchdog']) this.sourceReconnects.inc({ source, reason }, 0);
+  }
+
+  /** Creates a pipeline's per-reason drop and error series at 0. */
+  declarePipeline(pipeline: string, source: string, stages: string[]): void {
+    for (const reason of ['stale', 'stage_error', 'shutdown']) this.framesDropped.inc({ pipeline, source, reason }, 0);
+    for (const stage of stages) this.stageErrors.inc({ pipeline, stage }, 0);
+  }
+
   /** Removes the per-source series of a source that no longer exists. */
   forgetSource(source: string): void {
     for (const state of SOURCE_STATES) this.sourceState.remove({ source, state });
+    for (const reason of ['error', 'eos', 'watchdog']) this.sourceReconnects.remove({ source, reason });
     this.sourceLastFrameAge.remove({ source });
   }
 

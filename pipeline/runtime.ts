@@ -298,6 +298,7 @@ export class Runtime {
     const { metrics, bus, log } = this.deps;
     const source = new GstSource(spec, log.child(`source:${spec.id}`));
     const feed = new SourceFeed(source, this.deps);
+    if (source.live) metrics.declareSource(spec.id);
     source.state.subscribe(({ state, previous, reason, attempt, retryReason }) => {
       metrics.setSourceState(spec.id, state);
       if (state === 'retrying') {
@@ -315,6 +316,7 @@ export class Runtime {
     const runners = ids.map((id) => {
       const spec = this.graph.pipelines[id];
       const runner = new PipelineRunner(spec, this.feeds.get(spec.source)!, this.graph, this.deps);
+      this.deps.metrics.declarePipeline(id, spec.source, spec.stages.map((s) => s.id));
       this.pipelines.set(id, runner);
       return runner;
     });

@@ -5,6 +5,8 @@ import type { WorkerTask } from './worker-protocol.js';
 
 export class InferencePool {
   private readonly piscina: Piscina;
+  /** Microseconds the workers spent running tasks, added by the workers themselves (Atomics). */
+  private readonly busyMicros = new BigInt64Array(new SharedArrayBuffer(8));
 
   constructor(readonly workers: number, readonly ortThreads: number, metrics?: Metrics) {
     this.piscina = new Piscina({
@@ -14,12 +16,22 @@ export class InferencePool {
       // One task per worker at a time: ORT already uses `ortThreads` cores per run.
       concurrentTasksPerWorker: 1,
       idleTimeout: Infinity,
-      workerData: { ortThreads },
+      workerData: { ortThreads, busyMicros: this.busyMicros },
     });
     metrics?.workerThreads.set(workers);
+    // Utilisation over the time since the previous scrape, from the busy time the workers report
+    // (piscina's own `utilization` is cumulative since start, and scaled wrongly in 5.3).
+    let lastBusy = 0n;
+    let lastAt = performance.now();
     metrics?.onScrape(() => {
+      const busy = Atomics.load(this.busyMicros, 0);
+      const now = performance.now();
+      const busySeconds = Number(busy - lastBusy) / 1e6;
       metrics.workerQueue.set(this.piscina.queueSize);
-      metrics.workerUtilization.set(this.piscina.utilization);
+      metrics.workerBusySeconds.inc(busySeconds);
+      if (now > lastAt) metrics.workerUtilization.set(Math.min(1, busySeconds / (((now - lastAt) / 1000) * workers)));
+      lastBusy = busy;
+      lastAt = now;
     });
   }
 

@@ -6,9 +6,19 @@ import { annotate } from '../stages/annotate.worker.js';
 import { detect } from '../stages/detect.worker.js';
 import { detectFaces, encodeCrops } from '../stages/faces.worker.js';
 
-const threads: number = (workerData as { ortThreads?: number } | undefined)?.ortThreads ?? 1;
+const data = workerData as { ortThreads?: number; busyMicros?: BigInt64Array } | undefined;
+const threads = data?.ortThreads ?? 1;
 
 export default async function run(task: WorkerTask): Promise<unknown> {
+  const t0 = performance.now();
+  try {
+    return await dispatch(task);
+  } finally {
+    if (data?.busyMicros) Atomics.add(data.busyMicros, 0, BigInt(Math.round((performance.now() - t0) * 1000)));
+  }
+}
+
+async function dispatch(task: WorkerTask): Promise<unknown> {
   switch (task.op) {
     case 'load': {
       const s = await getSession(task.model, threads);

@@ -46,6 +46,8 @@ apt_packages=(
   build-essential python3 pkg-config fonts-dejavu-core
   # for the tests: a real RTSP server (GstRtspServer through python3-gi, x264enc)
   python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-ugly
+  # for the tests: a real Prometheus evaluating every dashboard panel
+  prometheus
 )
 # shellcheck disable=SC2206 # word splitting is intended
 [ -z "${EXTRA_APT_PACKAGES:-}" ] || apt_packages+=(${EXTRA_APT_PACKAGES})
