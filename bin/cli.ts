@@ -7,6 +7,7 @@ import { loadSettings, settingsHelp, type ResolvedSettings } from '../config/set
 import { startApp } from '../pipeline/app.js';
 import { runAssetsCli } from '../pipeline/assets.js';
 import { createLogger } from '../pipeline/log.js';
+import { enrollFolder } from './enroll.js';
 import { ProgressReporter } from './progress.js';
 
 const USAGE = `Usage:
@@ -14,6 +15,8 @@ const USAGE = `Usage:
   sightline process <graph.yaml> --input <video> [--output <file.jsonl>] [--source <id>] [settings]
                                                         run a video file to its end, write detections as JSON lines
   sightline validate <graph.yaml>                       check a graph and exit
+  sightline enroll <folder> [--detector FILE] [--embedder FILE] [settings]
+                                                        enroll known persons: <folder>/<Name_Surname>/<photo>.jpg
   sightline assets install [--models-from DIR] [--media-from DIR]
                                                         install models and sample media (sha256-checked)
 
@@ -35,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         ...SETTINGS_FLAGS,
         input: { type: 'string' }, output: { type: 'string' }, source: { type: 'string' },
+        detector: { type: 'string' }, embedder: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -46,6 +50,14 @@ export async function main(argv: string[]): Promise<number> {
   if (parsed.values.help || !command) {
     console.log(USAGE);
     return command || parsed.values.help ? 0 : 2;
+  }
+  if (command === 'enroll') {
+    if (!graphFile) { console.error(`enroll: missing <folder>\n\n${USAGE}`); return 2; }
+    const settings = loadSettings(argv.filter((a) => a !== command && a !== graphFile && !['--detector', '--embedder', parsed.values.detector, parsed.values.embedder].includes(a)));
+    return exitSoon(await enrollFolder(graphFile, settings, {
+      detector: parsed.values.detector ?? 'face_detection_yunet_2023mar_dynamic.onnx',
+      embedder: parsed.values.embedder ?? 'face_recognition_mobilefacenet_128d.onnx',
+    }));
   }
   if (!['run', 'process', 'validate'].includes(command)) {
     console.error(`unknown command "${command}"\n\n${USAGE}`);

@@ -7,7 +7,7 @@ import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Docume
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { stageDefinitions, MODEL_KINDS } from '../stages/registry.js';
 import type { StageDefinition } from '../pipeline/stage.js';
-import { TRANSPORT_SCHEMAS } from '../transports/registry.js';
+import { TRANSPORT_MODELS, TRANSPORT_SCHEMAS } from '../transports/registry.js';
 
 export interface SourceSpec {
   id: string;
@@ -72,10 +72,9 @@ const ID = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
 const topSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['sources', 'pipelines'],
   properties: {
     sources: {
-      type: 'object', minProperties: 1, propertyNames: { pattern: ID },
+      type: 'object', propertyNames: { pattern: ID },
       additionalProperties: {
         type: 'object', additionalProperties: false, required: ['uri'],
         properties: {
@@ -99,7 +98,7 @@ const topSchema = {
       },
     },
     pipelines: {
-      type: 'object', minProperties: 1, propertyNames: { pattern: ID },
+      type: 'object', propertyNames: { pattern: ID },
       additionalProperties: {
         type: 'object', additionalProperties: false, required: ['source', 'stages'],
         properties: {
@@ -242,21 +241,21 @@ function dedupe(list: GraphIssue[]): GraphIssue[] {
 }
 
 interface RawGraph {
-  sources: Record<string, Omit<SourceSpec, 'id' | 'realtime' | 'loop' | 'transport' | 'latency' | 'watchdog'> & Partial<SourceSpec>>;
+  sources?: Record<string, Omit<SourceSpec, 'id' | 'realtime' | 'loop' | 'transport' | 'latency' | 'watchdog'> & Partial<SourceSpec>>;
   models?: Record<string, { file: string; kind: string }>;
-  pipelines: Record<string, { source: string; maxInFlight?: number; stages: { id?: string; use: string; from?: string; with?: Record<string, unknown> }[] }>;
+  pipelines?: Record<string, { source: string; maxInFlight?: number; stages: { id?: string; use: string; from?: string; with?: Record<string, unknown> }[] }>;
   transports?: Record<string, Record<string, unknown>>;
 }
 
 function normalise(raw: RawGraph, file: string): Graph {
   const sources: Record<string, SourceSpec> = {};
-  for (const [id, s] of Object.entries(raw.sources)) {
+  for (const [id, s] of Object.entries(raw.sources ?? {})) {
     sources[id] = { realtime: false, loop: false, transport: 'tcp', latency: 200, watchdog: 5, ...s, id };
   }
   const models: Record<string, ModelSpec> = {};
   for (const [id, m] of Object.entries(raw.models ?? {})) models[id] = { ...m, id };
   const pipelines: Record<string, PipelineSpec> = {};
-  for (const [id, p] of Object.entries(raw.pipelines)) {
+  for (const [id, p] of Object.entries(raw.pipelines ?? {})) {
     let previous: string | null = null;
     const stages = p.stages.map((s) => {
       const stage: StageSpec = { id: s.id ?? s.use, use: s.use, from: s.from ?? previous, with: s.with ?? {} };
@@ -310,6 +309,12 @@ function checkSemantics(g: Graph, issues: IssueCollector): void {
     }
   }
   for (const t of Object.values(g.transports)) {
+    for (const [key, kind] of Object.entries(TRANSPORT_MODELS[t.id as keyof typeof TRANSPORT_MODELS] ?? {})) {
+      const id = String(t[key]);
+      const model = g.models[id];
+      if (!model) issues.add(['transports', t.id, key], `unknown model "${id}"; declare it under models: (defined: ${Object.keys(g.models).join(', ') || 'none'})`);
+      else if (model.kind !== kind) issues.add(['transports', t.id, key], `model "${id}" is of kind "${model.kind}"; ${t.id} ${key} needs kind "${kind}"`);
+    }
     if (t.pipeline !== undefined && !g.pipelines[t.pipeline]) {
       issues.add(['transports', t.id, 'pipeline'], `unknown pipeline "${t.pipeline}"; defined pipelines: ${Object.keys(g.pipelines).join(', ')}`);
     }

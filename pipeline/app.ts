@@ -11,6 +11,7 @@ import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { Runtime } from './runtime.js';
 import { Store } from './store.js';
+import { KnownPersons } from './known-persons.js';
 import { InferencePool } from './worker-pool.js';
 
 export type ReloadResult = 'applied' | 'invalid' | 'unchanged';
@@ -22,6 +23,7 @@ export interface App {
   metrics: Metrics;
   pool: InferencePool;
   store: Store;
+  persons: KnownPersons;
   runtime: Runtime;
   hub: HttpHub;
   log: Logger;
@@ -58,7 +60,8 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   const store = Store.open(settings.dataDir);
   const runtime = new Runtime(initial, { settings, store, pool, bus, metrics, log });
   const hub = new HttpHub(settings.host, log.child('http'));
-  const ctx: TransportContext = { hub, bus, metrics, settings, log, store, runtime: () => runtime };
+  const persons = new KnownPersons(store);
+  const ctx: TransportContext = { hub, bus, metrics, settings, log, store, pool, persons, runtime: () => runtime };
   const mounted = new Map<string, { spec: TransportSpec & { port: number }; handle: MountedTransport }>();
   const serve = opts.serve !== false;
 
@@ -125,7 +128,7 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   })());
   return {
     get graph() { return runtime.graph; },
-    settings, bus, metrics, pool, store, runtime, hub, log, ports: hub.bound,
+    settings, bus, metrics, pool, store, persons, runtime, hub, log, ports: hub.bound,
     portOf: (id) => { const m = mounted.get(id); return m ? hub.bound.get(m.spec.port) : undefined; },
     reload, stop,
   };

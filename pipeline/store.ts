@@ -34,6 +34,13 @@ CREATE TABLE IF NOT EXISTS faces (
   pipeline TEXT NOT NULL, face_id INTEGER NOT NULL, day TEXT NOT NULL, filename TEXT NOT NULL,
   score REAL NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (pipeline, face_id));
 CREATE INDEX IF NOT EXISTS faces_by_time ON faces (pipeline, created_ms DESC);
+CREATE TABLE IF NOT EXISTS persons (
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL, surname TEXT, birthday TEXT, relationship TEXT,
+  role TEXT NOT NULL DEFAULT 'guest' CHECK (role IN ('user', 'guest')), created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS person_embeddings (
+  id INTEGER PRIMARY KEY, person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+  vector BLOB NOT NULL, photo_sha256 TEXT NOT NULL, created_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS embeddings_by_person ON person_embeddings (person_id);
 `;
 
 export class Store {
@@ -46,6 +53,7 @@ export class Store {
     // NORMAL in WAL mode: a committed transaction survives a process crash (it may not survive power loss).
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
   }
 

@@ -1,5 +1,6 @@
 /** Messages between the main thread and inference workers. Frames travel as transferred ArrayBuffers. */
 import type { AnnotateTask } from '../stages/annotate.protocol.js';
+import type { EmbedFacesResult, EmbedFacesTask } from '../stages/embed-face.protocol.js';
 import type { FacesTask } from '../stages/faces.protocol.js';
 import type { Box, Detection } from './types.js';
 
@@ -41,4 +42,13 @@ export interface CropTask {
 }
 export interface CropResult { crops: { key: number; jpeg: ArrayBuffer }[]; data: ArrayBuffer }
 
-export type WorkerTask = LoadTask | DetectTask | FacesTask | AnnotateTask | CropTask;
+/** Decodes an encoded image (JPEG, PNG, …) sent by a client, then detects and embeds its faces. */
+export interface RecognizeImageTask extends Omit<EmbedFacesTask, 'op' | 'width' | 'height' | 'data'> {
+  op: 'recognize-image';
+  image: ArrayBuffer;
+  /** Images with more pixels than this are refused (decompression bombs). */
+  maxPixels: number;
+}
+export type RecognizeImageResult = Omit<EmbedFacesResult, 'data'> & { width: number; height: number };
+
+export type WorkerTask = LoadTask | DetectTask | FacesTask | AnnotateTask | CropTask | EmbedFacesTask | RecognizeImageTask;

@@ -1,9 +1,11 @@
 /** Piscina worker entry: dispatches tasks to the stage handlers that run beside their models. */
 import { move, workerData, transferableSymbol, valueSymbol } from 'piscina';
 import { getSession } from './model-sessions.js';
-import type { CropResult, LoadResult, WorkerTask } from './worker-protocol.js';
+import type { CropResult, LoadResult, RecognizeImageResult, WorkerTask } from './worker-protocol.js';
 import { annotate } from '../stages/annotate.worker.js';
+import { decodeImage } from '../stages/decode-image.js';
 import { detect } from '../stages/detect.worker.js';
+import { embedFaces } from '../stages/embed-face.worker.js';
 import { detectFaces, encodeCrops } from '../stages/faces.worker.js';
 
 const data = workerData as { ortThreads?: number; busyMicros?: BigInt64Array } | undefined;
@@ -40,6 +42,16 @@ async function dispatch(task: WorkerTask): Promise<unknown> {
     case 'crop': {
       const crops = await encodeCrops(new Uint8Array(task.data), task.width, task.height, task.crops, task.quality);
       return withTransfer({ crops, data: task.data } satisfies CropResult, [task.data, ...crops.map((c) => c.jpeg)]);
+    }
+    case 'embed-faces': {
+      const result = await embedFaces(task, threads);
+      return withTransfer(result, [result.data, ...result.faces.map((f) => f.embedding.buffer as ArrayBuffer)]);
+    }
+    case 'recognize-image': {
+      const { width, height, rgb } = await decodeImage(new Uint8Array(task.image), task.maxPixels);
+      const r = await embedFaces({ ...task, op: 'embed-faces', width, height, data: rgb.buffer as ArrayBuffer }, threads);
+      const result: RecognizeImageResult = { faces: r.faces, detectMs: r.detectMs, embedMs: r.embedMs, width, height };
+      return withTransfer(result, r.faces.map((f) => f.embedding.buffer as ArrayBuffer));
     }
     default:
       throw new Error(`unknown worker task ${(task as { op: string }).op}`);

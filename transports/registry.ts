@@ -6,11 +6,14 @@ import type { Logger } from '../pipeline/log.js';
 import type { Metrics } from '../pipeline/metrics.js';
 import type { Runtime } from '../pipeline/runtime.js';
 import type { Store } from '../pipeline/store.js';
+import type { KnownPersons } from '../pipeline/known-persons.js';
+import type { InferencePool } from '../pipeline/worker-pool.js';
 import type { HttpHub } from './http-hub.js';
+import { mountDdfr, type DdfrSpec } from './ddfr.js';
 import { mountMetrics } from './metrics.js';
 import { mountPeopleCounter, type PeopleCounterSpec } from './people-counter.js';
 
-export const TRANSPORT_NAMES = ['metrics', 'people-counter'] as const;
+export const TRANSPORT_NAMES = ['metrics', 'people-counter', 'ddfr'] as const;
 export type TransportName = (typeof TRANSPORT_NAMES)[number];
 
 const port = { type: 'integer', minimum: 0, maximum: 65535 };
@@ -26,6 +29,20 @@ export const TRANSPORT_SCHEMAS: Record<TransportName, object> = {
       maxMessageBytes: { type: 'integer', minimum: 1024, maximum: 16777216 },
     },
   },
+  ddfr: {
+    type: 'object', additionalProperties: false, required: ['detector', 'embedder'],
+    properties: {
+      port, detector: { type: 'string' }, embedder: { type: 'string' },
+      threshold: { type: 'number', minimum: -1, maximum: 1 },
+      faceScore: { type: 'number', minimum: 0, maximum: 1 },
+      maxImageBytes: { type: 'integer', minimum: 1024, maximum: 104857600 },
+    },
+  },
+};
+
+/** Graph models a transport uses, with the kind each must have. */
+export const TRANSPORT_MODELS: Partial<Record<TransportName, Record<string, string>>> = {
+  ddfr: { detector: 'yunet', embedder: 'mobilefacenet' },
 };
 
 export interface TransportContext {
@@ -35,6 +52,8 @@ export interface TransportContext {
   settings: ResolvedSettings;
   log: Logger;
   store: Store;
+  pool: InferencePool;
+  persons: KnownPersons;
   runtime: () => Runtime;
 }
 
@@ -55,6 +74,11 @@ const definitions: TransportDefinition[] = [
       mountMetrics(ctx.hub, port, ctx.metrics, ctx.runtime);
       return { close: async () => undefined };
     },
+  },
+  {
+    name: 'ddfr',
+    defaultPort: () => 8000,
+    mount: (spec, port, ctx) => mountDdfr({ ...spec, port } as DdfrSpec, ctx),
   },
   {
     name: 'people-counter',

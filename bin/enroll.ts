@@ -1,0 +1,60 @@
+/** `sightline enroll <folder>`: one sub-folder per person (Name_Surname), each photo with exactly one face. */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { ResolvedSettings } from '../config/settings.js';
+import { BadImageError, FaceRecognizer } from '../pipeline/face-recognizer.js';
+import { KnownPersons } from '../pipeline/known-persons.js';
+import { Store } from '../pipeline/store.js';
+import { InferencePool } from '../pipeline/worker-pool.js';
+
+const IMAGE = /\.(jpe?g|png|webp|bmp)$/i;
+
+export interface EnrollOptions { detector: string; embedder: string }
+
+export async function enrollFolder(folder: string, settings: ResolvedSettings, opts: EnrollOptions,
+  print: (line: string) => void = (l) => process.stdout.write(l + '\n')): Promise<number> {
+  const people = readdirSync(folder).filter((d) => statSync(path.join(folder, d)).isDirectory()).sort();
+  if (!people.length) { print(`enroll: ${folder} has no person folders (expected <folder>/<Name_Surname>/<photo>.jpg)`); return 2; }
+  const store = Store.open(settings.dataDir);
+  const persons = new KnownPersons(store);
+  const pool = new InferencePool(settings.workers, settings.ortThreads);
+  const recognizer = new FaceRecognizer(pool, persons, {
+    detector: { path: path.resolve(settings.modelDir, opts.detector), kind: 'yunet' },
+    embedder: { path: path.resolve(settings.modelDir, opts.embedder), kind: 'mobilefacenet' },
+    faceScore: 0.8, threshold: 0.4, maxSide: 1280, maxPixels: 40_000_000,
+  });
+  let added = 0;
+  let refused = 0;
+  let skipped = 0;
+  try {
+    for (const dir of people) {
+      const [name, ...rest] = dir.split(/[_ ]+/);
+      const surname = rest.join(' ') || null;
+      const person = persons.list().find((p) => p.name === name && p.surname === surname) ?? persons.create({ name, surname });
+      const known = new Set(persons.photos(person.id).map((p) => p.sha256));
+      for (const file of readdirSync(path.join(folder, dir)).filter((f) => IMAGE.test(f)).sort()) {
+        const bytes = readFileSync(path.join(folder, dir, file));
+        const sha = createHash('sha256').update(bytes).digest('hex');
+        const label = `${dir}/${file}`;
+        if (known.has(sha)) { skipped++; print(`  skip    ${label} (already enrolled)`); continue; }
+        try {
+          const { faces } = await recognizer.recognize(bytes);
+          if (faces.length !== 1) { refused++; print(`  refuse  ${label}: ${faces.length} faces (need exactly one)`); continue; }
+          persons.addPhoto(person.id, faces[0].embedding, sha);
+          added++;
+          print(`  add     ${label} → person ${person.id} (${name}${surname ? ` ${surname}` : ''})`);
+        } catch (err) {
+          refused++;
+          print(`  refuse  ${label}: ${err instanceof BadImageError ? 'not a readable image' : (err as Error).message}`);
+        }
+      }
+    }
+  } finally {
+    await pool.close();
+    store.close();
+  }
+  print(`enrolled ${added} photo(s) of ${people.length} person(s); ${skipped} already enrolled; ${refused} refused`);
+  // Failure only when not a single photo of the folder is (or was already) usable.
+  return refused && !added && !skipped ? 1 : 0;
+}

@@ -1,0 +1,27 @@
+/** Decodes an encoded image (JPEG, PNG, WebP, …) into packed RGB, in the worker, refusing absurd sizes. */
+import { createCanvas, loadImage } from '@napi-rs/canvas';
+
+export class ImageDecodeError extends Error {}
+
+export async function decodeImage(bytes: Uint8Array, maxPixels: number): Promise<{ width: number; height: number; rgb: Uint8Array }> {
+  let img: Awaited<ReturnType<typeof loadImage>>;
+  try {
+    img = await loadImage(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  } catch (err) {
+    throw new ImageDecodeError(`not a decodable image: ${(err as Error).message}`);
+  }
+  const { width, height } = img;
+  if (!(width > 0 && height > 0)) throw new ImageDecodeError('not a decodable image: no pixels');
+  if (width * height > maxPixels) throw new ImageDecodeError(`image is ${width}x${height}, more than ${maxPixels} pixels`);
+  const canvas = createCanvas(width, height);
+  const ctx = canvas.getContext('2d', { alpha: false });
+  ctx.drawImage(img, 0, 0);
+  const rgba = ctx.getImageData(0, 0, width, height).data;
+  const rgb = new Uint8Array(width * height * 3);
+  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
+    rgb[j] = rgba[i];
+    rgb[j + 1] = rgba[i + 1];
+    rgb[j + 2] = rgba[i + 2];
+  }
+  return { width, height, rgb };
+}
