@@ -5,6 +5,7 @@
 import type { Box, Detection } from '../pipeline/types.js';
 import { COCO_CLASSES } from './coco-classes.js';
 import { nms } from './nms.js';
+import { bilinearTaps, resampleToBgrPlanes } from './resample.js';
 
 export const YOLOX_INPUT = 416;
 /** Values from the model manifest: 0.3 keeps real objects without spectator noise; 0.45 is YOLOX's own NMS IoU. */
@@ -55,7 +56,7 @@ export function letterbox(
 
   const cols = bilinearTaps(width, outW, 3);
   const rows = bilinearTaps(height, outH, width * 3);
-  resampleToPlanes(rgb, tensor, size, outW, outH, cols, rows);
+  resampleToBgrPlanes(rgb, tensor, size, size, cols, rows);
   fillPadding(tensor, size, outW, outH);
   return { tensor, scale };
 }
@@ -64,69 +65,6 @@ function checkDims(width: number, height: number, size: number): void {
   for (const [name, v] of [['width', width], ['height', height], ['size', size]] as const) {
     if (!Number.isInteger(v) || v <= 0) throw new RangeError(`letterbox: ${name} must be a positive integer, got ${v}`);
   }
-}
-
-/** Per output index along one axis: the two source offsets (index * `step`) and the weight of the second. */
-interface Taps {
-  lo: Int32Array;
-  hi: Int32Array;
-  frac: Float32Array;
-}
-
-/**
- * Half-pixel-centre mapping, the same as OpenCV INTER_LINEAR (what YOLOX was trained with):
- * src = (dst + 0.5) * (srcLen / dstLen) - 0.5, clamped to the edge. Computed once per call, not per pixel.
- */
-function bilinearTaps(srcLen: number, dstLen: number, step: number): Taps {
-  const lo = new Int32Array(dstLen);
-  const hi = new Int32Array(dstLen);
-  const frac = new Float32Array(dstLen);
-  const ratio = srcLen / dstLen;
-  for (let d = 0; d < dstLen; d++) {
-    const s = Math.min(Math.max((d + 0.5) * ratio - 0.5, 0), srcLen - 1);
-    const i0 = Math.floor(s);
-    lo[d] = i0 * step;
-    hi[d] = Math.min(i0 + 1, srcLen - 1) * step;
-    frac[d] = s - i0;
-  }
-  return { lo, hi, frac };
-}
-
-/** Bilinear-sample the outW×outH image region, writing R, G, B into planes 2, 1, 0 (BGR order). */
-function resampleToPlanes(
-  rgb: Uint8Array,
-  dst: Float32Array,
-  size: number,
-  outW: number,
-  outH: number,
-  cols: Taps,
-  rows: Taps,
-): void {
-  const plane = size * size;
-  const { lo: xLo, hi: xHi, frac: xFrac } = cols;
-  for (let y = 0; y < outH; y++) {
-    const r0 = rows.lo[y];
-    const r1 = rows.hi[y];
-    const fy = rows.frac[y];
-    const b = y * size; // B plane row start; G and R are one and two planes further
-    for (let x = 0; x < outW; x++) {
-      const fx = xFrac[x];
-      const p00 = r0 + xLo[x];
-      const p01 = r0 + xHi[x];
-      const p10 = r1 + xLo[x];
-      const p11 = r1 + xHi[x];
-      const i = b + x;
-      dst[i + 2 * plane] = bilerp(rgb, p00, p01, p10, p11, fx, fy);
-      dst[i + plane] = bilerp(rgb, p00 + 1, p01 + 1, p10 + 1, p11 + 1, fx, fy);
-      dst[i] = bilerp(rgb, p00 + 2, p01 + 2, p10 + 2, p11 + 2, fx, fy);
-    }
-  }
-}
-
-function bilerp(src: Uint8Array, p00: number, p01: number, p10: number, p11: number, fx: number, fy: number): number {
-  const top = src[p00] + (src[p01] - src[p00]) * fx;
-  const bottom = src[p10] + (src[p11] - src[p10]) * fx;
-  return top + (bottom - top) * fy;
 }
 
 /** Fill only the pad area (right strip of image rows, then everything below) in each plane. */

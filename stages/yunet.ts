@@ -5,6 +5,7 @@
  */
 import type { Box } from '../pipeline/types.js';
 import { nms } from './nms.js';
+import { bilinearTaps, resampleToBgrPlanes } from './resample.js';
 
 /** Manifest values: OpenCV's default 0.9 misses little, but 0.8 still has no false positives on the samples. */
 export const YUNET_SCORE_THRESHOLD = 0.8;
@@ -70,7 +71,7 @@ export function yunetInput(
   if (outW === width && outH === height) {
     copyToPlanes(rgb, tensor, width, height, inputW, inputH);
   } else {
-    resampleToPlanes(rgb, tensor, inputW, inputH, bilinearTaps(width, outW, 3), bilinearTaps(height, outH, width * 3));
+    resampleToBgrPlanes(rgb, tensor, inputW, inputH, bilinearTaps(width, outW, 3), bilinearTaps(height, outH, width * 3));
   }
   fillPadding(tensor, inputW, inputH, outW, outH);
   return { tensor, inputW, inputH, scale };
@@ -99,59 +100,6 @@ function copyToPlanes(rgb: Uint8Array, dst: Float32Array, width: number, height:
       dst[b + x + 2 * plane] = rgb[p];
     }
   }
-}
-
-/** Per output index along one axis: the two source offsets (index * `step`) and the weight of the second. */
-interface Taps {
-  lo: Int32Array;
-  hi: Int32Array;
-  frac: Float32Array;
-}
-
-/** OpenCV INTER_LINEAR half-pixel mapping, src = (dst + 0.5) * srcLen/dstLen - 0.5 clamped; once per call. */
-function bilinearTaps(srcLen: number, dstLen: number, step: number): Taps {
-  const lo = new Int32Array(dstLen);
-  const hi = new Int32Array(dstLen);
-  const frac = new Float32Array(dstLen);
-  const ratio = srcLen / dstLen;
-  for (let d = 0; d < dstLen; d++) {
-    const s = Math.min(Math.max((d + 0.5) * ratio - 0.5, 0), srcLen - 1);
-    const i0 = Math.floor(s);
-    lo[d] = i0 * step;
-    hi[d] = Math.min(i0 + 1, srcLen - 1) * step;
-    frac[d] = s - i0;
-  }
-  return { lo, hi, frac };
-}
-
-/** Bilinear-sample the resized image into the top-left of the padded planes, R, G, B → planes 2, 1, 0. */
-function resampleToPlanes(rgb: Uint8Array, dst: Float32Array, inputW: number, inputH: number, cols: Taps, rows: Taps): void {
-  const plane = inputW * inputH;
-  const { lo: xLo, hi: xHi, frac: xFrac } = cols;
-  const outW = xLo.length;
-  for (let y = 0; y < rows.lo.length; y++) {
-    const r0 = rows.lo[y];
-    const r1 = rows.hi[y];
-    const fy = rows.frac[y];
-    const b = y * inputW;
-    for (let x = 0; x < outW; x++) {
-      const fx = xFrac[x];
-      const p00 = r0 + xLo[x];
-      const p01 = r0 + xHi[x];
-      const p10 = r1 + xLo[x];
-      const p11 = r1 + xHi[x];
-      const i = b + x;
-      dst[i + 2 * plane] = bilerp(rgb, p00, p01, p10, p11, fx, fy);
-      dst[i + plane] = bilerp(rgb, p00 + 1, p01 + 1, p10 + 1, p11 + 1, fx, fy);
-      dst[i] = bilerp(rgb, p00 + 2, p01 + 2, p10 + 2, p11 + 2, fx, fy);
-    }
-  }
-}
-
-function bilerp(src: Uint8Array, p00: number, p01: number, p10: number, p11: number, fx: number, fy: number): number {
-  const top = src[p00] + (src[p01] - src[p00]) * fx;
-  const bottom = src[p10] + (src[p11] - src[p10]) * fx;
-  return top + (bottom - top) * fy;
 }
 
 /** Fill only the pad area (right strip of image rows, then the rows below) in each plane. */
