@@ -7,6 +7,7 @@ import { decodeImage } from '../stages/decode-image.js';
 import { detect } from '../stages/detect.worker.js';
 import { embedFaces } from '../stages/embed-face.worker.js';
 import { detectFaces, encodeCrops } from '../stages/faces.worker.js';
+import { reidEmbed } from '../stages/reid.worker.js';
 
 const data = workerData as { ortThreads?: number; busyMicros?: BigInt64Array } | undefined;
 const threads = data?.ortThreads ?? 1;
@@ -52,6 +53,11 @@ async function dispatch(task: WorkerTask): Promise<unknown> {
       const r = await embedFaces({ ...task, op: 'embed-faces', width, height, data: rgb.buffer as ArrayBuffer }, threads);
       const result: RecognizeImageResult = { faces: r.faces, detectMs: r.detectMs, embedMs: r.embedMs, width, height };
       return withTransfer(result, r.faces.map((f) => f.embedding.buffer as ArrayBuffer));
+    }
+    case 'reid': {
+      const result = await reidEmbed(task, threads);
+      // Every embedding has its own buffer (zero ones for empty boxes too), so none is listed twice.
+      return withTransfer(result, [result.data, ...result.embeddings.map((e) => e.buffer as ArrayBuffer)]);
     }
     default:
       throw new Error(`unknown worker task ${(task as { op: string }).op}`);
