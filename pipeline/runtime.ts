@@ -74,7 +74,10 @@ export class PipelineRunner {
 
   constructor(readonly spec: PipelineSpec, private feed: SourceFeed, private readonly graph: Graph,
     private readonly deps: RuntimeDeps) {
-    this.maxInFlight = spec.maxInFlight ?? deps.settings.maxInFlight;
+    // Offline, one frame more than there are workers keeps every worker busy while a result travels back
+    // to the sink (costs no latency that matters); live sources keep the setting, which bounds latency.
+    this.maxInFlight = spec.maxInFlight
+      ?? (feed.source.live ? deps.settings.maxInFlight : Math.max(deps.settings.maxInFlight, deps.settings.workers + 1));
     this.log = deps.log.child(spec.id);
     this.done = new Promise((r) => { this.resolveDone = r; });
   }
@@ -205,7 +208,7 @@ export class PipelineRunner {
       for (const id of def?.models?.(stage.with) ?? []) {
         const model = this.graph.models[id];
         try {
-          await this.deps.pool.run({ op: 'load', model: { path: modelPath(this.graph, this.deps.settings, id), kind: model.kind } });
+          await this.deps.pool.loadEverywhere({ path: modelPath(this.graph, this.deps.settings, id), kind: model.kind });
         } catch (err) {
           throw new Error(`stage "${stage.id}": model "${id}": ${(err as Error).message}`);
         }

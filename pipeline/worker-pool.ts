@@ -1,7 +1,7 @@
 /** The process's one inference pool: Piscina worker threads, each holding its own ONNX sessions. */
 import { Piscina } from 'piscina';
 import type { Metrics } from './metrics.js';
-import type { WorkerTask } from './worker-protocol.js';
+import type { ModelRef, WorkerTask } from './worker-protocol.js';
 
 export class InferencePool {
   private readonly piscina: Piscina;
@@ -41,6 +41,14 @@ export class InferencePool {
 
   run<R>(task: WorkerTask, transferList: ArrayBuffer[] = []): Promise<R> {
     return this.piscina.run(task, { transferList }) as Promise<R>;
+  }
+
+  /**
+   * Loads a model on every worker before frames arrive, so no frame waits for a session to be created.
+   * All workers are idle at that point and take one task each, so `workers` concurrent loads reach them all.
+   */
+  async loadEverywhere(model: ModelRef): Promise<void> {
+    await Promise.all(Array.from({ length: this.workers }, () => this.run({ op: 'load', model })));
   }
 
   async close(): Promise<void> {

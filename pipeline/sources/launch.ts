@@ -70,7 +70,8 @@ export function launchDescription(spec: SourceSpec): string {
   const sink = live
     ? `appsink name=sink sync=${spec.realtime} max-buffers=1 drop=true enable-last-sample=false`
     : 'appsink name=sink sync=false max-buffers=4 drop=false enable-last-sample=false';
-  return `${captureAndDecode(spec)} ! videoconvert ! videoscale${rate} ! ${caps.join(',')} ! ${sink}`;
+  // videoconvertscale converts and scales in one pass (scaling the decoded format before converting to RGB).
+  return `${captureAndDecode(spec)} ! videoconvertscale${rate} ! ${caps.join(',')} ! ${sink}`;
 }
 
 function fraction(fps: number): string {
