@@ -27,7 +27,9 @@ export class FaceIndex {
   add(personId: number, vector: Float32Array): void {
     if (vector.length !== this.dim) throw new Error(`embedding has ${vector.length} values, expected ${this.dim}`);
     if ((this.count + 1) * this.dim > this.matrix.length) this.grow();
-    const norm = Math.hypot(...vector) || 1;
+    let sq = 0;
+    for (let i = 0; i < this.dim; i++) sq += vector[i] * vector[i];
+    const norm = Math.sqrt(sq) || 1;
     const at = this.count * this.dim;
     for (let i = 0; i < this.dim; i++) this.matrix[at + i] = vector[i] / norm;
     this.owners[this.count++] = personId;
@@ -48,10 +50,10 @@ export class FaceIndex {
 
   /** Best match for a (normalised) query, or null when the index is empty. */
   search(query: Float32Array): IndexMatch | null {
-    const { dim, matrix, owners } = this;
+    const { dim, matrix, owners, count } = this;
     let best = -Infinity;
     let bestRow = -1;
-    for (let r = 0, at = 0; r < this.count; r++, at += dim) {
+    for (let r = 0, at = 0; r < count; r++, at += dim) {
       let s0 = 0; let s1 = 0; let s2 = 0; let s3 = 0;
       let i = 0;
       for (; i + 3 < dim; i += 4) {
