@@ -1,5 +1,6 @@
 /** annotate: tracks (or detections), faces, the counting line and the counts drawn on the frame, as one JPEG. */
 import type { StageDefinition } from '../pipeline/stage.js';
+import { RateGate } from '../pipeline/rate-gate.js';
 import { orderedAsyncStage } from '../pipeline/stage.js';
 import type { AnnotateBox, AnnotateResult, AnnotateTask } from './annotate.protocol.js';
 
@@ -24,12 +25,10 @@ export const annotateStage: StageDefinition<AnnotateOptions> = {
   },
   provides: ['jpeg'],
   create(o, ctx) {
-    const minGapMs = 1000 / (o.fps ?? 30);
-    let lastAt = -Infinity;
+    const gate = new RateGate(o.fps ?? 30);
     return orderedAsyncStage(ctx, ctx.settings.workers, async (p) => {
-      // Encoding is the costly part: skip frames beyond the configured rate (by capture time, so it is deterministic).
-      if (p.frame.capturedAtMs - lastAt < minGapMs) return p;
-      lastAt = p.frame.capturedAtMs;
+      // Encoding is the costly part: skip frames beyond the configured rate (by capture time).
+      if (!gate.allow(p.frame.capturedAtMs)) return p;
       const { frame } = p;
       const boxes: AnnotateBox[] = p.tracks
         ? p.tracks.map((t) => ({ box: t.box, label: `${t.id}` }))

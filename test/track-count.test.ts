@@ -557,3 +557,14 @@ test('counter: anchor choice decides which point must cross', (t) => {
   t.deepEqual(feed('center'), { in: 1, out: 0 }); // centre 180 → 380 (≥ 360 + 14.4)
   t.deepEqual(feed('top-center'), { in: 0, out: 0 }); // head 100 → 300, still above
 });
+
+test('RateGate lets a stream at exactly the cap through, and thins a faster one to the cap', async (t) => {
+  const { RateGate } = await import('../pipeline/rate-gate.js');
+  const at10 = new RateGate(10);
+  // 10 fps with ±3 ms of jitter against a cap of 10: every frame passes.
+  const passed10 = Array.from({ length: 100 }, (_, i) => at10.allow(i * 100 + ((i * 7919) % 7) - 3)).filter(Boolean).length;
+  t.is(passed10, 100);
+  const at5 = new RateGate(5);
+  const passed5 = Array.from({ length: 300 }, (_, i) => at5.allow(i * 33.3)).filter(Boolean).length;
+  t.true(passed5 >= 49 && passed5 <= 51, `${passed5} of 300 frames at 30 fps through a 5 fps gate (10 s)`);
+});

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Subscription } from 'rxjs';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { TransportSpec } from '../config/graph.js';
+import { RateGate } from '../pipeline/rate-gate.js';
 import { broadcast, type BroadcastLimits } from './ws-broadcast.js';
 import type { MountedTransport, TransportContext } from './registry.js';
 
@@ -45,7 +46,8 @@ export function facesDir(dataDir: string, pipeline: string): string {
 export function mountPeopleCounter(spec: PeopleCounterSpec, ctx: TransportContext): MountedTransport {
   const { hub, bus, metrics, store, settings, log } = ctx;
   const pipeline = spec.pipeline;
-  const limits: BroadcastLimits = { dropAboveBytes: 2 * 1024 * 1024, closeAboveBytes: 32 * 1024 * 1024 };
+  // A client more than a few frames behind skips frames (it gets the newest instead of a backlog).
+  const limits: BroadcastLimits = { dropAboveBytes: 512 * 1024, closeAboveBytes: 32 * 1024 * 1024 };
   const wss = new WebSocketServer({ noServer: true, maxPayload: spec.maxMessageBytes ?? 64 * 1024 });
   const clientsGauge = metrics.wsClients.labels(PROTOCOL);
   const out = metrics.wsMessages.labels(PROTOCOL, 'out');
@@ -63,13 +65,11 @@ export function mountPeopleCounter(spec: PeopleCounterSpec, ctx: TransportContex
   };
 
   const subs: Subscription[] = [];
-  const minFrameGapMs = 1000 / (spec.fps ?? 15);
-  let lastFrameAt = 0;
+  const frameGate = new RateGate(spec.fps ?? 15);
   subs.push(bus.on('packet').subscribe((p) => {
     if (p.pipeline !== pipeline || !p.jpeg || wss.clients.size === 0) return;
     const now = Date.now();
-    if (now - lastFrameAt < minFrameGapMs) return;
-    lastFrameAt = now;
+    if (!frameGate.allow(now)) return;
     push({ type: 'frame', data: Buffer.from(p.jpeg.data).toString('base64'), timestamp: timestamp(now) }, true);
   }));
   subs.push(bus.on('count.stats').subscribe((s) => {
