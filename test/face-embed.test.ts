@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import path from 'node:path';
-import { createCanvas, loadImage } from '@napi-rs/canvas';
+import { readFileSync } from 'node:fs';
 import type { ModelRef } from '../pipeline/worker-protocol.js';
 import { cosineSimilarity, FACE_EMBEDDING_SIZE, type EmbedFacesResult, type EmbedFacesTask, type FaceInput } from '../stages/embed-face.protocol.js';
 import { embedFaces } from '../stages/embed-face.worker.js';
@@ -15,6 +15,7 @@ import {
   type Affine,
 } from '../stages/face-align.js';
 import { YUNET_MAX_SIDE, YUNET_SCORE_THRESHOLD } from '../stages/yunet.js';
+import { decodeImage } from '../stages/decode-image.js';
 
 const MODEL_DIR = path.resolve(process.cwd(), process.env.SIGHTLINE_MODEL_DIR ?? 'models');
 const MEDIA_DIR = path.resolve(process.cwd(), process.env.SIGHTLINE_MEDIA_DIR ?? 'media');
@@ -32,20 +33,9 @@ interface RgbImage {
   height: number;
 }
 
-/** Decode a photo to packed RGB the way a frame arrives from GStreamer. */
-async function loadRgb(name: string): Promise<RgbImage> {
-  const image = await loadImage(path.join(MEDIA_DIR, name));
-  const { width, height } = image;
-  const ctx = createCanvas(width, height).getContext('2d');
-  ctx.drawImage(image, 0, 0);
-  const rgba = ctx.getImageData(0, 0, width, height).data;
-  const rgb = new Uint8Array(width * height * 3);
-  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
-    rgb[j] = rgba[i];
-    rgb[j + 1] = rgba[i + 1];
-    rgb[j + 2] = rgba[i + 2];
-  }
-  return { rgb, width, height };
+/** Decode a photo to packed RGB with the server's own decoder (as frames and client images arrive). */
+async function loadRgb(name: string): Promise<{ rgb: Uint8Array; width: number; height: number }> {
+  return decodeImage(readFileSync(path.join(MEDIA_DIR, name)), Number.MAX_SAFE_INTEGER);
 }
 
 /** Packed RGB where pixel (x, y) channel c is `f(x, y, c)`. */

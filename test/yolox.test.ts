@@ -1,12 +1,12 @@
 import test from 'ava';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createCanvas, loadImage } from '@napi-rs/canvas';
 import ort from 'onnxruntime-node';
 import type { Box, Detection } from '../pipeline/types.js';
 import { COCO_CLASSES, classIdOf } from '../stages/coco-classes.js';
 import { iou, nms } from '../stages/nms.js';
 import { decodeYolox, letterbox, YOLOX_INPUT, YOLOX_NMS_IOU, YOLOX_SCORE_THRESHOLD } from '../stages/yolox.js';
+import { decodeImage } from '../stages/decode-image.js';
 
 const MODEL_DIR = path.resolve(process.cwd(), process.env.SIGHTLINE_MODEL_DIR ?? 'models');
 const MEDIA_DIR = path.resolve(process.cwd(), process.env.SIGHTLINE_MEDIA_DIR ?? 'media');
@@ -202,20 +202,9 @@ async function getSession(): Promise<ort.InferenceSession> {
   return session;
 }
 
-/** Decode a photo to packed RGB the way a frame arrives from GStreamer. */
+/** Decode a photo to packed RGB with the server's own decoder (as frames and client images arrive). */
 async function loadRgb(name: string): Promise<{ rgb: Uint8Array; width: number; height: number }> {
-  const image = await loadImage(path.join(MEDIA_DIR, name));
-  const { width, height } = image;
-  const ctx = createCanvas(width, height).getContext('2d');
-  ctx.drawImage(image, 0, 0);
-  const rgba = ctx.getImageData(0, 0, width, height).data;
-  const rgb = new Uint8Array(width * height * 3);
-  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
-    rgb[j] = rgba[i];
-    rgb[j + 1] = rgba[i + 1];
-    rgb[j + 2] = rgba[i + 2];
-  }
-  return { rgb, width, height };
+  return decodeImage(readFileSync(path.join(MEDIA_DIR, name)), Number.MAX_SAFE_INTEGER);
 }
 
 async function detect(name: string): Promise<{ dets: Detection[]; width: number; height: number }> {
