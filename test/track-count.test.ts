@@ -41,11 +41,6 @@ function stay(at: Pt, frames: number): Pt[] {
   return Array.from({ length: frames }, () => [at[0], at[1]]);
 }
 
-/** Frames in which the walker is not detected (occluded). */
-function hidden(frames: number): null[] {
-  return new Array<null>(frames).fill(null);
-}
-
 interface Walker {
   /** Anchor per frame from `start`; null = no detection this frame. */
   path: (Pt | null)[];

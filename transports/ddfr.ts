@@ -7,7 +7,7 @@ import type http from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { TransportSpec } from '../config/graph.js';
 import { BadImageError, FaceRecognizer } from '../pipeline/face-recognizer.js';
-import { ageOn, type KnownPersons, type Person, type PersonInput } from '../pipeline/known-persons.js';
+import { ageOn, type Person, type PersonInput } from '../pipeline/known-persons.js';
 import { modelPath } from '../pipeline/runtime.js';
 import { HttpError, readJson, readUploadedFile } from './http-body.js';
 import { sendJson } from './http-hub.js';
