@@ -69,6 +69,7 @@ export class PipelineRunner {
   private pending: Frame | null = null;
   private sub: Subscription | null = null;
   private inputClosed = false;
+  private superseded = false;
   private readonly maxInFlight: number;
   private readonly log: Logger;
 
@@ -92,6 +93,11 @@ export class PipelineRunner {
 
   /** Loads the models, builds the chain and attaches to the source; a failure marks only this pipeline failed. */
   async start(): Promise<void> {
+    if (await this.prepare()) this.go();
+  }
+
+  /** Loads the models and builds the chain, without taking frames yet. False if the pipeline failed. */
+  async prepare(): Promise<boolean> {
     try {
       await this.preloadModels();
       const chain = buildDag(this.spec.stages, (s) => this.operatorFor(s));
@@ -100,12 +106,22 @@ export class PipelineRunner {
         error: (err: Error) => this.finish('failed', `pipeline error: ${err.message}`),
         complete: () => this.finish(this.source.current === 'failed' ? 'failed' : 'stopped', this.source.state.value.reason),
       });
+      return true;
     } catch (err) {
       this.finish('failed', (err as Error).message);
-      return;
+      return false;
     }
+  }
+
+  /** Starts taking frames. */
+  go(): void {
     this.setState('running');
     this.feed.attach(this);
+  }
+
+  /** A replacement runner took over this pipeline's name: stop reporting its state and gauges. */
+  supersede(): void {
+    this.superseded = true;
   }
 
   /** Stops taking frames from the current source (the chain and its state stay). */
@@ -160,7 +176,7 @@ export class PipelineRunner {
 
   private dispatch(frame: Frame): void {
     this.inFlight++;
-    this.deps.metrics.inFlight.set({ pipeline: this.spec.id }, this.inFlight);
+    if (!this.superseded) this.deps.metrics.inFlight.set({ pipeline: this.spec.id }, this.inFlight);
     this.input.next({ frame, pipeline: this.spec.id });
   }
 
@@ -171,7 +187,7 @@ export class PipelineRunner {
   private onSink(p: Packet): void {
     this.inFlight--;
     const { metrics, bus } = this.deps;
-    metrics.inFlight.set({ pipeline: this.spec.id }, this.inFlight);
+    if (!this.superseded) metrics.inFlight.set({ pipeline: this.spec.id }, this.inFlight);
     if (p.errors?.length) this.drop(p.frame, 'stage_error');
     else metrics.framesProcessed.inc({ pipeline: this.spec.id, source: p.frame.source });
     metrics.pipelineLatency.observe({ pipeline: this.spec.id }, (Date.now() - p.frame.capturedAtMs) / 1000);
@@ -226,7 +242,7 @@ export class PipelineRunner {
   private setState(state: PipelineState, reason?: string): void {
     this.state = state;
     this.reason = reason;
-    this.deps.metrics.pipelineUp.set({ pipeline: this.spec.id }, state === 'running' ? 1 : 0);
+    if (!this.superseded) this.deps.metrics.pipelineUp.set({ pipeline: this.spec.id }, state === 'running' ? 1 : 0);
     this.deps.bus.publish('pipeline.state', { pipeline: this.spec.id, state, reason, atMs: Date.now() });
     const msg = `pipeline ${this.spec.id} ${state}${reason ? `: ${reason}` : ''}`;
     if (state === 'failed') this.log.error(msg); else this.log.info(msg);
@@ -265,7 +281,11 @@ export class Runtime {
   async apply(next: Graph): Promise<GraphChanges> {
     const changes = diffGraphs(this.graph, next);
     const restartSources = new Set([...changes.sources.removed, ...changes.sources.changed]);
-    for (const id of [...changes.pipelines.removed, ...changes.pipelines.changed]) {
+    // A changed pipeline on an unchanged source is swapped: its replacement is made ready first and takes
+    // over in the same tick, so no frame of the source falls between the two runners.
+    const swaps = changes.pipelines.changed.filter((id) =>
+      next.pipelines[id].source === this.graph.pipelines[id].source && !restartSources.has(next.pipelines[id].source));
+    for (const id of [...changes.pipelines.removed, ...changes.pipelines.changed.filter((c) => !swaps.includes(c))]) {
       await this.pipelines.get(id)?.stop();
       this.pipelines.delete(id);
     }
@@ -281,7 +301,8 @@ export class Runtime {
     this.graph = next;
     for (const id of [...changes.sources.added, ...changes.sources.changed]) this.addSource(next.sources[id]);
     for (const p of movers) p.attach(this.feeds.get(p.spec.source)!);
-    await this.startPipelines([...changes.pipelines.added, ...changes.pipelines.changed]);
+    await this.swapPipelines(swaps);
+    await this.startPipelines([...changes.pipelines.added, ...changes.pipelines.changed.filter((c) => !swaps.includes(c))]);
     this.stopUnreadSources();
     this.startAttachedSources();
     return changes;
@@ -315,11 +336,29 @@ export class Runtime {
     this.feeds.set(spec.id, feed);
   }
 
+  private async swapPipelines(ids: string[]): Promise<void> {
+    const fresh = ids.map((id) => this.newRunner(id));
+    const ready = await Promise.all(fresh.map((r) => r.prepare()));
+    const old = ids.map((id) => this.pipelines.get(id)!);
+    ids.forEach((id, i) => {
+      old[i].supersede();
+      old[i].detach();
+      this.pipelines.set(id, fresh[i]);
+      if (ready[i]) fresh[i].go();
+    });
+    // The old runners finish the frames they already hold.
+    await Promise.all(old.map((r) => r.stop()));
+  }
+
+  private newRunner(id: string): PipelineRunner {
+    const spec = this.graph.pipelines[id];
+    this.deps.metrics.declarePipeline(id, spec.source, spec.stages.map((s) => s.id));
+    return new PipelineRunner(spec, this.feeds.get(spec.source)!, this.graph, this.deps);
+  }
+
   private async startPipelines(ids: string[]): Promise<void> {
     const runners = ids.map((id) => {
-      const spec = this.graph.pipelines[id];
-      const runner = new PipelineRunner(spec, this.feeds.get(spec.source)!, this.graph, this.deps);
-      this.deps.metrics.declarePipeline(id, spec.source, spec.stages.map((s) => s.id));
+      const runner = this.newRunner(id);
       this.pipelines.set(id, runner);
       return runner;
     });

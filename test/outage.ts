@@ -34,14 +34,14 @@ export async function outage(app: App, server: RtspServer, sourceId: string, how
   if (how === 'kill') await server.restart();
   else process.kill(server.pid, 'SIGCONT');
   const back = Date.now();
-  await firstValueFrom(states.pipe(filter((s) => s.state === 'running'), timeout(30_000)));
-  // Running means a frame arrived; make sure frames keep coming, not just one.
+  // `running` is published when the first frame after the reconnect arrives.
+  const running = await firstValueFrom(states.pipe(filter((s) => s.state === 'running'), timeout(30_000)));
+  // Make sure frames keep coming, not just one.
   const before = source.lastFrameAt;
   await firstValueFrom(app.bus.on('packet').pipe(filter((p) => p.frame.source === sourceId && p.frame.capturedAtMs > before), timeout(10_000)));
-  const recovered = source.lastFrameAt;
   return {
     reason: down.reason ?? '',
-    recoveryMs: Math.max(0, recovered - back),
+    recoveryMs: Math.max(0, running.atMs - back),
     rssBytes: process.memoryUsage().rss,
     threads: processThreads(),
   };
@@ -49,5 +49,6 @@ export async function outage(app: App, server: RtspServer, sourceId: string, how
 
 export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+  // Nearest rank.
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
 }

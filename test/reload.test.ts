@@ -83,6 +83,10 @@ test('edits to the graph file are applied by difference while the server runs', 
   t.is(app.runtime.pipelines.get('pa'), pa);
   t.deepEqual(app.graph.pipelines.pb.stages[0].with, { model: 'people', score: 0.5 });
   await packetsOf(app, 'pb');
+  // The restarted pipeline was swapped, not stopped and started: no frame of its source fell between the two.
+  const pbSeqs = [...new Set(seqs.get('pb'))].sort((a, b) => a - b);
+  t.true(noGaps(pbSeqs), `pb seqs: ${pbSeqs.join(',')}`);
+  t.is(pb.state, 'stopped');
 
   // 3. Remove a pipeline and its source.
   const v4 = { sources: v1.sources, pipelines: { pa: v3.pipelines.pa, pb: v3.pipelines.pb } };
