@@ -33,6 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { isMainThread, Worker, workerData } from 'node:worker_threads';
+import { loadavg as load, percentile, summarize, table, waitForQuietMachine as waitForQuiet } from './report.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MEDIA = path.join(ROOT, 'media');
@@ -43,36 +44,16 @@ const THRESHOLD = 0.4; // transports/ddfr.ts default
 // ---------------------------------------------------------------------------------------------------
 // Helpers: percentiles, tables, CPU accounting, load.
 
-function percentile(sorted: number[], q: number): number {
-  if (!sorted.length) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
-}
 
-interface Summary { n: number; mean: number; p50: number; p95: number; max: number }
 
-function summarize(values: number[]): Summary {
-  const s = [...values].sort((a, b) => a - b);
-  const mean = s.reduce((a, v) => a + v, 0) / Math.max(1, s.length);
-  return { n: s.length, mean, p50: percentile(s, 0.5), p95: percentile(s, 0.95), max: s[s.length - 1] ?? NaN };
-}
 
 const f1 = (v: number): string => (Number.isFinite(v) ? v.toFixed(1) : '-');
 const f2 = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : '-');
 const f3 = (v: number): string => (Number.isFinite(v) ? v.toFixed(3) : '-');
 const pct = (v: number): string => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : '-');
 const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-const load = (): string => os.loadavg().map((v) => v.toFixed(2)).join(' ');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function table(title: string, headers: string[], rows: (string | number)[][]): void {
-  const cells = [headers, ...rows.map((r) => r.map(String))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  console.log(`\n${title}`);
-  console.log(line(headers));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of cells.slice(1)) console.log(line(r));
-}
 
 function cores(): number {
   return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
@@ -106,16 +87,6 @@ function cpuMeter(): () => CpuUse {
 }
 
 /** Waits (up to maxWaitS) for the 1-minute load average to drop below 2.5; returns the load it starts at. */
-async function waitForQuiet(section: string, maxWaitS: number): Promise<string> {
-  const t0 = Date.now();
-  while (os.loadavg()[0] >= 2.5 && (Date.now() - t0) / 1000 < maxWaitS) {
-    console.log(`  [${section}] waiting for 1-min load < 2.5 (now ${os.loadavg()[0].toFixed(2)}, waited ${Math.round((Date.now() - t0) / 1000)} s)`);
-    await sleep(10_000);
-  }
-  if (os.loadavg()[0] >= 2.5) console.log(`  [${section}] load still ${os.loadavg()[0].toFixed(2)} after ${maxWaitS} s; measuring anyway`);
-  console.log(`  [${section}] loadavg ${load()}`);
-  return load();
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Seeded random unit vectors (reproducible from run to run).

@@ -30,6 +30,7 @@ import type { Frame } from '../pipeline/types.js';
 import type { ModelRef, WorkerTask } from '../pipeline/worker-protocol.js';
 import { YOLOX_INPUT, YOLOX_NMS_IOU, YOLOX_SCORE_THRESHOLD, decodeYolox, letterbox } from '../stages/yolox.js';
 import type { RawInferResult, RawInferTask } from './raw-infer.worker.js';
+import { summarize, table, type Summary } from './report.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const VTEST = path.join(ROOT, 'media', 'vtest.avi');
@@ -41,18 +42,8 @@ const log = createLogger('warn', 'bench');
 // ---------------------------------------------------------------------------------------------------
 // Small helpers: percentiles, CPU accounting, table printing.
 
-function percentile(sorted: number[], q: number): number {
-  if (!sorted.length) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
-}
 
-interface Summary { n: number; mean: number; p50: number; p95: number; max: number }
 
-function summarize(values: number[]): Summary {
-  const s = [...values].sort((a, b) => a - b);
-  const mean = s.reduce((a, v) => a + v, 0) / Math.max(1, s.length);
-  return { n: s.length, mean, p50: percentile(s, 0.5), p95: percentile(s, 0.95), max: s[s.length - 1] ?? NaN };
-}
 
 /** Busy and steal CPU seconds of the whole machine so far, from /proc/stat (null where unavailable). */
 function machineCpu(): { busyS: number; stealS: number } | null {
@@ -143,16 +134,6 @@ const f2 = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : '-');
 const pct = (v: number): string => (Number.isFinite(v) ? `${(v * 100).toFixed(0)}%` : '-');
 
 /** Prints an aligned table; the first column (or, with 'all', every column) is left-aligned, numbers right. */
-function table(title: string, headers: string[], rows: (string | number)[][], leftAlign: 'first' | 'all' = 'first'): void {
-  const cells = [headers, ...rows.map((r) => r.map(String))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const left = (i: number): boolean => i === 0 || leftAlign === 'all' || headers[i] === 'value';
-  const line = (r: string[]): string => r.map((c, i) => (left(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  console.log(`\n${title}`);
-  console.log(line(headers));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of cells.slice(1)) console.log(line(r));
-}
 
 // ---------------------------------------------------------------------------------------------------
 // prom-client histograms from the app's registry: count, mean and bucket-interpolated percentiles.
@@ -528,7 +509,7 @@ async function main(): Promise<void> {
     row('process CPU per frame', (o) => `${f2((o.r.cpu.cpuS * 1000) / o.r.processed)} ms`),
     row('process CPU', (o) => `${pct(o.r.cpu.utilization)} of ${cores()} cores`),
     row('other processes / steal', (o) => `${f2(o.r.cpu.otherCores)} / ${f2(o.r.cpu.stealCores)} cores`),
-  ], 'all');
+  ]);
   console.log('   ~p50/~p95 are interpolated from the Prometheus histogram buckets');
   if (offline[0].r.threads.some((t) => t.cpuS > 0)) {
     table('2b. Offline pipeline: CPU by thread after startApp (busy = CPU s / wall s)', ['thread', ...offline.map((o) => o.label)],

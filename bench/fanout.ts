@@ -43,6 +43,7 @@ import { startApp, type App } from '../pipeline/app.js';
 import type { BusEvents, Topic } from '../pipeline/event-bus.js';
 import { createLogger } from '../pipeline/log.js';
 import type { Packet } from '../pipeline/types.js';
+import { loadavg as load, percentile, table } from './report.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -61,17 +62,7 @@ const f0 = (v: number): string => (Number.isFinite(v) ? v.toFixed(0) : '-');
 const f1 = (v: number): string => (Number.isFinite(v) ? v.toFixed(1) : '-');
 const f2 = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : '-');
 const cores = (): number => Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
-const load = (): string => os.loadavg().map((v) => v.toFixed(2)).join(' ');
 
-function table(title: string, headers: string[], rows: (string | number)[][]): void {
-  const cells = [headers, ...rows.map((r) => r.map(String))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  console.log(`\n${title}`);
-  console.log(line(headers));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of cells.slice(1)) console.log(line(r));
-}
 
 /** Sparse latency histogram (1 ms bins) as sent over IPC: [ms, count] pairs. */
 type Hist = [number, number][];
@@ -98,11 +89,6 @@ const maxOf = (xs: number[]): number => xs.reduce((a, v) => Math.max(a, v), -Inf
 const ELD_RES_MS = 10;
 const lagMs = (ns: number): number => Math.max(0, ns / 1e6 - ELD_RES_MS);
 
-function percentile(values: number[], q: number): number {
-  if (!values.length) return NaN;
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
-}
 
 /** CPU seconds the main thread (tid = pid) has run so far, from schedstat (ns); NaN off Linux. */
 function mainThreadCpuS(): number {

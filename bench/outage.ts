@@ -17,8 +17,9 @@ import { startApp, type App } from '../pipeline/app.js';
 import { createLogger } from '../pipeline/log.js';
 import { gstPipelines } from '../pipeline/sources/gst-source.js';
 import { graph, testSettings } from '../test/helpers.js';
-import { outage, percentile, processThreads, type OutageCycle } from '../test/outage.js';
+import { outage, processThreads, type OutageCycle } from '../test/outage.js';
 import { startRtspServer, type RtspServer } from '../test/rtsp-server.js';
+import { loadavg, percentile, table, waitForQuietMachine } from './report.js';
 
 process.chdir(fileURLToPath(new URL('../..', import.meta.url))); // media/ and models/ are relative to the root
 
@@ -31,31 +32,14 @@ const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 /** RSS, JS heap in use (MiB) and thread count right now. */
 const snapshot = () => { const m = process.memoryUsage(); return [mib(m.rss), mib(m.heapUsed), processThreads()]; };
 
-function table(title: string, headers: string[], rows: (string | number)[][]): void {
-  const cells = [headers, ...rows.map((r) => r.map(String))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
-  const numeric = headers.map((_, i) => i > 0 && cells.slice(1).every((r) => /^(-?[\d.]+|-|NaN)$/.test(r[i])));
-  console.log(`\n${title}`);
-  cells.forEach((r, n) => {
-    console.log(r.map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd());
-    if (n === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  });
-}
 
 /** n, p50, p95, max of some durations in ms ("-" when there are none). */
 function stats(values: number[]): (string | number)[] {
   if (!values.length) return [0, '-', '-', '-'];
-  return [values.length, percentile(values, 50), percentile(values, 95), Math.max(...values)];
+  return [values.length, percentile(values, 0.50), percentile(values, 0.95), Math.max(...values)];
 }
 
 /** Waits (up to 5 minutes) for the machine's 1-minute load to drop to 2.5 or below. */
-async function settleLoad(): Promise<void> {
-  console.log(`loadavg at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  const until = Date.now() + 5 * 60_000;
-  while (os.loadavg()[0] > 2.5 && Date.now() < until) await sleep(10_000);
-  if (os.loadavg()[0] > 2.5) console.log('load still above 2.5 after 5 minutes; measuring anyway');
-  else console.log(`measuring at loadavg ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-}
 
 /** Longest gap between calls to tick() since the last reset(). */
 function gapMeter() {
@@ -76,7 +60,8 @@ async function recover(app: App, server: RtspServer): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  await settleLoad();
+  console.log(`loadavg at start: ${loadavg()}`);
+  await waitForQuietMachine('measure');
   const logLines: string[] = [];
   const server = await startRtspServer();
   const app = await startApp(graph(`

@@ -21,7 +21,7 @@ import { watchFile } from '../config/watch.js';
 import { startApp, type App } from '../pipeline/app.js';
 import { createLogger } from '../pipeline/log.js';
 import { testSettings } from '../test/helpers.js';
-import { percentile } from '../test/outage.js';
+import { loadavg, percentile, table, waitForQuietMachine } from './report.js';
 
 process.chdir(fileURLToPath(new URL('../..', import.meta.url))); // models/ is relative to the root
 
@@ -35,32 +35,15 @@ const DEBOUNCE_MS = Number(/debounceMs\s*=\s*(\d+)/.exec(watchFile.toString())?.
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function table(title: string, headers: string[], rows: (string | number)[][]): void {
-  const cells = [headers, ...rows.map((r) => r.map(String))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
-  const numeric = headers.map((_, i) => i > 0 && cells.slice(1).every((r) => /^(-?[\d.]+|-|NaN)$/.test(r[i])));
-  console.log(`\n${title}`);
-  cells.forEach((r, n) => {
-    console.log(r.map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd());
-    if (n === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  });
-}
 
 /** n, p50, p95, max of some durations in ms ("-" when there are none). */
 function stats(values: number[]): (string | number)[] {
   if (!values.length) return [0, '-', '-', '-'];
   const r = (v: number) => Math.round(v);
-  return [values.length, r(percentile(values, 50)), r(percentile(values, 95)), r(Math.max(...values))];
+  return [values.length, r(percentile(values, 0.50)), r(percentile(values, 0.95)), r(Math.max(...values))];
 }
 
 /** Waits (up to 5 minutes) for the machine's 1-minute load to drop to 2.5 or below. */
-async function settleLoad(): Promise<void> {
-  console.log(`loadavg at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  const until = Date.now() + 5 * 60_000;
-  while (os.loadavg()[0] > 2.5 && Date.now() < until) await sleep(10_000);
-  if (os.loadavg()[0] > 2.5) console.log('load still above 2.5 after 5 minutes; measuring anyway');
-  else console.log(`measuring at loadavg ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-}
 
 function graphYaml(score: number, use = 'detect'): string {
   const source = (pattern: string) => `{ uri: "test://${pattern}", width: 160, height: 120, fps: 10 }`;
@@ -121,7 +104,8 @@ async function timedEdit(app: App, file: string, yaml: string, changed?: string)
 }
 
 async function main(): Promise<void> {
-  await settleLoad();
+  console.log(`loadavg at start: ${loadavg()}`);
+  await waitForQuietMachine('measure');
   const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'sightline-reload-bench-')), 'graph.yaml');
   let score = 0.3;
   writeFileSync(file, graphYaml(score));

@@ -46,9 +46,3 @@ export async function outage(app: App, server: RtspServer, sourceId: string, how
     threads: processThreads(),
   };
 }
-
-export function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  // Nearest rank.
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
-}
