@@ -50,6 +50,8 @@ apt_packages=(
   prometheus
   # for the tests: the protocol documents' Python clients (OpenCV, websockets, aiohttp) under Debian's python3
   python3-opencv python3-websockets python3-aiohttp
+  # for the tests: a real browser for /dashboard (driven by playwright-core) and a real NATS server
+  chromium nats-server
 )
 # shellcheck disable=SC2206 # word splitting is intended
 [ -z "${EXTRA_APT_PACKAGES:-}" ] || apt_packages+=(${EXTRA_APT_PACKAGES})
