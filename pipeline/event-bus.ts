@@ -26,6 +26,19 @@ export interface BusEvents {
   'traffic.event': { pipeline: string; source: string; status: 'started' | 'ended'; startMs: number; endMs?: number; countIn: number };
   /** A track's best face so far was saved (face id = track id). */
   'face.saved': { pipeline: string; source: string; faceId: number; filename: string; score: number; atMs: number };
+  /** A track fell: fast downward torso motion followed by lying for the configured time. */
+  'activity.fall': {
+    pipeline: string; source: string; trackId: number; box: [number, number, number, number];
+    /** Seconds from the start of the fall to lying still. */
+    fallDuration: number;
+    /** 0..1 from the peak downward speed of the torso relative to body height. */
+    impactSeverity: number;
+    confidence: number; recoveryDetected: boolean; atMs: number;
+  };
+  /** A fallen track got up again. */
+  'activity.recovered': { pipeline: string; source: string; trackId: number; lyingSeconds: number; atMs: number };
+  /** Persons present in a source changed. */
+  occupancy: { pipeline: string; source: string; count: number; previous: number; changeType: 'increase' | 'decrease'; atMs: number };
   /** A graph reload: applied (with what changed), invalid (old graph kept) or unchanged. */
   config: { result: 'applied' | 'invalid' | 'unchanged'; file: string; summary: string; changes?: GraphChanges; errors?: string[]; atMs: number };
 }

@@ -45,6 +45,54 @@ export interface FaceDetection {
   trackId?: number;
 }
 
+/** COCO keypoint names, in the order pose models emit them. */
+export const COCO_KEYPOINTS = [
+  'nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_shoulder', 'right_shoulder',
+  'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist', 'left_hip', 'right_hip',
+  'left_knee', 'right_knee', 'left_ankle', 'right_ankle',
+] as const;
+export type KeypointName = (typeof COCO_KEYPOINTS)[number];
+
+export interface Keypoint {
+  name: KeypointName;
+  /** Source pixels. */
+  x: number;
+  y: number;
+  confidence: number;
+  /** confidence above the pose stage's visibility threshold. */
+  visible: boolean;
+}
+
+/** One person's keypoints (top-down: estimated inside a detection or track box). */
+export interface PersonPose {
+  /** The track the pose was estimated for, when tracks are available. */
+  trackId?: number;
+  box: Box;
+  /** Detection/track score of the box. */
+  score: number;
+  /** Mean confidence of the keypoints. */
+  confidence: number;
+  keypoints: Keypoint[];
+}
+
+export type Posture = 'standing' | 'walking' | 'running' | 'sitting' | 'lying' | 'unknown';
+
+/** What the activity stage knows of one track in this frame. */
+export interface PersonActivity {
+  trackId: number;
+  posture: Posture;
+  /** Confidence of the posture classification, 0..1. */
+  confidence: number;
+  /** Speed of the box centre in source pixels per second. */
+  speedPxPerS: number;
+  /** Recent box centres, oldest first (source pixels, ms since epoch). */
+  trajectory: { x: number; y: number; atMs: number }[];
+  /** Where the track's motion model puts the centre `horizonMs` from now. */
+  predicted: { x: number; y: number; horizonMs: number };
+  /** True while the track is in a detected fall (from the fall until recovery). */
+  fallen: boolean;
+}
+
 /** A frame plus everything the stages have added so far. */
 export interface Packet {
   frame: Frame;
@@ -55,6 +103,12 @@ export interface Packet {
   /** Counting line in source pixels and the running totals, for drawing. */
   counting?: { line: [[number, number], [number, number]]; countIn: number; countOut: number };
   faces?: FaceDetection[];
+  /** Keypoints per person (pose stage). */
+  poses?: PersonPose[];
+  /** Posture, motion and falls per track (activity stage). */
+  activities?: PersonActivity[];
+  /** Persons present in this frame (activity stage). */
+  occupancy?: number;
   /** Annotated frame, JPEG-encoded once for every consumer. */
   jpeg?: { data: ArrayBuffer; width: number; height: number };
   /** Per-stage failures; the packet still reaches the sink so nothing is silently lost. */
