@@ -58,8 +58,9 @@ function moving(speed: number, t: PostureThresholds): Posture {
 
 /**
  * - lying: torso at least `lyingAngle` from vertical, or half that with a box wider than high;
- * - sitting (also crouching): torso upright but the knees near hip height (thigh drop < 0.45 torso) or the
- *   ankles less than 1.15 torso below the hips — a standing person's legs are about 1.6–1.8 torso long;
+ * - sitting (also crouching): torso upright but the knees near hip height (thigh drop < 0.35 torso; about 0.85
+ *   standing, 0.5–0.7 for walkers seen from an elevated camera), or, without knees, the ankles less than 0.8
+ *   torso below the hips (1.6–1.8 standing, down to 1.0 from above);
  * - otherwise standing, walking or running by speed (body heights per second).
  * Without shoulders and hips the box's aspect decides, with a lower confidence.
  */
@@ -81,7 +82,7 @@ export function classifyPosture(keypoints: readonly Keypoint[] | undefined, box:
   }
   const thigh = g.knees ? (g.knees.y - g.hips.y) / g.length : undefined;
   const leg = g.ankles ? (g.ankles.y - g.hips.y) / g.length : undefined;
-  if ((thigh !== undefined && thigh < 0.45) || (leg !== undefined && leg < 1.15)) {
+  if (thigh !== undefined ? thigh < 0.35 : leg !== undefined && leg < 0.8) {
     const legConfidence = g.knees?.confidence ?? g.ankles?.confidence ?? 0;
     return { posture: 'sitting', confidence: clamp01(((torsoConfidence + legConfidence) / 2) + 0.2) };
   }
