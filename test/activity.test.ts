@@ -4,6 +4,12 @@
  * with an immediate get-up): only the real fall raises a fall, and standing up afterwards is a recovery.
  */
 import test from 'ava';
+import { firstValueFrom, from, toArray } from 'rxjs';
+import { EventBus, type BusEvents } from '../pipeline/event-bus.js';
+import { Metrics } from '../pipeline/metrics.js';
+import type { StageContext } from '../pipeline/stage.js';
+import type { Packet } from '../pipeline/types.js';
+import { activityStage } from '../stages/activity.js';
 import { COCO_KEYPOINTS, type Box, type Keypoint, type KeypointName, type PersonPose } from '../pipeline/types.js';
 import { ActivityAnalyzer, type ActivityUpdate } from '../stages/activity/analyzer.js';
 import { classifyPosture } from '../stages/activity/posture.js';
@@ -233,4 +239,49 @@ test('occupancy changes once a new count holds; lost tracks do not count', (t) =
     .flatMap((u) => (u.occupancyChange ? [u.occupancyChange] : []));
   t.deepEqual(changes.map((c) => [c.previous, c.count, c.changeType]), [[0, 2, 'increase'], [2, 1, 'decrease'], [1, 3, 'increase']],
     'a one-frame third person is flicker, not an arrival');
+});
+
+// ---------- the stage ----------
+
+test('the activity stage publishes the fall, the recovery and occupancy on the bus, fills packets and counts falls', async (t) => {
+  const bus = new EventBus();
+  const metrics = new Metrics();
+  const ctx = { pipeline: 'home', source: 'hall', stageId: 'activity', bus, metrics } as unknown as StageContext;
+  const got: { fall: BusEvents['activity.fall'][]; recovered: BusEvents['activity.recovered'][]; occupancy: BusEvents['occupancy'][] } = { fall: [], recovered: [], occupancy: [] };
+  bus.on('activity.fall').subscribe((e) => got.fall.push(e));
+  bus.on('activity.recovered').subscribe((e) => got.recovered.push(e));
+  bus.on('occupancy').subscribe((e) => got.occupancy.push(e));
+
+  const frames = sequence(STANDING, [
+    { hold: STANDING, seconds: 2 }, { to: LYING, seconds: 0.5, ease: easeIn }, { hold: LYING, seconds: 3 }, { to: STANDING, seconds: 1.5 }, { hold: STANDING, seconds: 2 },
+  ]);
+  let last: [number, number] = [0, 0];
+  const packets: Packet[] = frames.map((s, i) => {
+    const kp = keypoints(s, 300);
+    const box = boxOf(kp);
+    const centre: [number, number] = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2];
+    const velocity: [number, number] = i ? [centre[0] - last[0], centre[1] - last[1]] : [0, 0];
+    last = centre;
+    return {
+      pipeline: 'home',
+      frame: { source: 'hall', seq: i, ptsNs: i * 100e6, capturedAtMs: 5_000 + i * 100, width: 640, height: 480, format: 'RGB', data: new ArrayBuffer(0) },
+      tracks: [{ id: 3, box, score: 0.9, classId: 0, label: 'person', state: 'confirmed', velocity }],
+      poses: [{ trackId: 3, box, score: 0.9, confidence: 0.7, keypoints: kp }],
+    };
+  });
+  const out = await firstValueFrom(from(packets).pipe(activityStage.create({ occupancyHoldSeconds: 0 }, ctx), toArray()));
+
+  t.is(out.length, packets.length);
+  t.true(out.every((p) => p.activities?.length === 1 && p.occupancy === 1));
+  t.is(got.fall.length, 1);
+  const f = got.fall[0];
+  t.like(f, { pipeline: 'home', source: 'hall', trackId: 3, recoveryDetected: false });
+  t.true(f.atMs > 5_000 + 2_500 && f.atMs < 5_000 + 5_500, `wall-clock time of the fall ${f.atMs}`);
+  t.is(f.box.length, 4);
+  t.is(got.recovered.length, 1);
+  t.like(got.recovered[0], { pipeline: 'home', source: 'hall', trackId: 3 });
+  t.true(got.recovered[0].atMs > f.atMs);
+  t.deepEqual(got.occupancy.map((o) => [o.previous, o.count, o.changeType, o.source]), [[0, 1, 'increase', 'hall']]);
+  const text = await metrics.render();
+  t.regex(text, /sightline_falls_total\{pipeline="home",source="hall"\} 1/);
 });

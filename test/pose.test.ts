@@ -170,3 +170,60 @@ pipelines:
   t.throws(() => graph(`${base}      - { use: track }\n      - { use: activity }\n`), { message: /"activity" needs poses/ });
   t.notThrows(() => graph(readFileSync('config/examples/pose.yaml', 'utf8')));
 });
+
+// ---------- pre- and post-processing ----------
+
+test('poseCropBox widens 1.4 × 1.2 around the centre and clips to the frame', (t) => {
+  t.deepEqual(poseCropBox([100, 100, 200, 300], 640, 480), [80, 80, 220, 320]);
+  t.deepEqual(poseCropBox([0, 0, 100, 200], 640, 480), [0, 0, 120, 220], 'clipped at the top-left');
+  t.deepEqual(poseCropBox([600, 400, 700, 500], 640, 480), [580, 390, 640, 480], 'clipped at the bottom-right');
+  t.is(poseCropBox([700, 10, 800, 100], 640, 480), null, 'nothing inside the frame');
+  t.throws(() => poseCropBox([Number.NaN, 0, 10, 10], 640, 480), { instanceOf: RangeError });
+});
+
+test('poseInput writes ImageNet-normalised RGB planes; a flat image stays flat', (t) => {
+  const width = 50;
+  const height = 40;
+  const rgb = new Uint8Array(width * height * 3);
+  for (let i = 0; i < rgb.length; i += 3) { rgb[i] = 255; rgb[i + 1] = 128; rgb[i + 2] = 0; }
+  const out = new Float32Array(POSE_TENSOR_SIZE + 10).fill(99);
+  poseInput(rgb, width, height, [5.5, 3.2, 44.1, 39.9], out, 10);
+  const plane = POSE_TENSOR_SIZE / 3;
+  const expected = [(1 - 0.485) / 0.229, (128 / 255 - 0.456) / 0.224, (0 - 0.406) / 0.225];
+  for (let c = 0; c < 3; c++) {
+    for (const i of [0, 1234, plane - 1]) t.true(Math.abs(out[10 + c * plane + i] - expected[c]) < 1e-5, `channel ${c} at ${i}: ${out[10 + c * plane + i]}`);
+  }
+  t.true(out.subarray(0, 10).every((v) => v === 99), 'nothing written before the offset');
+  t.throws(() => poseInput(rgb, width, height, [0, 0, 10, 10], out, 20), { instanceOf: RangeError });
+});
+
+test('decodeHeatmaps: argmax, quarter-cell refinement towards the larger neighbour, crop mapping, visibility', (t) => {
+  const W = 48;
+  const H = 64;
+  const maps = new Float32Array(17 * W * H);
+  const put = (k: number, x: number, y: number, v: number) => { maps[k * W * H + y * W + x] = v; };
+  put(0, 10, 20, 0.9); // lone peak: no refinement
+  put(1, 24, 32, 0.6); put(1, 25, 32, 0.3); put(1, 24, 31, 0.2); // leans right and up
+  put(2, 0, 0, 1.7); // clamped to 1, on the border: no refinement
+  const crop: Box = [100, 50, 196, 178]; // 96 × 128: 2 px per heat-map cell
+  const kp = decodeHeatmaps(maps, crop, 0.5);
+  t.deepEqual(kp.map((k) => k.name), [...COCO_KEYPOINTS]);
+  t.deepEqual([kp[0].x, kp[0].y, kp[0].confidence, kp[0].visible], [100 + 10.5 * 2, 50 + 20.5 * 2, kp[0].confidence, true]);
+  t.true(Math.abs(kp[0].confidence - 0.9) < 1e-6);
+  t.deepEqual([kp[1].x, kp[1].y], [100 + (24.25 + 0.5) * 2, 50 + (31.75 + 0.5) * 2]);
+  t.deepEqual([kp[2].x, kp[2].y, kp[2].confidence], [101, 51, 1]);
+  t.is(kp[1].visible, true);
+  t.false(kp[3].visible, 'an all-zero map is not visible');
+  t.is(kp[3].confidence, 0);
+});
+
+test('the pose worker refuses a frame of the wrong size and skips boxes outside the frame', async (t) => {
+  const { rgb, width, height } = await loadRgb('coco_000000000077.jpg');
+  await t.throwsAsync(estimatePoses({ op: 'pose', model: SIMPLEPOSE, width: width + 1, height, data: rgb.slice().buffer as ArrayBuffer, boxes: [], visibility: 0.2 }, 1), { message: /expected 501x375x3 RGB/ });
+  const r = await estimatePoses({ op: 'pose', model: SIMPLEPOSE, width, height, data: rgb.slice().buffer as ArrayBuffer, boxes: [[2000, 0, 2100, 100], [200, 40, 320, 160]], visibility: 0.2 }, 1);
+  t.is(r.keypoints.length, 2);
+  t.deepEqual(r.keypoints[0], []);
+  t.is(r.keypoints[1].length, 17);
+  t.is(r.runMs.length, 1, 'the model ran once, for the box inside the frame');
+  t.is(r.data.byteLength, width * height * 3, 'the frame is handed back');
+});
