@@ -96,11 +96,32 @@ function sequence(start: Skeleton, steps: Step[]): Skeleton[] {
   return frames;
 }
 
+/** mulberry32: tiny deterministic PRNG, uniform in [0, 1). */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Real keypoints jitter and drop out: ± `px` on each coordinate, and a share of them below visibility. */
+interface Noise { px: number; dropout: number; seed: number }
+
 /** Runs a single person's frames through a fresh analyzer; returns every update. */
-function run(frames: Skeleton[], analyzer = new ActivityAnalyzer()): ActivityUpdate[] {
+function run(frames: Skeleton[], analyzer = new ActivityAnalyzer(), noise?: Noise): ActivityUpdate[] {
   let last: [number, number] | undefined;
+  const rand = prng(noise?.seed ?? 1);
   return frames.map((s, i) => {
-    const kp = keypoints(s, 300);
+    const kp = keypoints(s, 300).map((k) => {
+      if (!noise) return k;
+      const x = k.x + (rand() * 2 - 1) * noise.px;
+      const y = k.y + (rand() * 2 - 1) * noise.px;
+      return rand() < noise.dropout ? { ...k, x, y, confidence: 0.1, visible: false } : { ...k, x, y };
+    });
     const box = boxOf(kp);
     const centre: [number, number] = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2];
     const velocity: [number, number] = last ? [centre[0] - last[0], centre[1] - last[1]] : [0, 0];
@@ -284,4 +305,32 @@ test('the activity stage publishes the fall, the recovery and occupancy on the b
   t.deepEqual(got.occupancy.map((o) => [o.previous, o.count, o.changeType, o.source]), [[0, 1, 'increase', 'hall']]);
   const text = await metrics.render();
   t.regex(text, /sightline_falls_total\{pipeline="home",source="hall"\} 1/);
+});
+
+test('with keypoint jitter (±4 px on a 200 px person) and 15 % dropouts, only the fall raises a fall', (t) => {
+  const noise = (seed: number): Noise => ({ px: 4, dropout: 0.15, seed });
+  const cases: [string, Step[], number][] = [
+    ['fall', [{ hold: STANDING, seconds: 2 }, { to: LYING, seconds: 0.6, ease: easeIn }, { hold: LYING, seconds: 4 }], 1],
+    ['standing still', [{ hold: STANDING, seconds: 20 }], 0],
+    ['sitting down slowly', [{ hold: STANDING, seconds: 2 }, { to: SITTING, seconds: 1.5 }, { hold: SITTING, seconds: 8 }], 0],
+    ['lying down slowly', [{ hold: STANDING, seconds: 2 }, { to: SITTING, seconds: 2 }, { to: LYING, seconds: 3 }, { hold: LYING, seconds: 8 }], 0],
+    ['fast crouch', [{ hold: STANDING, seconds: 2 }, { to: CROUCHING, seconds: 0.5, ease: easeIn }, { hold: CROUCHING, seconds: 4 }, { to: STANDING, seconds: 1 }], 0],
+  ];
+  for (const [name, steps, expected] of cases) {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      t.is(falls(run(sequence(STANDING, steps), new ActivityAnalyzer(), noise(seed))).length, expected, `${name}, seed ${seed}`);
+    }
+  }
+});
+
+test('time going backwards (a restarted stream) starts the tracks over; unseen tracks are forgotten', (t) => {
+  const a = new ActivityAnalyzer({ forgetMs: 1000 });
+  const track = (id: number) => ({ id, box: [0, 0, 50, 150] as Box, velocity: [1, 0] as [number, number], state: 'confirmed' as const });
+  for (let i = 0; i < 5; i++) a.update({ tMs: 10_000 + i * 100, atMs: i, tracks: [track(1), track(2)], poses: [] });
+  t.is(a.size, 2);
+  const u = a.update({ tMs: 0, atMs: 9, tracks: [track(1)], poses: [] });
+  t.is(a.size, 1);
+  t.is(u.activities[0].trajectory.length, 1, 'the trajectory starts over');
+  a.update({ tMs: 1500, atMs: 10, tracks: [track(3)], poses: [] });
+  t.is(a.size, 1, 'track 1 unseen for 1.5 s is forgotten');
 });

@@ -174,7 +174,10 @@ pipelines:
   t.true(upright / classified >= 0.95, `upright share ${upright}/${classified}`);
   t.is(falls.length, 0);
   t.true(occupancy.length > 0, 'occupancy reported');
-  t.true(Number(/sightline_inference_seconds_count\{model="pose"\} (\d+)/.exec(metrics)?.[1]) === persons, 'one inference observation per person');
+  const runs = Number(/sightline_inference_seconds_count\{model="pose"\} (\d+)/.exec(metrics)?.[1]);
+  const runSeconds = Number(/sightline_inference_seconds_sum\{model="pose"\} ([\d.e-]+)/.exec(metrics)?.[1]);
+  t.log(`pose model: ${runs} runs, mean ${((1000 * runSeconds) / runs).toFixed(1)} ms per person (shared machine)`);
+  t.is(runs, persons, 'one inference observation per person');
 });
 
 test('the graph refuses a pose stage on a model of another kind, and activity without a tracker', (t) => {
