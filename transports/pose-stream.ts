@@ -1,0 +1,325 @@
+/**
+ * Pose stream v1 (pose-stream-v1.md): the authenticated `/ws/v1` WebSocket API. Cameras play the role the
+ * document gives to WiFi routers: `environment_id` is a source id, `hardware_event` a camera going down or
+ * coming back, `csi_quality` the share of a source's frames that made it through the pipeline.
+ * Knows stages only through the packet and the bus events.
+ */
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import type { Subscription as RxSubscription } from 'rxjs';
+import { WebSocketServer } from 'ws';
+import type { TransportSpec } from '../config/graph.js';
+import type { BusEvents } from '../pipeline/event-bus.js';
+import { modelsOf, type GraphChanges } from '../pipeline/graph-diff.js';
+import type { TrackedObject } from '../pipeline/types.js';
+import { AuthError, TokenVerifier, type AuthOptions } from './pose-stream/auth.js';
+import { Connection, type ConnectionHooks } from './pose-stream/connection.js';
+import * as M from './pose-stream/messages.js';
+import { combine, round, SourceStats, trends } from './pose-stream/source-stats.js';
+import type { Subscription } from './pose-stream/subscriptions.js';
+import type { MountedTransport, TransportContext } from './registry.js';
+
+const PROTOCOL = 'pose-stream-v1';
+export const POSE_STREAM_PATH = '/ws/v1';
+export const SUBPROTOCOL = 'wifi-densepose-v1';
+const CLIENT_ID = /^[\w.:@-]{1,128}$/;
+
+export interface PoseStreamSpec extends TransportSpec {
+  port: number;
+  auth: AuthOptions;
+  /** Seconds between server heartbeats (the document: periodic; its clients send every 30 s). */
+  heartbeatSeconds?: number;
+  maxMessageBytes?: number;
+  maxConnections?: number;
+  maxSubscriptions?: number;
+  /** performance_update raises a high_latency alert above this average capture-to-sink latency. */
+  latencyAlertMs?: number;
+}
+
+export const POSE_STREAM_SCHEMA = {
+  type: 'object', additionalProperties: false, required: ['auth'],
+  properties: {
+    port: { type: 'integer', minimum: 0, maximum: 65535 },
+    auth: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        secret: { type: 'string', minLength: 32 }, secretEnv: { type: 'string', minLength: 1 },
+        publicKey: { type: 'string', minLength: 1 }, publicKeyFile: { type: 'string', minLength: 1 },
+        algorithms: { type: 'array', minItems: 1, items: { enum: ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'] } },
+        issuer: { type: 'string' }, audience: { type: 'string' }, clockTolerance: { type: 'number', minimum: 0, maximum: 300 },
+      },
+      oneOf: [{ required: ['secret'] }, { required: ['secretEnv'] }, { required: ['publicKey'] }, { required: ['publicKeyFile'] }],
+    },
+    heartbeatSeconds: { type: 'number', minimum: 1, maximum: 3600 },
+    maxMessageBytes: { type: 'integer', minimum: 1024, maximum: 1048576 },
+    maxConnections: { type: 'integer', minimum: 1, maximum: 100000 },
+    maxSubscriptions: { type: 'integer', minimum: 1, maximum: 1000 },
+    latencyAlertMs: { type: 'number', minimum: 1 },
+  },
+};
+
+export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): MountedTransport {
+  const { hub, bus, metrics, log, pool } = ctx;
+  const verifier = new TokenVerifier(spec.auth);
+  const sessionId = `session_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+  const out = metrics.wsMessages.labels(PROTOCOL, 'out');
+  const inbound = metrics.wsMessages.labels(PROTOCOL, 'in');
+  const dropped = metrics.wsDropped.labels(PROTOCOL);
+  const clientsGauge = metrics.wsClients.labels(PROTOCOL);
+  for (const kind of ['auth_missing_token', 'auth_invalid_token', 'auth_expired_token', 'token_expired', 'subscription', 'rate_limited', 'not_reading']) {
+    metrics.wsErrors.inc({ protocol: PROTOCOL, kind }, 0);
+  }
+  const connections = new Set<Connection>();
+  const stats = new Map<string, SourceStats>();
+  const lastFrameMs = new Map<string, number>();
+  const occupancy = new Map<string, number>();
+  const statsOf = (source: string): SourceStats => {
+    let s = stats.get(source);
+    if (!s) stats.set(source, (s = new SourceStats(source)));
+    return s;
+  };
+  const environments = (): string[] => Object.keys(ctx.runtime().graph.sources);
+
+  // Model files a pipeline runs, reported as the document's model_version.
+  const modelVersions = new Map<string, string>();
+  const modelVersion = (pipeline: string): string => {
+    let v = modelVersions.get(pipeline);
+    if (v === undefined) {
+      const graph = ctx.runtime().graph;
+      v = graph.pipelines[pipeline] ? modelsOf(graph, pipeline).map((m) => graph.models[m]?.file ?? m).join('+') || 'none' : 'none';
+      modelVersions.set(pipeline, v);
+    }
+    return v;
+  };
+
+  // ---- periodic streams -------------------------------------------------------------------------
+  let cpuAt = { usage: process.cpuUsage(), t: performance.now(), percent: 0 };
+  const cpuPercent = (): number => {
+    const t = performance.now();
+    if (t - cpuAt.t >= 500) {
+      const u = process.cpuUsage(cpuAt.usage);
+      const percent = ((u.user + u.system) / 1000 / (t - cpuAt.t)) * 100 / os.availableParallelism();
+      cpuAt = { usage: process.cpuUsage(), t, percent };
+    }
+    return cpuAt.percent;
+  };
+  const selected = (s: Subscription): SourceStats[] =>
+    s.filters.environmentId ? [statsOf(s.filters.environmentId)] : [...stats.values()];
+  const performance_ = (s: Subscription) => {
+    const list = selected(s);
+    const now = Date.now();
+    const fps = list.reduce((a, x) => a + x.fps(now), 0);
+    const latency = fps > 0 ? list.reduce((a, x) => a + x.averageLatencyMs() * x.fps(now), 0) / fps : 0;
+    const cpu = cpuPercent();
+    const memory = (process.memoryUsage.rss() / os.totalmem()) * 100;
+    const alerts = [];
+    const latencyAlert = spec.latencyAlertMs ?? 250;
+    if (latency > latencyAlert) alerts.push({ type: 'high_latency', severity: 'warning', value: round(latency, 1), threshold: latencyAlert });
+    if (cpu > 90) alerts.push({ type: 'high_cpu', severity: 'warning', value: round(cpu, 1), threshold: 90 });
+    if (memory > 90) alerts.push({ type: 'high_memory', severity: 'warning', value: round(memory, 1), threshold: 90 });
+    return {
+      type: 'performance_update',
+      data: {
+        ...(s.filters.environmentId ? { environment_id: s.filters.environmentId } : {}),
+        metrics: {
+          frames_per_second: round(fps, 1), average_latency_ms: round(latency, 1), processing_queue_size: pool.queueSize,
+          cpu_usage: round(cpu, 1), memory_usage: round(memory, 1),
+          // No GPU: inference runs on the CPU workers.
+          gpu_usage: null,
+        },
+        alerts,
+      },
+    };
+  };
+  const analytics = (s: Subscription) => {
+    const list = selected(s);
+    const now = combine(list.map((x) => x.analytics()));
+    const prevs = list.map((x) => x.previous);
+    const before = prevs.every((p) => p !== null) && prevs.length ? combine(prevs as NonNullable<(typeof prevs)[number]>[]) : null;
+    return {
+      type: 'analytics_stream',
+      data: {
+        window: '1_minute', ...(s.filters.environmentId ? { environment_id: s.filters.environmentId } : {}),
+        metrics: now, trends: trends(now, before),
+      },
+    };
+  };
+
+  const hooks: ConnectionHooks = {
+    validation: { environments },
+    periodic: (s) => (s.eventType === 'performance_update' ? performance_(s) : analytics(s)),
+    onSent: (n) => out.inc(n),
+    onDropped: (n) => dropped.inc(n),
+    onError: (kind) => metrics.wsErrors.inc({ protocol: PROTOCOL, kind }),
+    onClose: (c) => { connections.delete(c); clientsGauge.dec(); },
+    closeAboveBytes: 8 * 1024 * 1024,
+    heartbeatMs: (spec.heartbeatSeconds ?? 30) * 1000,
+    maxSubscriptions: spec.maxSubscriptions ?? 32,
+  };
+
+  // ---- bus → subscriptions ----------------------------------------------------------------------
+  const subs: RxSubscription[] = [];
+  const emit = (type: Parameters<Connection['wants']>[0], environment: string | undefined, message: string,
+    data: (s: Subscription) => unknown, accept?: (s: Subscription) => boolean, droppable = false): void => {
+    const now = Date.now();
+    for (const c of connections) {
+      for (const s of c.wants(type, environment, now, accept)) c.send(message, data(s), { droppable, bufferSize: s.throttle.bufferSize });
+    }
+  };
+
+  subs.push(bus.on('packet').subscribe((p) => {
+    const now = Date.now();
+    const source = p.frame.source;
+    const st = statsOf(source);
+    const before = new Map<number, TrackedObject>(st.tracks.map((t) => [t.id, t]));
+    const firstSeen = new Map(st.firstSeenMs);
+    st.add(p, now);
+    lastFrameMs.set(source, now);
+    if (connections.size === 0) { occupancy.set(source, p.occupancy ?? st.tracks.length); return; }
+
+    const fps = st.fps(now);
+    const meta = { fps, quality: st.quality(), modelVersion: modelVersion(p.pipeline) };
+    for (const c of connections) {
+      for (const s of c.wants('pose_data', source, now)) {
+        c.send('pose_data', M.poseData(p, s.filters, meta, Date.now()), { droppable: true, bufferSize: s.throttle.bufferSize });
+      }
+      if (p.activities?.length && c.has(['pose_data_trajectory'])) {
+        for (const s of c.wants('pose_data_trajectory', source, now)) {
+          for (const a of p.activities) {
+            const t = st.tracks.find((x) => x.id === a.trackId);
+            if (!t || t.score < s.filters.minConfidence) continue;
+            c.send('pose_data_trajectory', M.trajectory(source, a, t.score), { droppable: true, bufferSize: s.throttle.bufferSize });
+          }
+        }
+      }
+    }
+    // Track starts and ends, from consecutive frames of the source.
+    const started = st.tracks.filter((t) => !before.has(t.id));
+    const lost = [...before.values()].filter((t) => !st.tracks.some((x) => x.id === t.id));
+    for (const [t, event] of [...started.map((t) => [t, 'track_started'] as const), ...lost.map((t) => [t, 'track_lost'] as const)]) {
+      emit('tracking_update', source, 'tracking_update', () => M.trackingUpdate(source, t, event, firstSeen.get(t.id) ?? st.firstSeenMs.get(t.id) ?? now),
+        (s) => t.score >= s.filters.minConfidence);
+    }
+    // Occupancy: the activity stage's count when it runs, else the confirmed person tracks.
+    const count = p.occupancy ?? st.tracks.length;
+    const previous = occupancy.get(source);
+    occupancy.set(source, count);
+    if (previous !== undefined && previous !== count) {
+      const e: BusEvents['occupancy'] = { pipeline: p.pipeline, source, count, previous, changeType: count > previous ? 'increase' : 'decrease', atMs: now };
+      emit('occupancy_update', source, 'occupancy_update', () => M.occupancyUpdate(e, st.tracks, new Set(before.keys())));
+    }
+  }));
+
+  const activityAccepts = (type: string) => (s: Subscription): boolean =>
+    !s.filters.activityTypes || s.filters.activityTypes.includes(type) || (type === 'fall_detected' && s.filters.activityTypes.includes('alert_triggered'));
+  subs.push(bus.on('activity.fall').subscribe((e) => emit('activity_event', e.source, 'activity_event', () => M.fallEvent(e), activityAccepts('fall_detected'))));
+  subs.push(bus.on('activity.recovered').subscribe((e) => emit('activity_event', e.source, 'activity_event', () => M.recoveryEvent(e), activityAccepts('recovery_detected'))));
+
+  const severityAccepts = (severity: string) => (s: Subscription): boolean => !s.filters.severity || s.filters.severity.includes(severity as never);
+  subs.push(bus.on('source.state').subscribe((e) => {
+    // A camera going down (running → retrying / failed / stopped) or coming back (→ running).
+    const interesting = e.state === 'running' || (e.previous === 'running' || e.previous === 'retrying') && e.state !== 'starting';
+    if (!interesting || e.state === e.previous && e.state !== 'retrying') return;
+    const data = M.hardwareEvent(e, lastFrameMs.get(e.source));
+    emit('hardware_event', e.source, 'hardware_event', () => data, severityAccepts(data.severity));
+  }));
+  const components = (pipeline: string, source: string | undefined): Record<string, string> => {
+    const rt = ctx.runtime();
+    const state = source ? rt.sources.get(source)?.state.value.state : undefined;
+    const spec_ = rt.graph.pipelines[pipeline];
+    return {
+      neural_network: 'healthy',
+      csi_processor: state === 'running' ? 'healthy' : state === 'retrying' ? 'degraded' : state === 'failed' ? 'failed' : (state ?? 'unknown'),
+      tracker: spec_?.stages.some((s) => s.use === 'track') ? 'healthy' : 'absent',
+    };
+  };
+  subs.push(bus.on('pipeline.state').subscribe((e) => {
+    const source = ctx.runtime().graph.pipelines[e.pipeline]?.source;
+    const data = M.systemEvent(e, source, sessionId, components(e.pipeline, source));
+    emit('system_event', source, 'system_event', () => data, severityAccepts(data.severity));
+  }));
+  subs.push(bus.on('config').subscribe((e) => {
+    modelVersions.clear();
+    if (e.result === 'applied' && e.changes) {
+      const data = configUpdate(e, e.changes, ctx.runtime().graph as unknown as Record<string, Record<string, unknown>>);
+      emit('config_update', undefined, 'config_update', () => data);
+    } else if (e.result === 'invalid') {
+      const data = { event: 'config_rejected', status: 'running', severity: 'error', session_id: sessionId, message: e.summary, errors: e.errors ?? [] };
+      emit('system_event', undefined, 'system_event', () => data, severityAccepts('error'));
+    }
+  }));
+
+  // ---- handshake --------------------------------------------------------------------------------
+  const wss = new WebSocketServer({
+    noServer: true, maxPayload: spec.maxMessageBytes ?? 64 * 1024,
+    handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+  });
+  const refuse = (socket: import('node:stream').Duplex, status: number, error: string, description: string): void => {
+    const body = JSON.stringify({ error, message: description });
+    const reason = status === 401 ? 'Unauthorized' : status === 503 ? 'Service Unavailable' : 'Bad Request';
+    const auth = status === 401 ? `WWW-Authenticate: Bearer error="${error === 'missing_token' ? 'invalid_request' : 'invalid_token'}"\r\n` : '';
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\n${auth}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  };
+
+  hub.upgrade(spec.id, spec.port, POSE_STREAM_PATH, (req, socket, head, url) => {
+    socket.on('error', () => undefined);
+    const clientId = url.searchParams.get('client_id') ?? `client_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+    if (!CLIENT_ID.test(clientId)) {
+      metrics.wsErrors.inc({ protocol: PROTOCOL, kind: 'bad_format' });
+      refuse(socket, 400, 'invalid_client_id', 'client_id must be 1-128 letters, digits or . : @ _ -');
+      return;
+    }
+    if (connections.size >= (spec.maxConnections ?? 1000)) {
+      refuse(socket, 503, 'too_many_connections', 'The server is at its connection limit; retry later');
+      return;
+    }
+    verifier.verify(TokenVerifier.tokenOf(req, url)).then((who) => {
+      if (socket.destroyed) return;
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        const c = new Connection(ws, clientId, hooks, who.expiresAtMs);
+        connections.add(c);
+        clientsGauge.inc();
+        ws.on('message', () => inbound.inc());
+        log.debug(`pose-stream: ${clientId} connected (sub ${who.subject ?? '-'})`);
+      });
+    }, (err: unknown) => {
+      const reason = err instanceof AuthError ? err.reason : 'invalid_token';
+      metrics.wsErrors.inc({ protocol: PROTOCOL, kind: `auth_${reason}` });
+      log.debug(`pose-stream: refused ${clientId}: ${(err as Error).message}`);
+      refuse(socket, 401, reason, (err as Error).message);
+    });
+  });
+
+  return {
+    close: async () => {
+      subs.forEach((s) => s.unsubscribe());
+      for (const c of [...connections]) c.shutdown('server_shutdown', 'The server is shutting down or the pose stream was reconfigured');
+      // Give the close frames a moment, then make sure nothing is left open.
+      await new Promise((r) => setTimeout(r, connections.size ? 100 : 0));
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+    },
+  };
+}
+
+/** `config_update` from an applied reload: one changed field per added/changed/removed graph entry. */
+function configUpdate(e: BusEvents['config'], changes: GraphChanges, graph: Record<string, Record<string, unknown>>) {
+  const changed: string[] = [];
+  const values: Record<string, unknown> = {};
+  for (const [section, c] of Object.entries(changes) as [keyof GraphChanges, GraphChanges[keyof GraphChanges]][]) {
+    for (const id of [...c.added, ...c.changed]) {
+      changed.push(`${section}.${id}`);
+      values[`${section}.${id}`] = graph[section]?.[id] ?? null;
+    }
+    for (const id of c.removed) {
+      changed.push(`${section}.${id}`);
+      values[`${section}.${id}`] = null;
+    }
+  }
+  return {
+    changed_fields: changed, new_values: values, applied_by: `config_file:${path.basename(e.file)}`,
+    // Reloads are applied live, by difference.
+    requires_restart: false, summary: e.summary,
+  };
+}

@@ -1,0 +1,25 @@
+/** The document's standard message structure: type, ISO timestamp, data, metadata {client_id, sequence}. */
+export interface EnvelopeMessage<T = unknown> {
+  type: string;
+  timestamp: string;
+  data: T;
+  metadata: { client_id: string; sequence: number };
+}
+
+/** Stamps messages for one connection with its client id and a strictly increasing sequence. */
+export class Envelope {
+  private sequence = 0;
+  constructor(readonly clientId: string) {}
+
+  get sent(): number {
+    return this.sequence;
+  }
+
+  wrap<T>(type: string, data: T, atMs = Date.now(), extra: Record<string, unknown> = {}): string {
+    const msg: EnvelopeMessage<T> & Record<string, unknown> = {
+      type, timestamp: new Date(atMs).toISOString(), ...extra, data,
+      metadata: { client_id: this.clientId, sequence: ++this.sequence },
+    };
+    return JSON.stringify(msg);
+  }
+}
