@@ -217,11 +217,15 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
   subs.push(bus.on('activity.recovered').subscribe((e) => emit('activity_event', e.source, 'activity_event', () => M.recoveryEvent(e), activityAccepts('recovery_detected'))));
 
   const severityAccepts = (severity: string) => (s: Subscription): boolean => !s.filters.severity || s.filters.severity.includes(severity as never);
+  // Sources seen going down, so their return is reported as a reconnection (retries pass through `starting`).
+  const down = new Set<string>();
   subs.push(bus.on('source.state').subscribe((e) => {
-    // A camera going down (running → retrying / failed / stopped) or coming back (→ running).
-    const interesting = e.state === 'running' || (e.previous === 'running' || e.previous === 'retrying') && e.state !== 'starting';
-    if (!interesting || e.state === e.previous && e.state !== 'retrying') return;
-    const data = M.hardwareEvent(e, lastFrameMs.get(e.source));
+    if (e.state === 'starting' || (e.state === 'stopped' && e.previous === 'starting')) return;
+    const wasDown = down.has(e.source);
+    if (e.state === 'running') down.delete(e.source);
+    else if (wasDown && e.state === 'stopped') return;
+    else down.add(e.source);
+    const data = M.hardwareEvent(e, wasDown, lastFrameMs.get(e.source));
     emit('hardware_event', e.source, 'hardware_event', () => data, severityAccepts(data.severity));
   }));
   const components = (pipeline: string, source: string | undefined): Record<string, string> => {

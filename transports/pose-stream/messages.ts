@@ -106,9 +106,9 @@ export function recoveryEvent(e: BusEvents['activity.recovered']) {
 }
 
 /** A camera (the document's router) going down or coming back. */
-export function hardwareEvent(e: BusEvents['source.state'], lastFrameMs: number | undefined) {
+export function hardwareEvent(e: BusEvents['source.state'], wasDown: boolean, lastFrameMs: number | undefined) {
   const up = e.state === 'running';
-  const event = up ? (e.previous === 'retrying' ? 'router_reconnected' : 'router_connected') : 'router_disconnected';
+  const event = up ? (wasDown ? 'router_reconnected' : 'router_connected') : 'router_disconnected';
   const severity = e.state === 'failed' ? 'error' : e.state === 'retrying' ? 'warning' : 'info';
   const message = up
     ? `Camera ${e.source} is delivering frames.`
