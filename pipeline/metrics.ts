@@ -31,6 +31,7 @@ export class Metrics {
   readonly sourceReconnects = this.counter('sightline_source_reconnects_total', 'Times a live source went to retrying, by reason (error, eos, watchdog).', ['source', 'reason']);
   readonly sourceLastFrameAge = this.gauge('sightline_source_last_frame_age_seconds', 'Seconds since a source delivered its last frame.', ['source']);
   readonly configReloads = this.counter('sightline_config_reloads_total', 'Graph reloads, by result (applied, invalid, unchanged).', ['result']);
+  readonly falls = this.counter('sightline_falls_total', 'Falls detected by the activity stage.', ['pipeline', 'source']);
   readonly wsClients = this.gauge('sightline_ws_clients', 'Connected WebSocket clients per protocol.', ['protocol']);
   readonly wsMessages = this.counter('sightline_ws_messages_total', 'WebSocket messages per protocol and direction (in, out).', ['protocol', 'direction']);
   readonly wsDropped = this.counter('sightline_ws_dropped_total', 'Messages not sent to a slow WebSocket client, per protocol.', ['protocol']);

@@ -7,6 +7,7 @@ import { decodeImage } from '../stages/decode-image.js';
 import { detect } from '../stages/detect.worker.js';
 import { embedFaces } from '../stages/embed-face.worker.js';
 import { detectFaces, encodeCrops } from '../stages/faces.worker.js';
+import { estimatePoses } from '../stages/pose.worker.js';
 import { reidEmbed } from '../stages/reid.worker.js';
 
 const data = workerData as { ortThreads?: number; busyMicros?: BigInt64Array } | undefined;
@@ -58,6 +59,10 @@ async function dispatch(task: WorkerTask): Promise<unknown> {
       const result = await reidEmbed(task, threads);
       // Every embedding has its own buffer (zero ones for empty boxes too), so none is listed twice.
       return withTransfer(result, [result.data, ...result.embeddings.map((e) => e.buffer as ArrayBuffer)]);
+    }
+    case 'pose': {
+      const result = await estimatePoses(task, threads);
+      return withTransfer(result, [result.data]);
     }
     default:
       throw new Error(`unknown worker task ${(task as { op: string }).op}`);

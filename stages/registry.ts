@@ -1,15 +1,17 @@
 /** Every stage a graph can `use`, by name. */
 import type { StageDefinition } from '../pipeline/stage.js';
+import { activityStage } from './activity.js';
 import { annotateStage } from './annotate.js';
 import { countStage } from './count.js';
 import { detectStage } from './detect.js';
 import { facesStage } from './faces.js';
+import { poseStage } from './pose.js';
 import { trackStage } from './track.js';
 
 /** Model kinds a graph's `models` section may declare. */
-export const MODEL_KINDS = ['yolox', 'yunet', 'mobilefacenet'] as const;
+export const MODEL_KINDS = ['yolox', 'yunet', 'mobilefacenet', 'simplepose'] as const;
 
-const definitions = [detectStage, trackStage, countStage, facesStage, annotateStage] as unknown as StageDefinition<never>[];
+const definitions = [detectStage, trackStage, countStage, facesStage, annotateStage, poseStage, activityStage] as unknown as StageDefinition<never>[];
 
 export function stageDefinitions(): StageDefinition<never>[] {
   return definitions;

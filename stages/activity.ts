@@ -1,0 +1,86 @@
+/**
+ * activity: posture, trajectory, falls and occupancy per track, from the tracker and the pose stage. A thin
+ * wrapper around ActivityAnalyzer (pure, replayable): it feeds each packet in and publishes what comes out.
+ */
+import { map } from 'rxjs';
+import type { StageDefinition } from '../pipeline/stage.js';
+import { ActivityAnalyzer, type ActivityOptions } from './activity/analyzer.js';
+
+export interface ActivityStageOptions {
+  /** Downward torso speed, in body heights per second, that may start a fall. */
+  fallSpeed?: number;
+  /** Share of the body height the torso must drop in a fall. */
+  minDrop?: number;
+  /** Lying this long after the fast descent confirms the fall. */
+  lyingSeconds?: number;
+  /** Lying must begin within this time of the fastest moment. */
+  fallWindowSeconds?: number;
+  /** Upright this long after a fall is a recovery. */
+  recoverSeconds?: number;
+  /** Body heights per second from which a person walks / runs. */
+  walkSpeed?: number;
+  runSpeed?: number;
+  /** Torso angle from vertical (degrees) from which a person lies. */
+  lyingAngle?: number;
+  trajectoryLength?: number;
+  predictSeconds?: number;
+  /** A new person count must hold this long before occupancy changes. */
+  occupancyHoldSeconds?: number;
+}
+
+export function analyzerOptions(o: ActivityStageOptions): Partial<ActivityOptions> {
+  const ms = (s: number | undefined): number | undefined => (s === undefined ? undefined : s * 1000);
+  const all: Partial<ActivityOptions> = {
+    fallSpeed: o.fallSpeed, minDrop: o.minDrop, lyingMs: ms(o.lyingSeconds), fallWindowMs: ms(o.fallWindowSeconds),
+    recoverMs: ms(o.recoverSeconds), walkSpeed: o.walkSpeed, runSpeed: o.runSpeed, lyingAngle: o.lyingAngle,
+    trajectoryLength: o.trajectoryLength, predictMs: ms(o.predictSeconds), occupancyHoldMs: ms(o.occupancyHoldSeconds),
+  };
+  return Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined));
+}
+
+const seconds = { type: 'number', minimum: 0, maximum: 600 };
+
+export const activityStage: StageDefinition<ActivityStageOptions> = {
+  name: 'activity',
+  optionsSchema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      fallSpeed: { type: 'number', exclusiveMinimum: 0, maximum: 20 },
+      minDrop: { type: 'number', minimum: 0, maximum: 1 },
+      lyingSeconds: seconds,
+      fallWindowSeconds: seconds,
+      recoverSeconds: seconds,
+      walkSpeed: { type: 'number', minimum: 0, maximum: 20 },
+      runSpeed: { type: 'number', minimum: 0, maximum: 20 },
+      lyingAngle: { type: 'number', minimum: 10, maximum: 90 },
+      trajectoryLength: { type: 'integer', minimum: 1, maximum: 1000 },
+      predictSeconds: { type: 'number', minimum: 0, maximum: 60 },
+      occupancyHoldSeconds: seconds,
+    },
+  },
+  check(o) {
+    if (o.walkSpeed !== undefined && o.runSpeed !== undefined && o.runSpeed <= o.walkSpeed) {
+      return [{ path: ['runSpeed'], message: `runSpeed (${o.runSpeed}) must be above walkSpeed (${o.walkSpeed})` }];
+    }
+    return [];
+  },
+  needs: ['tracks', 'poses'],
+  provides: ['activities'],
+  create(o, ctx) {
+    const { bus, pipeline, source } = ctx;
+    const analyzer = new ActivityAnalyzer(analyzerOptions(o));
+    const falls = ctx.metrics.falls.labels(pipeline, source);
+    falls.inc(0); // the series exists at 0 before the first fall
+    return map((p) => {
+      const r = analyzer.update({ tMs: p.frame.ptsNs / 1e6, atMs: p.frame.capturedAtMs, tracks: p.tracks ?? [], poses: p.poses });
+      for (const f of r.falls) {
+        falls.inc();
+        bus.publish('activity.fall', { pipeline, source, ...f, recoveryDetected: false });
+      }
+      for (const rec of r.recoveries) bus.publish('activity.recovered', { pipeline, source, ...rec });
+      if (r.occupancyChange) bus.publish('occupancy', { pipeline, source, ...r.occupancyChange });
+      return { ...p, activities: r.activities, occupancy: r.occupancy };
+    });
+  },
+};

@@ -1,0 +1,94 @@
+/**
+ * pose: top-down 17 COCO keypoints (Ultralight-Nano-SimplePose) for every person of a frame, on the frame's
+ * tracks (so each pose carries its track id) or, without a tracker, on its person detections. One worker task
+ * per frame runs every person; pixels are transferred there and back.
+ */
+import type { StageDefinition } from '../pipeline/stage.js';
+import { orderedAsyncStage } from '../pipeline/stage.js';
+import type { Box, Packet, PersonPose } from '../pipeline/types.js';
+import type { PoseResult, PoseTask } from './pose.protocol.js';
+
+export interface PoseOptions {
+  model: string;
+  /** Boxes scoring below this are skipped. */
+  minScore?: number;
+  /** Boxes lower than this (source pixels) are skipped: too few pixels for keypoints. */
+  minHeight?: number;
+  /** Keypoint confidence from which a keypoint is `visible`. */
+  visibility?: number;
+  /** Run on every Nth frame only; other frames carry no `poses`. */
+  every?: number;
+  /** At most this many persons per frame, the largest boxes first (bounds the worker time per frame). */
+  maxPersons?: number;
+}
+
+interface Candidate { box: Box; score: number; trackId?: number }
+
+/** The persons to estimate: live tracks when the pipeline tracks, else person detections; largest first. */
+export function poseCandidates(p: Packet, minScore: number, minHeight: number, maxPersons: number): Candidate[] {
+  const all: Candidate[] = p.tracks
+    ? p.tracks.filter((t) => t.state !== 'lost' && t.label === 'person').map((t) => ({ box: t.box, score: t.score, trackId: t.id }))
+    : (p.detections ?? []).filter((d) => d.label === 'person').map((d) => ({ box: d.box, score: d.score }));
+  return all
+    .filter((c) => c.score >= minScore && c.box[3] - c.box[1] >= minHeight && c.box[2] > c.box[0])
+    .sort((a, b) => area(b.box) - area(a.box))
+    .slice(0, maxPersons);
+}
+
+const area = (b: Box): number => (b[2] - b[0]) * (b[3] - b[1]);
+
+export const poseStage: StageDefinition<PoseOptions> = {
+  name: 'pose',
+  optionsSchema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['model'],
+    properties: {
+      model: { type: 'string' },
+      minScore: { type: 'number', minimum: 0, maximum: 1 },
+      minHeight: { type: 'number', minimum: 0 },
+      visibility: { type: 'number', minimum: 0, maximum: 1 },
+      every: { type: 'integer', minimum: 1, maximum: 1000 },
+      maxPersons: { type: 'integer', minimum: 1, maximum: 200 },
+    },
+  },
+  check(o, graph) {
+    const model = graph.models[o.model];
+    if (!model) return [{ path: ['model'], message: `unknown model "${o.model}"; declare it under models: (defined: ${Object.keys(graph.models).join(', ') || 'none'})` }];
+    if (model.kind !== 'simplepose') return [{ path: ['model'], message: `model "${o.model}" is of kind "${model.kind}"; pose needs kind "simplepose"` }];
+    return [];
+  },
+  needs: ['detections'],
+  provides: ['poses'],
+  models: (o) => [o.model],
+  create(o, ctx) {
+    const model = { path: ctx.modelPath(o.model), kind: 'simplepose' };
+    const every = o.every ?? 1;
+    const minScore = o.minScore ?? 0.3;
+    const minHeight = o.minHeight ?? 32;
+    const maxPersons = o.maxPersons ?? 20;
+    // The ncnn reference draws keypoints from 0.2; the model's peaks rarely pass 0.8.
+    const visibility = o.visibility ?? 0.2;
+    const inference = ctx.metrics.inferenceSeconds.labels(o.model);
+    return orderedAsyncStage(ctx, ctx.settings.workers, async (p) => {
+      if (p.frame.seq % every !== 0) return p;
+      const persons = poseCandidates(p, minScore, minHeight, maxPersons);
+      if (!persons.length) return { ...p, poses: [] };
+      const { frame } = p;
+      const task: PoseTask = {
+        op: 'pose', model, width: frame.width, height: frame.height, data: frame.data,
+        boxes: persons.map((c) => c.box), visibility,
+      };
+      const r = await ctx.pool.run<PoseResult>(task, [frame.data]);
+      for (const ms of r.runMs) inference.observe(ms / 1000);
+      const poses: PersonPose[] = [];
+      persons.forEach((c, i) => {
+        const keypoints = r.keypoints[i];
+        if (!keypoints?.length) return;
+        const confidence = keypoints.reduce((s, k) => s + k.confidence, 0) / keypoints.length;
+        poses.push({ ...(c.trackId !== undefined ? { trackId: c.trackId } : {}), box: c.box, score: c.score, confidence, keypoints });
+      });
+      return { ...p, frame: { ...frame, data: r.data }, poses };
+    });
+  },
+};
