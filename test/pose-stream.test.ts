@@ -89,12 +89,15 @@ sources:
 ${extra ? '  door: { uri: "test://snow", width: 160, height: 120, fps: 5 }' : ''}
 models:
   people: { file: yolox_nano.onnx, kind: yolox }
+  pose: { file: pose_ultralight_nano_simplepose_256x192.onnx, kind: simplepose }
 pipelines:
   hall:
     source: hall
     stages:
       - { id: detect, use: detect, with: { model: people, classes: [person], score: 0.3 } }
       - { id: track, use: track }
+      - { id: pose, use: pose, with: { model: pose, maxPersons: 12 } }
+      - { id: activity, use: activity }
   fast: { source: fast, stages: [] }
   blinker: { source: blinker, stages: [] }
 ${extra ? '  door: { source: door, stages: [] }' : ''}
@@ -212,7 +215,7 @@ test.serial('pose_data: persons with boxes, track ids, activity, processing time
     t.true(m.data.processing_time_ms > 0, 'processing time = now - capture time');
     t.true(m.data.metadata.csi_quality >= 0 && m.data.metadata.csi_quality <= 1);
     t.is(typeof m.data.metadata.frame_rate, 'number');
-    t.regex(m.data.metadata.model_version, /yolox_nano\.onnx/);
+    t.regex(m.data.metadata.model_version, /yolox_nano\.onnx\+pose_ultralight_nano_simplepose_256x192\.onnx/);
     for (const p of m.data.persons) t.true(p.confidence >= 0.5, 'min_confidence applied');
     if (m.data.persons.length) withPersons = m;
   }
@@ -224,8 +227,22 @@ test.serial('pose_data: persons with boxes, track ids, activity, processing time
   for (const k of ['x', 'y', 'width', 'height']) t.true(Number.isInteger(p.bounding_box[k]), k);
   t.true(p.bounding_box.width > 0 && p.bounding_box.height > p.bounding_box.width / 2);
   t.is(p.dense_pose, null);
-  t.true(Array.isArray(p.keypoints));
-  t.is(typeof p.activity.type, 'string');
+  // Keypoints from the pose stage: the 17 COCO names in order, in source pixels near the box.
+  const withKeypoints = withPersons!.data.persons.filter((q: any) => q.keypoints.length > 0);
+  t.true(withKeypoints.length > 0, 'keypoints for tracked persons');
+  for (const q of withKeypoints) {
+    t.deepEqual(q.keypoints.map((k: any) => k.name), [...COCO_KEYPOINTS]);
+    const b = q.bounding_box;
+    for (const k of q.keypoints) {
+      t.deepEqual(Object.keys(k).sort(), ['confidence', 'name', 'visible', 'x', 'y']);
+      t.true(k.confidence >= 0 && k.confidence <= 1 && typeof k.visible === 'boolean');
+      // The pose crop is 1.4 × width and 1.2 × height of the box, so keypoints stay within that.
+      t.true(k.x >= b.x - 0.2 * b.width - 1 && k.x <= b.x + 1.2 * b.width + 1, `${k.name} x inside the crop`);
+      t.true(k.y >= b.y - 0.1 * b.height - 1 && k.y <= b.y + 1.1 * b.height + 1, `${k.name} y inside the crop`);
+    }
+  }
+  t.true(['standing', 'walking', 'running', 'sitting', 'lying', 'unknown'].includes(p.activity.type));
+  t.true(p.activity.confidence >= 0 && p.activity.confidence <= 1);
   t.deepEqual(Object.keys(p.activity.velocity).sort(), ['x', 'y']);
 
   // update_subscription: the document puts max_fps among the filters; keypoints off.
@@ -354,6 +371,51 @@ test.serial('server heartbeats arrive periodically with uptime', async (t) => {
   t.is(a.data.last_message, null);
   t.true(b.data.uptime >= a.data.uptime);
   t.true(b.metadata.sequence > a.metadata.sequence);
+});
+
+test.serial('pose_data_trajectory: track history and a predicted next position', async (t) => {
+  const c = await connect('traj_client');
+  t.teardown(() => c.close());
+  await c.ask('subscribe', { subscriptions: [{ event_type: 'pose_data_trajectory', filters: { environment_id: 'hall' }, throttle: { max_fps: 2 } }] });
+  const m = await c.next((x) => x.type === 'pose_data_trajectory' && x.data.trajectory.length >= 3, 60_000);
+  t.is(m.data.environment_id, 'hall');
+  t.is(m.data.person_id, m.data.track_id);
+  const times = m.data.trajectory.map((q: any) => Date.parse(q.timestamp));
+  t.true(times.every((v: number, i: number) => i === 0 || v >= times[i - 1]), 'oldest first');
+  for (const q of m.data.trajectory) {
+    t.regex(q.timestamp, ISO);
+    t.true(Number.isInteger(q.position.x) && Number.isInteger(q.position.y));
+    t.true(q.confidence > 0 && q.confidence <= 1);
+  }
+  const pr = m.data.prediction;
+  t.true(Number.isInteger(pr.next_position.x) && Number.isInteger(pr.next_position.y));
+  t.true(pr.confidence > 0 && pr.confidence <= 1);
+  t.true(pr.time_horizon > 0);
+});
+
+test.serial('activity_event: falls and recoveries from the bus, filtered by event_types', async (t) => {
+  const all = await connect('act_all');
+  const recoveries = await connect('act_recover');
+  t.teardown(() => { all.close(); recoveries.close(); });
+  await all.ask('subscribe', { subscriptions: [{ event_type: 'activity_event', filters: { event_types: ['fall_detected', 'alert_triggered'] } }] });
+  await recoveries.ask('subscribe', { subscriptions: [{ event_type: 'activity_event', filters: { environment_id: 'hall', event_types: ['recovery_detected'] } }] });
+  // The activity stage's bus contract (its fall logic is tested on keypoint sequences in the activity tests).
+  const atMs = Date.now();
+  app.bus.publish('activity.fall', { pipeline: 'hall', source: 'hall', trackId: 15, box: [200, 100, 260, 140], fallDuration: 2.3, impactSeverity: 0.85, confidence: 0.92, recoveryDetected: false, atMs });
+  app.bus.publish('activity.recovered', { pipeline: 'hall', source: 'hall', trackId: 15, lyingSeconds: 4.2, atMs: atMs + 4200 });
+  const fall = await all.next((m) => m.type === 'activity_event');
+  t.deepEqual(fall.data, {
+    event_type: 'fall_detected', severity: 'high', environment_id: 'hall', person_id: 15, track_id: 15, confidence: 0.92,
+    location: { x: 230, y: 120 }, details: { fall_duration: 2.3, impact_severity: 0.85, recovery_detected: false }, actions: ['alert_triggered'],
+  });
+  const rec = await recoveries.next((m) => m.type === 'activity_event');
+  t.like(rec.data, { event_type: 'recovery_detected', track_id: 15, details: { recovery_detected: true, lying_duration: 4.2 } });
+  // Each saw only what its filter asked for.
+  const heartbeat = all.next((m) => m.type === 'heartbeat');
+  all.send('heartbeat');
+  await heartbeat;
+  t.is(all.all.filter((m) => m.type === 'activity_event').length, 1);
+  t.is(recoveries.all.filter((m) => m.type === 'activity_event').length, 1);
 });
 
 test.serial('hardware_event: a camera going down and coming back', async (t) => {
@@ -513,4 +575,24 @@ transports:
   const r = await refused(`${url}?token=${confused}`);
   t.is(r.status, 401);
   t.is(r.body.error, 'invalid_token');
+});
+
+test('a secret that cannot be loaded refuses handshakes with 503 instead of failing the server', async (t) => {
+  const yaml = `
+sources:
+  cam: { uri: "test://ball", width: 64, height: 48, fps: 5 }
+pipelines:
+  cam: { source: cam, stages: [] }
+transports:
+  pose-stream-v1: { port: 0, auth: { secretEnv: SIGHTLINE_TEST_UNSET_SECRET } }
+`;
+  delete process.env.SIGHTLINE_TEST_UNSET_SECRET;
+  const log = memoryLogger();
+  const app3 = await startApp(parseGraph(yaml, 'unset.yaml'), testSettings(), { log });
+  t.teardown(() => app3.stop());
+  const r = await refused(`ws://127.0.0.1:${app3.portOf('pose-stream-v1')}/ws/v1?token=${await hs256()}`);
+  t.is(r.status, 503);
+  t.is(r.body.error, 'auth_not_configured');
+  t.regex(r.body.message, /SIGHTLINE_TEST_UNSET_SECRET, which is not set/);
+  t.true(log.lines.some((l) => /SIGHTLINE_TEST_UNSET_SECRET/.test(l)));
 });

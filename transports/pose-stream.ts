@@ -61,7 +61,16 @@ export const POSE_STREAM_SCHEMA = {
 
 export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): MountedTransport {
   const { hub, bus, metrics, log, pool } = ctx;
-  const verifier = new TokenVerifier(spec.auth);
+  // A key that cannot be loaded (unset env var, bad PEM) must not take the server down, on start or on a
+  // reload: it is logged and every handshake is refused with 503 until the graph is fixed.
+  let verifier: TokenVerifier | null = null;
+  let authProblem = '';
+  try {
+    verifier = new TokenVerifier(spec.auth);
+  } catch (err) {
+    authProblem = (err as Error).message;
+    log.error(`${authProblem}; every /ws/v1 handshake will be refused`);
+  }
   const sessionId = `session_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
   const out = metrics.wsMessages.labels(PROTOCOL, 'out');
   const inbound = metrics.wsMessages.labels(PROTOCOL, 'in');
@@ -272,6 +281,10 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
     if (!CLIENT_ID.test(clientId)) {
       metrics.wsErrors.inc({ protocol: PROTOCOL, kind: 'bad_format' });
       refuse(socket, 400, 'invalid_client_id', 'client_id must be 1-128 letters, digits or . : @ _ -');
+      return;
+    }
+    if (!verifier) {
+      refuse(socket, 503, 'auth_not_configured', authProblem);
       return;
     }
     if (connections.size >= (spec.maxConnections ?? 1000)) {
