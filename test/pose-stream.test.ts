@@ -371,6 +371,10 @@ test.serial('server heartbeats arrive periodically with uptime', async (t) => {
   t.is(a.data.last_message, null);
   t.true(b.data.uptime >= a.data.uptime);
   t.true(b.metadata.sequence > a.metadata.sequence);
+  // Graceful disconnect asked by the client.
+  const bye = await c.ask('disconnect', {}, (m) => m.type === 'disconnect');
+  t.deepEqual(bye.data, { reason: 'client_requested', message: 'Graceful disconnect initiated by client' });
+  t.is((await c.closed).code, 1000);
 });
 
 test.serial('pose_data_trajectory: track history and a predicted next position', async (t) => {
@@ -560,6 +564,7 @@ pipelines:
   cam: { source: cam, stages: [] }
 transports:
   pose-stream-v1: { port: 0, auth: { publicKey: ${JSON.stringify(pem)}, issuer: sightline-test } }
+  metrics: { port: 0 }
 `;
   const app2 = await startApp(parseGraph(yaml, 'es.yaml'), testSettings(), { log: memoryLogger() });
   t.teardown(() => app2.stop());
@@ -567,7 +572,6 @@ transports:
   const good = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setIssuer('sightline-test').setExpirationTime('5m').sign(privateKey);
   const c = await Client.connect(`${url}?token=${good}&client_id=es`);
   t.is((await c.next((m) => m.type === 'connection_status')).data.client_id, 'es');
-  c.close();
   const wrongIssuer = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setIssuer('elsewhere').setExpirationTime('5m').sign(privateKey);
   t.is((await refused(`${url}?token=${wrongIssuer}`)).status, 401);
   // Algorithm confusion: HS256 with the public key's PEM as the shared secret.
@@ -575,6 +579,11 @@ transports:
   const r = await refused(`${url}?token=${confused}`);
   t.is(r.status, 401);
   t.is(r.body.error, 'invalid_token');
+  // A server going away tells its clients.
+  await app2.stop();
+  const bye = await c.next((m) => m.type === 'disconnect');
+  t.is(bye.data.reason, 'server_shutdown');
+  t.is((await c.closed).code, 1001);
 });
 
 test('a secret that cannot be loaded refuses handshakes with 503 instead of failing the server', async (t) => {
@@ -585,6 +594,7 @@ pipelines:
   cam: { source: cam, stages: [] }
 transports:
   pose-stream-v1: { port: 0, auth: { secretEnv: SIGHTLINE_TEST_UNSET_SECRET } }
+  metrics: { port: 0 }
 `;
   delete process.env.SIGHTLINE_TEST_UNSET_SECRET;
   const log = memoryLogger();

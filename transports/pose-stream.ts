@@ -254,6 +254,7 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
   }));
   subs.push(bus.on('config').subscribe((e) => {
     modelVersions.clear();
+    for (const id of e.changes?.sources.removed ?? []) { stats.delete(id); lastFrameMs.delete(id); occupancy.delete(id); down.delete(id); }
     if (e.result === 'applied' && e.changes) {
       const data = configUpdate(e, e.changes, ctx.runtime().graph as unknown as Record<string, Record<string, unknown>>);
       emit('config_update', undefined, 'config_update', () => data);
