@@ -485,6 +485,9 @@ test.serial('config_update on a graph reload; system_event for the new pipeline 
   const c = await connect('cfg_client');
   t.teardown(() => c.close());
   await c.ask('subscribe', { subscriptions: [{ event_type: 'config_update' }, { event_type: 'system_event' }] });
+  // A new system_event subscriber first gets the state of every pipeline.
+  const status = await c.next((m) => m.type === 'system_event' && m.data.event === 'system_status' && m.data.configuration.pipeline === 'hall');
+  t.like(status.data, { status: 'running', severity: 'info', configuration: { environment_id: 'hall' }, components: { tracker: 'healthy', csi_processor: 'healthy' } });
   writeFileSync(graphFile, GRAPH('door'));
   t.is(await app.reload(), 'applied');
   const cfg = await c.next((m) => m.type === 'config_update');

@@ -83,9 +83,10 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
   const stats = new Map<string, SourceStats>();
   const lastFrameMs = new Map<string, number>();
   const occupancy = new Map<string, number>();
-  const statsOf = (source: string): SourceStats => {
-    let s = stats.get(source);
-    if (!s) stats.set(source, (s = new SourceStats(source)));
+  // Kept per pipeline (track ids are a pipeline's own); a subscription's environment selects by source.
+  const statsOf = (pipeline: string, source: string): SourceStats => {
+    let s = stats.get(pipeline);
+    if (!s || s.source !== source) stats.set(pipeline, (s = new SourceStats(source)));
     return s;
   };
   const environments = (): string[] => Object.keys(ctx.runtime().graph.sources);
@@ -114,7 +115,7 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
     return cpuAt.percent;
   };
   const selected = (s: Subscription): SourceStats[] =>
-    s.filters.environmentId ? [statsOf(s.filters.environmentId)] : [...stats.values()];
+    [...stats.values()].filter((x) => !s.filters.environmentId || x.source === s.filters.environmentId);
   const performance_ = (s: Subscription) => {
     const list = selected(s);
     const now = Date.now();
@@ -162,6 +163,17 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
     onDropped: (n) => dropped.inc(n),
     onError: (kind) => metrics.wsErrors.inc({ protocol: PROTOCOL, kind }),
     onClose: (c) => { connections.delete(c); clientsGauge.dec(); },
+    onSubscribed: (c, sub) => {
+      if (sub.eventType !== 'system_event') return;
+      // The state of each pipeline now, so a new subscriber need not wait for the next change.
+      for (const [pipeline, runner] of ctx.runtime().pipelines) {
+        const source = runner.spec.source;
+        if (sub.filters.environmentId && sub.filters.environmentId !== source) continue;
+        const data = M.systemEvent({ pipeline, state: runner.state, reason: runner.reason, atMs: Date.now() }, source, sessionId, components(pipeline, source), true);
+        if (sub.filters.severity && !sub.filters.severity.includes(data.severity as never)) continue;
+        c.send('system_event', data, { droppable: false });
+      }
+    },
     closeAboveBytes: 8 * 1024 * 1024,
     heartbeatMs: (spec.heartbeatSeconds ?? 30) * 1000,
     maxSubscriptions: spec.maxSubscriptions ?? 32,
@@ -180,12 +192,12 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
   subs.push(bus.on('packet').subscribe((p) => {
     const now = Date.now();
     const source = p.frame.source;
-    const st = statsOf(source);
+    const st = statsOf(p.pipeline, source);
     const before = new Map<number, TrackedObject>(st.tracks.map((t) => [t.id, t]));
     const firstSeen = new Map(st.firstSeenMs);
     st.add(p, now);
     lastFrameMs.set(source, now);
-    if (connections.size === 0) { occupancy.set(source, p.occupancy ?? st.tracks.length); return; }
+    if (connections.size === 0) { occupancy.set(p.pipeline, p.occupancy ?? st.tracks.length); return; }
 
     const fps = st.fps(now);
     const meta = { fps, quality: st.quality(), modelVersion: modelVersion(p.pipeline) };
@@ -212,8 +224,8 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
     }
     // Occupancy: the activity stage's count when it runs, else the confirmed person tracks.
     const count = p.occupancy ?? st.tracks.length;
-    const previous = occupancy.get(source);
-    occupancy.set(source, count);
+    const previous = occupancy.get(p.pipeline);
+    occupancy.set(p.pipeline, count);
     if (previous !== undefined && previous !== count) {
       const e: BusEvents['occupancy'] = { pipeline: p.pipeline, source, count, previous, changeType: count > previous ? 'increase' : 'decrease', atMs: now };
       emit('occupancy_update', source, 'occupancy_update', () => M.occupancyUpdate(e, st.tracks, new Set(before.keys())));
@@ -254,7 +266,8 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
   }));
   subs.push(bus.on('config').subscribe((e) => {
     modelVersions.clear();
-    for (const id of e.changes?.sources.removed ?? []) { stats.delete(id); lastFrameMs.delete(id); occupancy.delete(id); down.delete(id); }
+    for (const id of e.changes?.sources.removed ?? []) { lastFrameMs.delete(id); down.delete(id); }
+    for (const id of e.changes?.pipelines.removed ?? []) { stats.delete(id); occupancy.delete(id); }
     if (e.result === 'applied' && e.changes) {
       const data = configUpdate(e, e.changes, ctx.runtime().graph as unknown as Record<string, Record<string, unknown>>);
       emit('config_update', undefined, 'config_update', () => data);

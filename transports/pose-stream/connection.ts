@@ -28,6 +28,8 @@ export interface ConnectionHooks {
   onDropped(n: number): void;
   onError(kind: string): void;
   onClose(c: Connection): void;
+  /** After the ack of a new subscription: e.g. the current state for a status stream. */
+  onSubscribed(c: Connection, sub: Subscription): void;
   /** Bytes queued on the socket beyond which the client is cut off: memory per client stays bounded. */
   closeAboveBytes: number;
   heartbeatMs: number;
@@ -219,6 +221,7 @@ export class Connection {
     nextSubscription += list.length;
     for (const s of parsed) this.activate(s);
     this.send('ack', { message_type: 'subscribe', status: 'success', active_subscriptions: parsed.map(describe) }, { droppable: false });
+    for (const s of parsed) this.hooks.onSubscribed(this, s);
   }
 
   private unsubscribe(data: unknown): void {

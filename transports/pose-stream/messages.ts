@@ -121,8 +121,9 @@ export function hardwareEvent(e: BusEvents['source.state'], wasDown: boolean, la
   };
 }
 
-export function systemEvent(e: BusEvents['pipeline.state'], source: string | undefined, sessionId: string, components: Record<string, string>) {
-  const event = e.state === 'running' ? 'system_started' : e.state === 'failed' ? 'system_error' : e.state === 'stopped' ? 'system_stopped' : 'system_starting';
+export function systemEvent(e: BusEvents['pipeline.state'], source: string | undefined, sessionId: string, components: Record<string, string>, snapshot = false) {
+  const event = snapshot ? 'system_status'
+    : e.state === 'running' ? 'system_started' : e.state === 'failed' ? 'system_error' : e.state === 'stopped' ? 'system_stopped' : 'system_starting';
   return {
     event, status: e.state, severity: e.state === 'failed' ? 'error' : 'info', session_id: sessionId,
     ...(e.reason ? { message: e.reason } : {}),
