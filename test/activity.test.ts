@@ -4,6 +4,12 @@
  * with an immediate get-up): only the real fall raises a fall, and standing up afterwards is a recovery.
  */
 import test from 'ava';
+import { firstValueFrom, from, toArray } from 'rxjs';
+import { EventBus, type BusEvents } from '../pipeline/event-bus.js';
+import { Metrics } from '../pipeline/metrics.js';
+import type { StageContext } from '../pipeline/stage.js';
+import type { Packet } from '../pipeline/types.js';
+import { activityStage } from '../stages/activity.js';
 import { COCO_KEYPOINTS, type Box, type Keypoint, type KeypointName, type PersonPose } from '../pipeline/types.js';
 import { ActivityAnalyzer, type ActivityUpdate } from '../stages/activity/analyzer.js';
 import { classifyPosture } from '../stages/activity/posture.js';
@@ -90,11 +96,32 @@ function sequence(start: Skeleton, steps: Step[]): Skeleton[] {
   return frames;
 }
 
+/** mulberry32: tiny deterministic PRNG, uniform in [0, 1). */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Real keypoints jitter and drop out: ± `px` on each coordinate, and a share of them below visibility. */
+interface Noise { px: number; dropout: number; seed: number }
+
 /** Runs a single person's frames through a fresh analyzer; returns every update. */
-function run(frames: Skeleton[], analyzer = new ActivityAnalyzer()): ActivityUpdate[] {
+function run(frames: Skeleton[], analyzer = new ActivityAnalyzer(), noise?: Noise): ActivityUpdate[] {
   let last: [number, number] | undefined;
+  const rand = prng(noise?.seed ?? 1);
   return frames.map((s, i) => {
-    const kp = keypoints(s, 300);
+    const kp = keypoints(s, 300).map((k) => {
+      if (!noise) return k;
+      const x = k.x + (rand() * 2 - 1) * noise.px;
+      const y = k.y + (rand() * 2 - 1) * noise.px;
+      return rand() < noise.dropout ? { ...k, x, y, confidence: 0.1, visible: false } : { ...k, x, y };
+    });
     const box = boxOf(kp);
     const centre: [number, number] = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2];
     const velocity: [number, number] = last ? [centre[0] - last[0], centre[1] - last[1]] : [0, 0];
@@ -233,4 +260,77 @@ test('occupancy changes once a new count holds; lost tracks do not count', (t) =
     .flatMap((u) => (u.occupancyChange ? [u.occupancyChange] : []));
   t.deepEqual(changes.map((c) => [c.previous, c.count, c.changeType]), [[0, 2, 'increase'], [2, 1, 'decrease'], [1, 3, 'increase']],
     'a one-frame third person is flicker, not an arrival');
+});
+
+// ---------- the stage ----------
+
+test('the activity stage publishes the fall, the recovery and occupancy on the bus, fills packets and counts falls', async (t) => {
+  const bus = new EventBus();
+  const metrics = new Metrics();
+  const ctx = { pipeline: 'home', source: 'hall', stageId: 'activity', bus, metrics } as unknown as StageContext;
+  const got: { fall: BusEvents['activity.fall'][]; recovered: BusEvents['activity.recovered'][]; occupancy: BusEvents['occupancy'][] } = { fall: [], recovered: [], occupancy: [] };
+  bus.on('activity.fall').subscribe((e) => got.fall.push(e));
+  bus.on('activity.recovered').subscribe((e) => got.recovered.push(e));
+  bus.on('occupancy').subscribe((e) => got.occupancy.push(e));
+
+  const frames = sequence(STANDING, [
+    { hold: STANDING, seconds: 2 }, { to: LYING, seconds: 0.5, ease: easeIn }, { hold: LYING, seconds: 3 }, { to: STANDING, seconds: 1.5 }, { hold: STANDING, seconds: 2 },
+  ]);
+  let last: [number, number] = [0, 0];
+  const packets: Packet[] = frames.map((s, i) => {
+    const kp = keypoints(s, 300);
+    const box = boxOf(kp);
+    const centre: [number, number] = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2];
+    const velocity: [number, number] = i ? [centre[0] - last[0], centre[1] - last[1]] : [0, 0];
+    last = centre;
+    return {
+      pipeline: 'home',
+      frame: { source: 'hall', seq: i, ptsNs: i * 100e6, capturedAtMs: 5_000 + i * 100, width: 640, height: 480, format: 'RGB', data: new ArrayBuffer(0) },
+      tracks: [{ id: 3, box, score: 0.9, classId: 0, label: 'person', state: 'confirmed', velocity }],
+      poses: [{ trackId: 3, box, score: 0.9, confidence: 0.7, keypoints: kp }],
+    };
+  });
+  const out = await firstValueFrom(from(packets).pipe(activityStage.create({ occupancyHoldSeconds: 0 }, ctx), toArray()));
+
+  t.is(out.length, packets.length);
+  t.true(out.every((p) => p.activities?.length === 1 && p.occupancy === 1));
+  t.is(got.fall.length, 1);
+  const f = got.fall[0];
+  t.like(f, { pipeline: 'home', source: 'hall', trackId: 3, recoveryDetected: false });
+  t.true(f.atMs > 5_000 + 2_500 && f.atMs < 5_000 + 5_500, `wall-clock time of the fall ${f.atMs}`);
+  t.is(f.box.length, 4);
+  t.is(got.recovered.length, 1);
+  t.like(got.recovered[0], { pipeline: 'home', source: 'hall', trackId: 3 });
+  t.true(got.recovered[0].atMs > f.atMs);
+  t.deepEqual(got.occupancy.map((o) => [o.previous, o.count, o.changeType, o.source]), [[0, 1, 'increase', 'hall']]);
+  const text = await metrics.render();
+  t.regex(text, /sightline_falls_total\{pipeline="home",source="hall"\} 1/);
+});
+
+test('with keypoint jitter (±4 px on a 200 px person) and 15 % dropouts, only the fall raises a fall', (t) => {
+  const noise = (seed: number): Noise => ({ px: 4, dropout: 0.15, seed });
+  const cases: [string, Step[], number][] = [
+    ['fall', [{ hold: STANDING, seconds: 2 }, { to: LYING, seconds: 0.6, ease: easeIn }, { hold: LYING, seconds: 4 }], 1],
+    ['standing still', [{ hold: STANDING, seconds: 20 }], 0],
+    ['sitting down slowly', [{ hold: STANDING, seconds: 2 }, { to: SITTING, seconds: 1.5 }, { hold: SITTING, seconds: 8 }], 0],
+    ['lying down slowly', [{ hold: STANDING, seconds: 2 }, { to: SITTING, seconds: 2 }, { to: LYING, seconds: 3 }, { hold: LYING, seconds: 8 }], 0],
+    ['fast crouch', [{ hold: STANDING, seconds: 2 }, { to: CROUCHING, seconds: 0.5, ease: easeIn }, { hold: CROUCHING, seconds: 4 }, { to: STANDING, seconds: 1 }], 0],
+  ];
+  for (const [name, steps, expected] of cases) {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      t.is(falls(run(sequence(STANDING, steps), new ActivityAnalyzer(), noise(seed))).length, expected, `${name}, seed ${seed}`);
+    }
+  }
+});
+
+test('time going backwards (a restarted stream) starts the tracks over; unseen tracks are forgotten', (t) => {
+  const a = new ActivityAnalyzer({ forgetMs: 1000 });
+  const track = (id: number) => ({ id, box: [0, 0, 50, 150] as Box, velocity: [1, 0] as [number, number], state: 'confirmed' as const });
+  for (let i = 0; i < 5; i++) a.update({ tMs: 10_000 + i * 100, atMs: i, tracks: [track(1), track(2)], poses: [] });
+  t.is(a.size, 2);
+  const u = a.update({ tMs: 0, atMs: 9, tracks: [track(1)], poses: [] });
+  t.is(a.size, 1);
+  t.is(u.activities[0].trajectory.length, 1, 'the trajectory starts over');
+  a.update({ tMs: 1500, atMs: 10, tracks: [track(3)], poses: [] });
+  t.is(a.size, 1, 'track 1 unseen for 1.5 s is forgotten');
 });
