@@ -309,6 +309,18 @@ test.serial('invalid subscriptions get SUBSCRIPTION_ERROR with field and reason;
   // Still connected and answering.
   const status = await c.ask('connection_status', {}, (m) => m.type === 'connection_status');
   t.is(status.data.status, 'connected');
+
+  // A message above the size limit (64 KiB) closes that connection only, with 1009, counted.
+  const big = await connect('big_client');
+  big.ws.send(JSON.stringify({ type: 'subscribe', data: { pad: 'x'.repeat(100_000) } }));
+  t.is((await big.closed).code, 1009);
+  const text = await scrape(app.portOf('metrics')!);
+  t.true(metric(text, 'sightline_ws_errors_total', { protocol: 'pose-stream-v1', kind: 'protocol_error' })! >= 1);
+  t.is((await c.ask('connection_status', {}, (m) => m.type === 'connection_status')).data.status, 'connected');
+
+  // A client_id with characters outside letters, digits and . : @ _ - is refused at the handshake.
+  const r = await refused(`${base}?token=${await hs256()}&client_id=${encodeURIComponent('<script>')}`);
+  t.deepEqual([r.status, r.body.error], [400, 'invalid_client_id']);
 });
 
 test.serial('max_fps is honoured on a source that produces more; high quality gets up to 30 fps', async (t) => {

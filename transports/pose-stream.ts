@@ -76,7 +76,7 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
   const inbound = metrics.wsMessages.labels(PROTOCOL, 'in');
   const dropped = metrics.wsDropped.labels(PROTOCOL);
   const clientsGauge = metrics.wsClients.labels(PROTOCOL);
-  for (const kind of ['auth_missing_token', 'auth_invalid_token', 'auth_expired_token', 'token_expired', 'subscription', 'rate_limited', 'not_reading']) {
+  for (const kind of ['auth_missing_token', 'auth_invalid_token', 'auth_expired_token', 'token_expired', 'subscription', 'rate_limited', 'not_reading', 'protocol_error']) {
     metrics.wsErrors.inc({ protocol: PROTOCOL, kind }, 0);
   }
   const connections = new Set<Connection>();

@@ -61,7 +61,8 @@ export class Connection {
     this.envelope = new Envelope(clientId);
     ws.on('message', (raw, isBinary) => this.onMessage(isBinary ? null : raw.toString()));
     ws.on('close', () => this.dispose());
-    ws.on('error', () => undefined);
+    // ws reports protocol violations (e.g. a message above maxPayload) here and closes with 1009/1002.
+    ws.on('error', () => hooks.onError('protocol_error'));
     const hb = setInterval(() => this.send('heartbeat', this.heartbeatData(), { droppable: false }), hooks.heartbeatMs);
     hb.unref();
     this.timers.push(hb);
