@@ -163,6 +163,7 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
     onDropped: (n) => dropped.inc(n),
     onError: (kind) => metrics.wsErrors.inc({ protocol: PROTOCOL, kind }),
     onClose: (c) => { connections.delete(c); clientsGauge.dec(); },
+    log: (message) => log.error(message),
     onSubscribed: (c, sub) => {
       if (sub.eventType !== 'system_event') return;
       // The state of each pipeline now, so a new subscriber need not wait for the next change.
@@ -181,6 +182,10 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
 
   // ---- bus → subscriptions ----------------------------------------------------------------------
   const subs: RxSubscription[] = [];
+  // An exception in a bus handler would surface as an uncaught error; log it and keep serving.
+  const guard = <T>(name: string, fn: (e: T) => void) => (e: T): void => {
+    try { fn(e); } catch (err) { log.error(`pose-stream: ${name} handler failed: ${(err as Error).stack ?? String(err)}`); }
+  };
   const emit = (type: Parameters<Connection['wants']>[0], environment: string | undefined, message: string,
     data: (s: Subscription) => unknown, accept?: (s: Subscription) => boolean, droppable = false): void => {
     const now = Date.now();
@@ -189,7 +194,7 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
     }
   };
 
-  subs.push(bus.on('packet').subscribe((p) => {
+  subs.push(bus.on('packet').subscribe(guard('packet', (p) => {
     const now = Date.now();
     const source = p.frame.source;
     const st = statsOf(p.pipeline, source);
@@ -230,17 +235,17 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
       const e: BusEvents['occupancy'] = { pipeline: p.pipeline, source, count, previous, changeType: count > previous ? 'increase' : 'decrease', atMs: now };
       emit('occupancy_update', source, 'occupancy_update', () => M.occupancyUpdate(e, st.tracks, new Set(before.keys())));
     }
-  }));
+  })));
 
   const activityAccepts = (type: string) => (s: Subscription): boolean =>
     !s.filters.activityTypes || s.filters.activityTypes.includes(type) || (type === 'fall_detected' && s.filters.activityTypes.includes('alert_triggered'));
-  subs.push(bus.on('activity.fall').subscribe((e) => emit('activity_event', e.source, 'activity_event', () => M.fallEvent(e), activityAccepts('fall_detected'))));
-  subs.push(bus.on('activity.recovered').subscribe((e) => emit('activity_event', e.source, 'activity_event', () => M.recoveryEvent(e), activityAccepts('recovery_detected'))));
+  subs.push(bus.on('activity.fall').subscribe(guard('activity.fall', (e) => emit('activity_event', e.source, 'activity_event', () => M.fallEvent(e), activityAccepts('fall_detected')))));
+  subs.push(bus.on('activity.recovered').subscribe(guard('activity.recovered', (e) => emit('activity_event', e.source, 'activity_event', () => M.recoveryEvent(e), activityAccepts('recovery_detected')))));
 
   const severityAccepts = (severity: string) => (s: Subscription): boolean => !s.filters.severity || s.filters.severity.includes(severity as never);
   // Sources seen going down, so their return is reported as a reconnection (retries pass through `starting`).
   const down = new Set<string>();
-  subs.push(bus.on('source.state').subscribe((e) => {
+  subs.push(bus.on('source.state').subscribe(guard('source.state', (e) => {
     if (e.state === 'starting' || (e.state === 'stopped' && e.previous === 'starting')) return;
     const wasDown = down.has(e.source);
     if (e.state === 'running') down.delete(e.source);
@@ -248,7 +253,7 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
     else down.add(e.source);
     const data = M.hardwareEvent(e, wasDown, lastFrameMs.get(e.source));
     emit('hardware_event', e.source, 'hardware_event', () => data, severityAccepts(data.severity));
-  }));
+  })));
   const components = (pipeline: string, source: string | undefined): Record<string, string> => {
     const rt = ctx.runtime();
     const state = source ? rt.sources.get(source)?.state.value.state : undefined;
@@ -259,12 +264,12 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
       tracker: spec_?.stages.some((s) => s.use === 'track') ? 'healthy' : 'absent',
     };
   };
-  subs.push(bus.on('pipeline.state').subscribe((e) => {
+  subs.push(bus.on('pipeline.state').subscribe(guard('pipeline.state', (e) => {
     const source = ctx.runtime().graph.pipelines[e.pipeline]?.source;
     const data = M.systemEvent(e, source, sessionId, components(e.pipeline, source));
     emit('system_event', source, 'system_event', () => data, severityAccepts(data.severity));
-  }));
-  subs.push(bus.on('config').subscribe((e) => {
+  })));
+  subs.push(bus.on('config').subscribe(guard('config', (e) => {
     modelVersions.clear();
     for (const id of e.changes?.sources.removed ?? []) { lastFrameMs.delete(id); down.delete(id); }
     for (const id of e.changes?.pipelines.removed ?? []) { stats.delete(id); occupancy.delete(id); }
@@ -275,7 +280,7 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
       const data = { event: 'config_rejected', status: 'running', severity: 'error', session_id: sessionId, message: e.summary, errors: e.errors ?? [] };
       emit('system_event', undefined, 'system_event', () => data, severityAccepts('error'));
     }
-  }));
+  })));
 
   // ---- handshake --------------------------------------------------------------------------------
   const wss = new WebSocketServer({
@@ -319,6 +324,9 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
       metrics.wsErrors.inc({ protocol: PROTOCOL, kind: `auth_${reason}` });
       log.debug(`pose-stream: refused ${clientId}: ${(err as Error).message}`);
       refuse(socket, 401, reason, (err as Error).message);
+    }).catch((err: Error) => {
+      log.error(`pose-stream: handshake of ${clientId} failed: ${err.stack ?? err.message}`);
+      socket.destroy();
     });
   });
 

@@ -28,6 +28,7 @@ export interface ConnectionHooks {
   onDropped(n: number): void;
   onError(kind: string): void;
   onClose(c: Connection): void;
+  log(message: string): void;
   /** After the ack of a new subscription: e.g. the current state for a status stream. */
   onSubscribed(c: Connection, sub: Subscription): void;
   /** Bytes queued on the socket beyond which the client is cut off: memory per client stays bounded. */
@@ -198,9 +199,14 @@ export class Connection {
             { reason: 'unknown_type', supported: ['subscribe', 'unsubscribe', 'update_subscription', 'heartbeat', 'connection_status', 'disconnect'] }, 'unknown_type');
       }
     } catch (err) {
-      if (!(err instanceof SubscriptionError)) throw err;
-      this.error('SUBSCRIPTION_ERROR', 'Invalid subscription filter',
-        { subscription_id: err.subscriptionId ?? null, field: err.field, reason: err.reason }, 'subscription');
+      if (err instanceof SubscriptionError) {
+        this.error('SUBSCRIPTION_ERROR', 'Invalid subscription filter',
+          { subscription_id: err.subscriptionId ?? null, field: err.field, reason: err.reason }, 'subscription');
+      } else {
+        // A bug must cost this one request, never the process.
+        this.hooks.log(`pose-stream: ${type} from ${this.clientId} failed: ${(err as Error).stack ?? String(err)}`);
+        this.error('INTERNAL_ERROR', 'Internal server error processing the message', { message_type: type.slice(0, 64) }, 'internal');
+      }
     }
   }
 
