@@ -172,6 +172,13 @@ test.serial('a token in the Authorization header is accepted; the subprotocol is
   const plain = await connect('plain');
   t.teardown(() => plain.close());
   t.is(plain.ws.protocol, '', 'no subprotocol when none was offered');
+  // ?compression= negotiates permessage-deflate and says so in every message's metadata.
+  const zipped = await Client.connect(`${base}?token=${token}&client_id=zipped&compression=gzip`);
+  t.teardown(() => zipped.close());
+  t.is(zipped.ws.extensions, 'permessage-deflate');
+  t.deepEqual((await zipped.next((m) => m.type === 'connection_status')).metadata, { client_id: 'zipped', sequence: 1, compression: 'deflate' });
+  t.is(plain.ws.extensions, '');
+  t.is((await refused(`${base}?token=${token}&compression=brotli`)).status, 400);
   // Without client_id in the URL the server names the client.
   const anon = await Client.connect(`${base}?token=${token}`);
   t.teardown(() => anon.close());

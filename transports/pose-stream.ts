@@ -283,10 +283,13 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
   })));
 
   // ---- handshake --------------------------------------------------------------------------------
-  const wss = new WebSocketServer({
+  const options = {
     noServer: true, maxPayload: spec.maxMessageBytes ?? 64 * 1024,
-    handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
-  });
+    handleProtocols: (offered: Set<string>) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+  };
+  const wss = new WebSocketServer({ ...options, perMessageDeflate: false });
+  // `?compression=deflate|gzip` (the document's URL parameter): permessage-deflate, when the client offers it.
+  const wssDeflate = new WebSocketServer({ ...options, perMessageDeflate: { threshold: 256 } });
   const refuse = (socket: import('node:stream').Duplex, status: number, error: string, description: string): void => {
     const body = JSON.stringify({ error, message: description });
     const reason = status === 401 ? 'Unauthorized' : status === 503 ? 'Service Unavailable' : 'Bad Request';
@@ -302,6 +305,12 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
       refuse(socket, 400, 'invalid_client_id', 'client_id must be 1-128 letters, digits or . : @ _ -');
       return;
     }
+    const compression = url.searchParams.get('compression');
+    if (compression !== null && compression !== 'gzip' && compression !== 'deflate') {
+      metrics.wsErrors.inc({ protocol: PROTOCOL, kind: 'bad_format' });
+      refuse(socket, 400, 'invalid_compression', 'compression must be gzip or deflate (both negotiate permessage-deflate)');
+      return;
+    }
     if (!verifier) {
       refuse(socket, 503, 'auth_not_configured', authProblem);
       return;
@@ -312,7 +321,7 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
     }
     verifier.verify(TokenVerifier.tokenOf(req, url)).then((who) => {
       if (socket.destroyed) return;
-      wss.handleUpgrade(req, socket, head, (ws) => {
+      (compression ? wssDeflate : wss).handleUpgrade(req, socket, head, (ws) => {
         const c = new Connection(ws, clientId, hooks, who.expiresAtMs);
         connections.add(c);
         clientsGauge.inc();
@@ -336,8 +345,10 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
       for (const c of [...connections]) c.shutdown('server_shutdown', 'The server is shutting down or the pose stream was reconfigured');
       // Give the close frames a moment, then make sure nothing is left open.
       await new Promise((r) => setTimeout(r, connections.size ? 100 : 0));
-      for (const ws of wss.clients) ws.terminate();
-      await new Promise<void>((r) => wss.close(() => r()));
+      for (const server of [wss, wssDeflate]) {
+        for (const ws of server.clients) ws.terminate();
+        await new Promise<void>((r) => server.close(() => r()));
+      }
     },
   };
 }

@@ -59,7 +59,7 @@ export class Connection {
   private closed = false;
 
   constructor(readonly ws: WebSocket, clientId: string, private readonly hooks: ConnectionHooks, expiresAtMs?: number) {
-    this.envelope = new Envelope(clientId);
+    this.envelope = new Envelope(clientId, ws.extensions.includes('permessage-deflate') ? 'deflate' : undefined);
     ws.on('message', (raw, isBinary) => this.onMessage(isBinary ? null : raw.toString()));
     ws.on('close', () => this.dispose());
     // ws reports protocol violations (e.g. a message above maxPayload) here and closes with 1009/1002.
