@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -582,15 +582,28 @@ test('RS/ES public keys: an ES256 token is accepted, an HS256 token keyed with t
   const yaml = `
 sources:
   cam: { uri: "test://ball", width: 64, height: 48, fps: 5 }
+models:
+  faces: { file: face_detection_yunet_2023mar_dynamic.onnx, kind: yunet }
+  arcface: { file: face_recognition_mobilefacenet_128d.onnx, kind: mobilefacenet }
 pipelines:
   cam: { source: cam, stages: [] }
 transports:
   pose-stream-v1: { port: 0, auth: { publicKey: ${JSON.stringify(pem)}, issuer: sightline-test } }
+  ddfr: { port: 0, detector: faces, embedder: arcface }
   metrics: { port: 0 }
 `;
   const app2 = await startApp(parseGraph(yaml, 'es.yaml'), testSettings(), { log: memoryLogger() });
   t.teardown(() => app2.stop());
   const url = `ws://127.0.0.1:${app2.portOf('pose-stream-v1')}/ws/v1`;
+  // DDFR's /ws and the pose stream's /ws/v1 share one port, told apart by path.
+  t.is(app2.portOf('ddfr'), app2.portOf('pose-stream-v1'));
+  const ddfr = new WebSocket(`ws://127.0.0.1:${app2.portOf('ddfr')}/ws`);
+  const ddfrReply = new Promise<string>((r) => ddfr.once('message', (m) => r(m.toString())));
+  await new Promise((r) => ddfr.once('open', r));
+  // A real frame: its answer also means both face models finished loading before the app stops.
+  ddfr.send(readFileSync(media('obama.jpg')));
+  t.is(JSON.parse(await ddfrReply).status, 'ok');
+  ddfr.terminate();
   const good = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setIssuer('sightline-test').setExpirationTime('5m').sign(privateKey);
   const c = await Client.connect(`${url}?token=${good}&client_id=es`);
   t.is((await c.next((m) => m.type === 'connection_status')).data.client_id, 'es');
