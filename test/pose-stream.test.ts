@@ -147,8 +147,14 @@ test.serial('handshakes without a valid token are refused with 401; the reason i
   const garbage = await refused(base, { authorization: 'Bearer not.a.jwt' });
   t.is(garbage.status, 401);
 
+  // A token that would never expire is refused (requireExpiry defaults to true).
+  const forever = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('tester').sign(new TextEncoder().encode(SECRET));
+  const r3 = await refused(`${base}?token=${forever}`);
+  t.is(r3.status, 401);
+  t.regex(r3.body.message, /"exp" claim/);
+
   const after = await scrape(app.portOf('metrics')!);
-  const kinds = { auth_missing_token: 1, auth_invalid_token: 3, auth_expired_token: 1 };
+  const kinds = { auth_missing_token: 1, auth_invalid_token: 4, auth_expired_token: 1 };
   for (const [kind, n] of Object.entries(kinds)) {
     const delta = metric(after, 'sightline_ws_errors_total', { protocol: 'pose-stream-v1', kind })! - (metric(before, 'sightline_ws_errors_total', { protocol: 'pose-stream-v1', kind }) ?? 0);
     t.is(delta, n, kind);
@@ -488,6 +494,10 @@ test.serial('performance_update and analytics_stream carry live figures', async 
   t.is(m.gpu_usage, null);
   t.true(Array.isArray(perf.data.alerts));
   const an = await c.next((x) => x.type === 'analytics_stream');
+  // The document's other name for the stream is answered under that name.
+  const alias = await c.ask('subscribe', { subscriptions: [{ event_type: 'analytics_update', filters: { environment_id: 'hall' } }] });
+  t.is(alias.data.active_subscriptions[0].event_type, 'analytics_update');
+  t.is((await c.next((x) => x.type === 'analytics_update')).data.window, '1_minute');
   t.is(an.data.window, '1_minute');
   t.is(an.data.environment_id, 'hall');
   const { occupancy, activity, detection } = an.data.metrics;

@@ -48,6 +48,7 @@ export const POSE_STREAM_SCHEMA = {
         publicKey: { type: 'string', minLength: 1 }, publicKeyFile: { type: 'string', minLength: 1 },
         algorithms: { type: 'array', minItems: 1, items: { enum: ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'] } },
         issuer: { type: 'string' }, audience: { type: 'string' }, clockTolerance: { type: 'number', minimum: 0, maximum: 300 },
+        requireExpiry: { type: 'boolean' },
       },
       oneOf: [{ required: ['secret'] }, { required: ['secretEnv'] }, { required: ['publicKey'] }, { required: ['publicKeyFile'] }],
     },
@@ -148,7 +149,9 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
     const prevs = list.map((x) => x.previous);
     const before = prevs.every((p) => p !== null) && prevs.length ? combine(prevs as NonNullable<(typeof prevs)[number]>[]) : null;
     return {
-      type: 'analytics_stream',
+      // The document names the stream analytics_stream and lists analytics_update among its types: a
+      // subscriber gets the name it subscribed with.
+      type: s.eventType === 'analytics_update' ? 'analytics_update' : 'analytics_stream',
       data: {
         window: '1_minute', ...(s.filters.environmentId ? { environment_id: s.filters.environmentId } : {}),
         metrics: now, trends: trends(now, before),

@@ -22,6 +22,8 @@ export interface AuthOptions {
   audience?: string;
   /** Seconds of clock skew tolerated on exp/nbf. */
   clockTolerance?: number;
+  /** Refuse tokens without `exp` (default true: a token that never expires cannot be cut off). */
+  requireExpiry?: boolean;
 }
 
 export interface Verified { payload: JWTPayload; subject: string | undefined; expiresAtMs: number | undefined }
@@ -72,6 +74,7 @@ export class TokenVerifier {
       const { payload } = await jwtVerify(token, this.key, {
         algorithms: this.algorithms, issuer: this.opts.issuer, audience: this.opts.audience,
         clockTolerance: this.opts.clockTolerance ?? 0,
+        requiredClaims: this.opts.requireExpiry === false ? [] : ['exp'],
       });
       return { payload, subject: payload.sub, expiresAtMs: payload.exp !== undefined ? payload.exp * 1000 : undefined };
     } catch (err) {
