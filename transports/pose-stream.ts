@@ -261,8 +261,10 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
     const rt = ctx.runtime();
     const state = source ? rt.sources.get(source)?.state.value.state : undefined;
     const spec_ = rt.graph.pipelines[pipeline];
+    const runner = rt.pipelines.get(pipeline)?.state;
     return {
-      neural_network: 'healthy',
+      // The pipeline's stages (the models run there): failed when the pipeline failed (e.g. a model did not load).
+      neural_network: runner === 'running' ? 'healthy' : (runner ?? 'absent'),
       csi_processor: state === 'running' ? 'healthy' : state === 'retrying' ? 'degraded' : state === 'failed' ? 'failed' : (state ?? 'unknown'),
       tracker: spec_?.stages.some((s) => s.use === 'track') ? 'healthy' : 'absent',
     };
