@@ -5,18 +5,17 @@
  * Knows stages only through the packet and the bus events.
  */
 import { randomUUID } from 'node:crypto';
-import os from 'node:os';
-import path from 'node:path';
 import type { Subscription as RxSubscription } from 'rxjs';
 import { WebSocketServer } from 'ws';
 import type { TransportSpec } from '../config/graph.js';
 import type { BusEvents } from '../pipeline/event-bus.js';
-import { modelsOf, type GraphChanges } from '../pipeline/graph-diff.js';
+import { modelsOf } from '../pipeline/graph-diff.js';
 import type { TrackedObject } from '../pipeline/types.js';
 import { AuthError, TokenVerifier, type AuthOptions } from './pose-stream/auth.js';
 import { Connection, type ConnectionHooks } from './pose-stream/connection.js';
 import * as M from './pose-stream/messages.js';
-import { combine, round, SourceStats, trends } from './pose-stream/source-stats.js';
+import { analyticsStream, CpuSampler, performanceUpdate } from './pose-stream/figures.js';
+import { SourceStats } from './pose-stream/source-stats.js';
 import type { Subscription } from './pose-stream/subscriptions.js';
 import type { MountedTransport, TransportContext } from './registry.js';
 
@@ -105,63 +104,17 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
   };
 
   // ---- periodic streams -------------------------------------------------------------------------
-  let cpuAt = { usage: process.cpuUsage(), t: performance.now(), percent: 0 };
-  const cpuPercent = (): number => {
-    const t = performance.now();
-    if (t - cpuAt.t >= 500) {
-      const u = process.cpuUsage(cpuAt.usage);
-      const percent = ((u.user + u.system) / 1000 / (t - cpuAt.t)) * 100 / os.availableParallelism();
-      cpuAt = { usage: process.cpuUsage(), t, percent };
-    }
-    return cpuAt.percent;
-  };
   const selected = (s: Subscription): SourceStats[] =>
     [...stats.values()].filter((x) => !s.filters.environmentId || x.source === s.filters.environmentId);
-  const performance_ = (s: Subscription) => {
-    const list = selected(s);
-    const now = Date.now();
-    const fps = list.reduce((a, x) => a + x.fps(now), 0);
-    const latency = fps > 0 ? list.reduce((a, x) => a + x.averageLatencyMs() * x.fps(now), 0) / fps : 0;
-    const cpu = cpuPercent();
-    const memory = (process.memoryUsage.rss() / os.totalmem()) * 100;
-    const alerts = [];
-    const latencyAlert = spec.latencyAlertMs ?? 250;
-    if (latency > latencyAlert) alerts.push({ type: 'high_latency', severity: 'warning', value: round(latency, 1), threshold: latencyAlert });
-    if (cpu > 90) alerts.push({ type: 'high_cpu', severity: 'warning', value: round(cpu, 1), threshold: 90 });
-    if (memory > 90) alerts.push({ type: 'high_memory', severity: 'warning', value: round(memory, 1), threshold: 90 });
-    return {
-      type: 'performance_update',
-      data: {
-        ...(s.filters.environmentId ? { environment_id: s.filters.environmentId } : {}),
-        metrics: {
-          frames_per_second: round(fps, 1), average_latency_ms: round(latency, 1), processing_queue_size: pool.queueSize,
-          cpu_usage: round(cpu, 1), memory_usage: round(memory, 1),
-          // No GPU: inference runs on the CPU workers.
-          gpu_usage: null,
-        },
-        alerts,
-      },
-    };
-  };
-  const analytics = (s: Subscription) => {
-    const list = selected(s);
-    const now = combine(list.map((x) => x.analytics()));
-    const prevs = list.map((x) => x.previous);
-    const before = prevs.every((p) => p !== null) && prevs.length ? combine(prevs as NonNullable<(typeof prevs)[number]>[]) : null;
-    return {
-      // The document names the stream analytics_stream and lists analytics_update among its types: a
-      // subscriber gets the name it subscribed with.
-      type: s.eventType === 'analytics_update' ? 'analytics_update' : 'analytics_stream',
-      data: {
-        window: '1_minute', ...(s.filters.environmentId ? { environment_id: s.filters.environmentId } : {}),
-        metrics: now, trends: trends(now, before),
-      },
-    };
-  };
+  const cpu = new CpuSampler();
+  const latencyAlertMs = spec.latencyAlertMs ?? 250;
 
   const hooks: ConnectionHooks = {
     validation: { environments },
-    periodic: (s) => (s.eventType === 'performance_update' ? performance_(s) : analytics(s)),
+    periodic: (s) => (s.eventType === 'performance_update'
+      ? { type: 'performance_update', data: performanceUpdate(selected(s), s.filters.environmentId, pool.queueSize, cpu.percent(), latencyAlertMs) }
+      // The document names the stream analytics_stream and also lists analytics_update: each subscriber gets the name it asked for.
+      : { type: s.eventType === 'analytics_update' ? 'analytics_update' : 'analytics_stream', data: analyticsStream(selected(s), s.filters.environmentId) }),
     onSent: (n) => out.inc(n),
     onDropped: (n) => dropped.inc(n),
     onError: (kind) => metrics.wsErrors.inc({ protocol: PROTOCOL, kind }),
@@ -279,7 +232,7 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
     for (const id of e.changes?.sources.removed ?? []) { lastFrameMs.delete(id); down.delete(id); }
     for (const id of e.changes?.pipelines.removed ?? []) { stats.delete(id); occupancy.delete(id); }
     if (e.result === 'applied' && e.changes) {
-      const data = configUpdate(e, e.changes, ctx.runtime().graph as unknown as Record<string, Record<string, unknown>>);
+      const data = M.configUpdate(e, e.changes, ctx.runtime().graph as unknown as Record<string, Record<string, unknown>>);
       emit('config_update', undefined, 'config_update', () => data);
     } else if (e.result === 'invalid') {
       const data = { event: 'config_rejected', status: 'running', severity: 'error', session_id: sessionId, message: e.summary, errors: e.errors ?? [] };
@@ -355,26 +308,5 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
         await new Promise<void>((r) => server.close(() => r()));
       }
     },
-  };
-}
-
-/** `config_update` from an applied reload: one changed field per added/changed/removed graph entry. */
-function configUpdate(e: BusEvents['config'], changes: GraphChanges, graph: Record<string, Record<string, unknown>>) {
-  const changed: string[] = [];
-  const values: Record<string, unknown> = {};
-  for (const [section, c] of Object.entries(changes) as [keyof GraphChanges, GraphChanges[keyof GraphChanges]][]) {
-    for (const id of [...c.added, ...c.changed]) {
-      changed.push(`${section}.${id}`);
-      values[`${section}.${id}`] = graph[section]?.[id] ?? null;
-    }
-    for (const id of c.removed) {
-      changed.push(`${section}.${id}`);
-      values[`${section}.${id}`] = null;
-    }
-  }
-  return {
-    changed_fields: changed, new_values: values, applied_by: `config_file:${path.basename(e.file)}`,
-    // Reloads are applied live, by difference.
-    requires_restart: false, summary: e.summary,
   };
 }

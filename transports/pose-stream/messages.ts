@@ -1,5 +1,7 @@
 /** The `data` of each server message, built from packets and bus events with the document's field names. */
+import path from 'node:path';
 import type { BusEvents } from '../../pipeline/event-bus.js';
+import type { GraphChanges } from '../../pipeline/graph-diff.js';
 import type { Box, Packet, PersonActivity, PersonPose, TrackedObject } from '../../pipeline/types.js';
 import type { Filters } from './subscriptions.js';
 import { round } from './source-stats.js';
@@ -129,5 +131,26 @@ export function systemEvent(e: BusEvents['pipeline.state'], source: string | und
     ...(e.reason ? { message: e.reason } : {}),
     configuration: { pipeline: e.pipeline, environment_id: source ?? null },
     components,
+  };
+}
+
+/** `config_update` from an applied reload: one changed field per added/changed/removed graph entry. */
+export function configUpdate(e: BusEvents['config'], changes: GraphChanges, graph: Record<string, Record<string, unknown>>) {
+  const changed: string[] = [];
+  const values: Record<string, unknown> = {};
+  for (const [section, c] of Object.entries(changes) as [keyof GraphChanges, GraphChanges[keyof GraphChanges]][]) {
+    for (const id of [...c.added, ...c.changed]) {
+      changed.push(`${section}.${id}`);
+      values[`${section}.${id}`] = graph[section]?.[id] ?? null;
+    }
+    for (const id of c.removed) {
+      changed.push(`${section}.${id}`);
+      values[`${section}.${id}`] = null;
+    }
+  }
+  return {
+    changed_fields: changed, new_values: values, applied_by: `config_file:${path.basename(e.file)}`,
+    // Reloads are applied live, by difference.
+    requires_restart: false, summary: e.summary,
   };
 }
