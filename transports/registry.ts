@@ -12,8 +12,9 @@ import type { HttpHub } from './http-hub.js';
 import { mountDdfr, type DdfrSpec } from './ddfr.js';
 import { mountMetrics } from './metrics.js';
 import { mountPeopleCounter, type PeopleCounterSpec } from './people-counter.js';
+import { mountPoseStream, POSE_STREAM_SCHEMA, type PoseStreamSpec } from './pose-stream.js';
 
-export const TRANSPORT_NAMES = ['metrics', 'people-counter', 'ddfr'] as const;
+export const TRANSPORT_NAMES = ['metrics', 'people-counter', 'ddfr', 'pose-stream-v1'] as const;
 export type TransportName = (typeof TRANSPORT_NAMES)[number];
 
 const port = { type: 'integer', minimum: 0, maximum: 65535 };
@@ -38,6 +39,7 @@ export const TRANSPORT_SCHEMAS: Record<TransportName, object> = {
       maxImageBytes: { type: 'integer', minimum: 1024, maximum: 104857600 },
     },
   },
+  'pose-stream-v1': POSE_STREAM_SCHEMA,
 };
 
 /** Graph models a transport uses, with the kind each must have. */
@@ -84,6 +86,11 @@ const definitions: TransportDefinition[] = [
     name: 'people-counter',
     defaultPort: () => 8765,
     mount: (spec, port, ctx) => mountPeopleCounter({ ...spec, port } as PeopleCounterSpec, ctx),
+  },
+  {
+    name: 'pose-stream-v1',
+    defaultPort: () => 8000,
+    mount: (spec, port, ctx) => mountPoseStream({ ...spec, port } as PoseStreamSpec, ctx),
   },
 ];
 
