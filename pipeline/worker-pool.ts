@@ -7,6 +7,7 @@ export class InferencePool {
   private readonly piscina: Piscina;
   /** Microseconds the workers spent running tasks, added by the workers themselves (Atomics). */
   private readonly busyMicros = new BigInt64Array(new SharedArrayBuffer(8));
+  private readonly pending = new Set<Promise<unknown>>();
 
   constructor(readonly workers: number, readonly ortThreads: number, metrics?: Metrics) {
     this.piscina = new Piscina({
@@ -40,7 +41,11 @@ export class InferencePool {
   }
 
   run<R>(task: WorkerTask, transferList: ArrayBuffer[] = []): Promise<R> {
-    return this.piscina.run(task, { transferList }) as Promise<R>;
+    const p = this.piscina.run(task, { transferList }) as Promise<R>;
+    this.pending.add(p);
+    const forget = (): void => { this.pending.delete(p); };
+    p.then(forget, forget);
+    return p;
   }
 
   /**
@@ -51,7 +56,15 @@ export class InferencePool {
     await Promise.all(Array.from({ length: this.workers }, () => this.run({ op: 'load', model })));
   }
 
-  async close(): Promise<void> {
+  /**
+   * Lets running tasks finish (bounded) before the threads go: terminating a worker inside a native
+   * ONNX Runtime call (a session still loading) aborts the whole process.
+   */
+  async close(graceMs = 15_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs); });
+    await Promise.race([Promise.allSettled([...this.pending]), grace]);
+    clearTimeout(timer);
     await this.piscina.close({ force: true });
   }
 }
