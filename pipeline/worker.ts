@@ -4,9 +4,11 @@ import { getSession } from './model-sessions.js';
 import type { CropResult, LoadResult, RecognizeImageResult, WorkerTask } from './worker-protocol.js';
 import { annotate } from '../stages/annotate.worker.js';
 import { decodeImage } from '../stages/decode-image.js';
+import { depthOfImage, estimateDepth } from '../stages/depth.worker.js';
 import { detect } from '../stages/detect.worker.js';
 import { embedFaces } from '../stages/embed-face.worker.js';
 import { detectFaces, encodeCrops } from '../stages/faces.worker.js';
+import { reconstruct } from '../stages/reconstruct.worker.js';
 import { reidEmbed } from '../stages/reid.worker.js';
 
 const data = workerData as { ortThreads?: number; busyMicros?: BigInt64Array } | undefined;
@@ -58,6 +60,18 @@ async function dispatch(task: WorkerTask): Promise<unknown> {
       const result = await reidEmbed(task, threads);
       // Every embedding has its own buffer (zero ones for empty boxes too), so none is listed twice.
       return withTransfer(result, [result.data, ...result.embeddings.map((e) => e.buffer as ArrayBuffer)]);
+    }
+    case 'depth': {
+      const result = await estimateDepth(task, threads);
+      return withTransfer(result, [result.data, result.depth.data]);
+    }
+    case 'depth-image': {
+      const result = await depthOfImage(task, threads);
+      return withTransfer(result, [result.view.rgb, result.view.depth.data]);
+    }
+    case 'reconstruct': {
+      const result = await reconstruct(task);
+      return withTransfer(result, [result.glb, ...result.views.flatMap((v) => [v.rgb, v.depth.data])]);
     }
     default:
       throw new Error(`unknown worker task ${(task as { op: string }).op}`);

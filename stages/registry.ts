@@ -2,14 +2,16 @@
 import type { StageDefinition } from '../pipeline/stage.js';
 import { annotateStage } from './annotate.js';
 import { countStage } from './count.js';
+import { DEPTH_MODEL_KINDS } from './depth-models.js';
+import { depthStage } from './depth.js';
 import { detectStage } from './detect.js';
 import { facesStage } from './faces.js';
 import { trackStage } from './track.js';
 
 /** Model kinds a graph's `models` section may declare. */
-export const MODEL_KINDS = ['yolox', 'yunet', 'mobilefacenet'] as const;
+export const MODEL_KINDS = ['yolox', 'yunet', 'mobilefacenet', ...DEPTH_MODEL_KINDS] as const;
 
-const definitions = [detectStage, trackStage, countStage, facesStage, annotateStage] as unknown as StageDefinition<never>[];
+const definitions = [detectStage, trackStage, countStage, facesStage, annotateStage, depthStage] as unknown as StageDefinition<never>[];
 
 export function stageDefinitions(): StageDefinition<never>[] {
   return definitions;
