@@ -71,7 +71,7 @@ async function dispatch(task: WorkerTask): Promise<unknown> {
     }
     case 'reconstruct': {
       const result = await reconstruct(task);
-      return withTransfer(result, [result.glb, ...result.views.flatMap((v) => [v.rgb, v.depth.data])]);
+      return withTransfer(result, [...result.models.map((m) => m.glb), ...result.views.flatMap((v) => [v.rgb, v.depth.data])]);
     }
     default:
       throw new Error(`unknown worker task ${(task as { op: string }).op}`);

@@ -7,15 +7,15 @@ export interface ReconstructTask {
   views: (DepthView & { name: string })[];
   /** Horizontal field of view of the images, degrees. */
   fovDeg: number;
-  maxPoints: number;
+  /** One GLB is written per entry, each with at most that many points (e.g. the full model and a smaller one to send). */
+  maxPoints: number[];
   /** Relative depth only: far/near ratio the first view's depth is mapped to. */
   relativeRange: number;
 }
 
 export interface ReconstructResult {
-  /** A binary glTF: one POINTS primitive (POSITION, COLOR_0) per view. */
-  glb: ArrayBuffer;
-  numPoints: number;
+  /** Binary glTF files, one per `maxPoints` entry: one POINTS primitive (POSITION, COLOR_0) per view. */
+  models: { glb: ArrayBuffer; numPoints: number }[];
   /** The task's views, handed back so the caller can reuse them without a copy. */
   views: ReconstructTask['views'];
 }

@@ -6,11 +6,15 @@ import type { ReconstructResult, ReconstructTask } from './reconstruct.protocol.
 const io = new NodeIO();
 
 export async function reconstruct(task: ReconstructTask): Promise<ReconstructResult> {
-  const clouds = fuseViews(task.views.map((v) => ({ ...v, rgb: new Uint8Array(v.rgb) })),
-    { fovDeg: task.fovDeg, maxPoints: task.maxPoints, relativeRange: task.relativeRange });
-  const glb = await writeGlb(clouds);
-  const numPoints = clouds.reduce((s, c) => s + c.positions.length / 3, 0);
-  return { glb: glb.buffer.slice(glb.byteOffset, glb.byteOffset + glb.byteLength) as ArrayBuffer, numPoints, views: task.views };
+  const views = task.views.map((v) => ({ ...v, rgb: new Uint8Array(v.rgb) }));
+  const models = [];
+  for (const maxPoints of task.maxPoints) {
+    const clouds = fuseViews(views, { fovDeg: task.fovDeg, maxPoints, relativeRange: task.relativeRange });
+    const glb = await writeGlb(clouds);
+    const numPoints = clouds.reduce((s, c) => s + c.positions.length / 3, 0);
+    models.push({ glb: glb.buffer.slice(glb.byteOffset, glb.byteOffset + glb.byteLength) as ArrayBuffer, numPoints });
+  }
+  return { models, views: task.views };
 }
 
 /** One node and mesh per view, each a POINTS primitive with POSITION and COLOR_0 (linear RGB floats). */
