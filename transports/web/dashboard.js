@@ -41,10 +41,11 @@ async function show(session) {
     }
   });
   scene.add(model);
-  // Look from the capture position (the origin) towards the middle of the cloud.
+  // Look at the middle of the cloud from beside the capture position (the origin), so its depth shows.
   const box = new THREE.Box3().setFromObject(model);
   const centre = box.getCenter(new THREE.Vector3());
-  camera.position.set(0, 0, 0);
+  const back = new THREE.Vector3().sub(centre).applyAxisAngle(new THREE.Vector3(0, 1, 0), Math.PI / 7);
+  camera.position.copy(centre).addScaledVector(back, 1.6).add(new THREE.Vector3(0, back.length() * 0.3, 0));
   controls.target.copy(centre);
   camera.near = 0.01;
   camera.far = box.getSize(new THREE.Vector3()).length() * 10 + 10;
