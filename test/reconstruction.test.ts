@@ -303,14 +303,17 @@ test.serial('the document\'s Python client, unchanged but for the address', asyn
 });
 
 test.serial('sessions expire after the idle time, with their files', async (t) => {
-  const short = await startApp(GRAPH(', sessionTtl: 1'), testSettings({ workers: 1 }), { log: memoryLogger() });
+  const short = await startApp(GRAPH(', sessionTtl: 1, maxImageBytes: 200000'), testSettings({ workers: 1 }), { log: memoryLogger() });
   try {
     const url = `http://127.0.0.1:${short.portOf('reconstruction')!}`;
     const s = await (await fetch(`${url}/ws/session/create?max_images=2`, { method: 'POST' })).json() as { session_id: string };
     const c = await connect(`${url.replace('http', 'ws')}/ws/reconstruct/${s.session_id}`);
     await c.next();
+    // An image over maxImageBytes (two_people.jpg is 488 kB) is refused; the socket stays open.
+    c.send({ type: 'image', data: b64('two_people.jpg'), filename: 'two_people.jpg' });
+    t.regex((await c.next()).message as string, /larger than 200000 bytes/);
     c.send({ type: 'image', data: b64('messi5.jpg'), filename: 'messi5.jpg' });
-    t.is((await c.next()).type, 'ack');
+    t.like(await c.next(), { type: 'ack', num_images: 1 });
     const dir = path.join(short.settings.dataDir, 'reconstruction', s.session_id);
     t.true(existsSync(dir));
     // An open socket keeps the session alive; once it closes, the session goes after a second idle.

@@ -180,6 +180,7 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
     progress(0, `Processing ${s.images.length} images`);
     try {
       const m = await build(s, s.numMaxPoints, progress);
+      if (!sessions.get(id)) return sendError(ws, 'unknown_session', `Session ${id} was deleted while its model was being built`);
       sessions.saveModel(id, m.full.glb, m.full.numPoints, s.images.length, s.status === 'finalized' ? 'finalized' : 'completed');
       progress(1, `Point cloud ready: ${m.full.numPoints} points`);
       send(ws, modelMessage('complete', id, s.images.length, m));
@@ -243,7 +244,8 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
   };
 
   // ---- WebSocket /ws/reconstruct/{session_id} ---------------------------------------------------
-  const wss = new WebSocketServer({ noServer: true, maxPayload: Math.ceil(maxImageBytes * 1.4) + 64 * 1024 });
+  // Room for the base64 of twice the largest image plus 1 MiB, so a larger image gets a clear error on an open socket.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: Math.ceil((maxImageBytes * 2 * 4) / 3) + 1024 * 1024 });
   wss.on('connection', (ws: WebSocket, id: string) => {
     metrics.wsClients.inc({ protocol: PROTOCOL });
     const s = sessions.get(id);
@@ -296,9 +298,14 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
     });
     ws.on('close', () => {
       metrics.wsClients.dec({ protocol: PROTOCOL });
-      live.get(id)?.sockets.delete(ws);
+      const l = live.get(id);
+      l?.sockets.delete(ws);
+      // Depth views are kept only while someone is connected (about 1 MB an image); they can be recomputed
+      // from the stored images. Jobs already queued keep their own references.
+      if (l && l.sockets.size === 0) { l.views.clear(); l.incremental = false; }
     });
-    ws.on('error', () => undefined);
+    // A message over maxPayload: ws closes the socket with 1009 (it cannot be read to answer it); count it.
+    ws.on('error', (err: Error & { code?: string }) => { if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') countError('too_large'); });
   });
   const WS_PATH = /^\/ws\/reconstruct\/([^/]{1,200})$/;
   hub.upgrade(spec.id, spec.port, (p) => WS_PATH.test(p), (req, socket, head, url) => {
