@@ -4,6 +4,7 @@ import { annotateStage } from './annotate.js';
 import { countStage } from './count.js';
 import { DEPTH_MODEL_KINDS } from './depth-models.js';
 import { depthStage } from './depth.js';
+import { reconstructStage } from './reconstruct.js';
 import { detectStage } from './detect.js';
 import { facesStage } from './faces.js';
 import { trackStage } from './track.js';
@@ -11,7 +12,7 @@ import { trackStage } from './track.js';
 /** Model kinds a graph's `models` section may declare. */
 export const MODEL_KINDS = ['yolox', 'yunet', 'mobilefacenet', ...DEPTH_MODEL_KINDS] as const;
 
-const definitions = [detectStage, trackStage, countStage, facesStage, annotateStage, depthStage] as unknown as StageDefinition<never>[];
+const definitions = [detectStage, trackStage, countStage, facesStage, annotateStage, depthStage, reconstructStage] as unknown as StageDefinition<never>[];
 
 export function stageDefinitions(): StageDefinition<never>[] {
   return definitions;

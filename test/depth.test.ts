@@ -10,6 +10,8 @@ import path from 'node:path';
 import { startApp } from '../pipeline/app.js';
 import type { DepthMap, Packet } from '../pipeline/types.js';
 import { InferencePool } from '../pipeline/worker-pool.js';
+import type { BusEvents } from '../pipeline/event-bus.js';
+import { NodeIO, Primitive } from '@gltf-transform/core';
 import type { DepthImageResult } from '../stages/depth.protocol.js';
 import { fuseViews } from '../stages/point-cloud.js';
 import { graph, media, memoryLogger, testSettings } from './helpers.js';
@@ -143,4 +145,38 @@ models: { people: { file: yolox_nano.onnx, kind: yolox } }
 pipelines: { p: { source: s, stages: [{ use: depth, with: { model: people } }] } }
 `));
   t.regex(err!.message, /model "people" is of kind "yolox"; depth needs one of fastdepth, midas, depth-anything/);
+});
+
+test('the reconstruct stage turns a camera\'s frames and depth into a GLB point cloud', async (t) => {
+  const app = await startApp(graph(`
+sources:
+  plaza: { uri: "file://${media('vtest.avi')}", width: 384, height: 288 }
+models:
+  depth: { file: depth_estimation_fastdepth_224x224.onnx, kind: fastdepth }
+pipelines:
+  plaza:
+    source: plaza
+    stages:
+      - { id: depth, use: depth, with: { model: depth, every: 20 } }
+      - { id: reconstruct, use: reconstruct, with: { every: 2, views: 3, maxPoints: 30000, intervalSeconds: 0 } }
+`), testSettings({ workers: 1 }), { serve: false, log: memoryLogger() });
+  const models: BusEvents['reconstruction.model'][] = [];
+  app.bus.on('reconstruction.model').subscribe((m) => models.push(m));
+  try {
+    await app.runtime.whenDone();
+    // Let the last model being built finish.
+    while (models.length === 0) await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    await app.stop();
+  }
+  const last = models.at(-1)!;
+  t.like(last, { pipeline: 'plaza', source: 'plaza' });
+  t.true(last.numFrames >= 1 && last.numFrames <= 3);
+  t.true(last.numPoints <= 30000 && last.numPoints > 0);
+  const doc = await new NodeIO().read(last.path);
+  const prims = doc.getRoot().listMeshes().flatMap((m) => m.listPrimitives());
+  t.is(prims.length, last.numFrames);
+  t.true(prims.every((p) => p.getMode() === Primitive.Mode.POINTS && p.getAttribute('COLOR_0') !== null));
+  t.is(prims.reduce((n, p) => n + p.getAttribute('POSITION')!.getCount(), 0), last.numPoints);
+  t.log(`${models.length} models; the last: ${last.numFrames} views, ${last.numPoints} points, ${last.glbSizeBytes} bytes`);
 });
