@@ -3,10 +3,13 @@
  * image size and a field of view, scale/shift alignment of relative depth between views, and a uniform
  * random subset of at most `maxPoints` points. Pure and synchronous; it runs in a worker.
  *
- * No camera poses are estimated (a monocular depth model gives none): every view is placed at the origin,
- * looking down −Z with +Y up (glTF's camera convention), which suits photos taken from about one spot.
+ * Every view is placed at the origin (glTF's camera convention: looking down −Z, +Y up), which suits photos
+ * taken from about one spot. A view that overlaps the one before it (a camera panning or tilting) is turned
+ * by the rotation its image shift implies, so the overlap lands in the same place; other views face −Z.
+ * Translation between views is not estimated.
  */
 import type { DepthMap } from '../pipeline/types.js';
+import { registerPair } from './register-views.js';
 
 export interface FusionView {
   /** Name of the view (e.g. the image's filename). */
@@ -26,6 +29,8 @@ export interface FusionOptions {
   relativeRange: number;
   /** Seed of the point subset, so the same input gives the same cloud. */
   seed?: number;
+  /** Turn views that overlap the previous one by the rotation between them (default true). */
+  register?: boolean;
 }
 
 export interface ViewCloud {
@@ -34,6 +39,25 @@ export interface ViewCloud {
   positions: Float32Array;
   /** Linear RGB 0–1 per point (glTF COLOR_0 is linear; the images are sRGB). */
   colors: Float32Array;
+  /** The view's orientation: rotation about +Y (yaw), then about +X (pitch), radians. */
+  yaw: number;
+  pitch: number;
+  /** Correlation with the previous view when it was registered to it, else null. */
+  registration: number | null;
+}
+
+/** Orientation of every view: the first faces −Z; each next one is turned from the previous by their image shift. */
+export function viewPoses(views: FusionView[], fovDeg: number, register: boolean): { yaw: number; pitch: number; registration: number | null }[] {
+  const poses = [{ yaw: 0, pitch: 0, registration: null as number | null }];
+  for (let i = 1; i < views.length; i++) {
+    const prev = poses[i - 1];
+    const shift = register ? registerPair(views[i - 1], views[i]) : null;
+    if (!shift) { poses.push({ yaw: 0, pitch: 0, registration: null }); continue; }
+    // b(x, y) ≈ a(x + dx, y + dy): b's optical axis is a's ray through (cx + dx, cy + dy).
+    const f = views[i].width / 2 / Math.tan((fovDeg * Math.PI) / 360);
+    poses.push({ yaw: prev.yaw - Math.atan(shift.dx / f), pitch: prev.pitch - Math.atan(shift.dy / f), registration: shift.score });
+  }
+  return poses;
 }
 
 /** sRGB byte → linear 0–1. */
@@ -53,6 +77,7 @@ export function fuseViews(views: FusionView[], o: FusionOptions): ViewCloud[] {
   let n = 0;
   zs.forEach((z, vi) => { for (let i = 0; i < z.length; i++) if (z[i] > 0 && Number.isFinite(z[i])) valid[n++] = offsets[vi] + i; });
   const keep = sampleSorted(valid.subarray(0, n), Math.max(0, Math.floor(o.maxPoints)), o.seed ?? 1);
+  const poses = viewPoses(views, o.fovDeg, o.register ?? true);
 
   const out: ViewCloud[] = [];
   let k = 0;
@@ -67,19 +92,26 @@ export function fuseViews(views: FusionView[], o: FusionOptions): ViewCloud[] {
     const cx = v.width / 2;
     const cy = v.height / 2;
     const z = zs[vi];
+    const { yaw, pitch } = poses[vi];
+    const [cy1, sy1, cp, sp] = [Math.cos(yaw), Math.sin(yaw), Math.cos(pitch), Math.sin(pitch)];
     for (let j = 0; j < count; j++) {
       const i = keep[first + j] - offsets[vi];
       const u = (i % v.width) + 0.5;
       const row = Math.floor(i / v.width) + 0.5;
       const d = z[i];
-      positions[3 * j] = ((u - cx) * d) / f;
-      positions[3 * j + 1] = (-(row - cy) * d) / f;
-      positions[3 * j + 2] = -d;
+      // Camera coordinates, then pitch (about X), then yaw (about Y).
+      const x = ((u - cx) * d) / f;
+      const y0 = (-(row - cy) * d) / f;
+      const y = y0 * cp + d * sp;
+      const z1 = y0 * sp - d * cp;
+      positions[3 * j] = x * cy1 + z1 * sy1;
+      positions[3 * j + 1] = y;
+      positions[3 * j + 2] = -x * sy1 + z1 * cy1;
       colors[3 * j] = SRGB_TO_LINEAR[v.rgb[3 * i]];
       colors[3 * j + 1] = SRGB_TO_LINEAR[v.rgb[3 * i + 1]];
       colors[3 * j + 2] = SRGB_TO_LINEAR[v.rgb[3 * i + 2]];
     }
-    out.push({ name: v.name, positions, colors });
+    out.push({ name: v.name, positions, colors, ...poses[vi] });
   });
   return out;
 }

@@ -14,14 +14,16 @@ import type { BusEvents } from '../pipeline/event-bus.js';
 import { NodeIO, Primitive } from '@gltf-transform/core';
 import type { DepthImageResult } from '../stages/depth.protocol.js';
 import { fuseViews } from '../stages/point-cloud.js';
+import { registerPair } from '../stages/register-views.js';
+import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { graph, media, memoryLogger, testSettings } from './helpers.js';
 
 const MODEL = { path: path.resolve('models/depth_estimation_fastdepth_224x224.onnx'), kind: 'fastdepth' };
 const pool = new InferencePool(1, 2);
 test.after.always(() => pool.close());
 
-async function depthOf(name: string, maxSide = 504): Promise<DepthImageResult> {
-  const bytes = readFileSync(media(name));
+async function depthOf(name: string | Buffer, maxSide = 504): Promise<DepthImageResult> {
+  const bytes = typeof name === 'string' ? readFileSync(media(name)) : name;
   const image = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   return pool.run<DepthImageResult>({ op: 'depth-image', model: MODEL, image, maxSide, maxPixels: 50_000_000 }, [image]);
 }
@@ -179,4 +181,47 @@ pipelines:
   t.true(prims.every((p) => p.getMode() === Primitive.Mode.POINTS && p.getAttribute('COLOR_0') !== null));
   t.is(prims.reduce((n, p) => n + p.getAttribute('POSITION')!.getCount(), 0), last.numPoints);
   t.log(`${models.length} models; the last: ${last.numFrames} views, ${last.numPoints} points, ${last.glbSizeBytes} bytes`);
+});
+
+/** A w×h window of a photo, from x0, as PNG: what a camera panning across the scene would see. */
+async function crop(name: string, x0: number, w: number, h: number): Promise<Buffer> {
+  const img = await loadImage(readFileSync(media(name)));
+  const c = createCanvas(w, h);
+  c.getContext('2d').drawImage(img, x0, 0, w, h, 0, 0, w, h);
+  return c.toBuffer('image/png');
+}
+
+test('views that overlap are turned by the rotation between them; unrelated ones are not', async (t) => {
+  // two_people.jpg is 1126x661: two 600x460 windows 160 px apart, processed at 300 px wide (so 80 px apart).
+  const [a, b] = await Promise.all([crop('two_people.jpg', 100, 600, 460), crop('two_people.jpg', 260, 600, 460)]);
+  const [va, vb] = await Promise.all([depthOf(a, 300), depthOf(b, 300)]);
+  const viewA = { ...va.view, rgb: new Uint8Array(va.view.rgb), name: 'a' };
+  const viewB = { ...vb.view, rgb: new Uint8Array(vb.view.rgb), name: 'b' };
+  const shift = registerPair(viewA, viewB);
+  t.truthy(shift);
+  t.log(`shift ${shift!.dx.toFixed(1)}, ${shift!.dy.toFixed(1)} px (expected 80, 0), correlation ${shift!.score.toFixed(3)}`);
+  t.true(Math.abs(shift!.dx - 80) <= 2 && Math.abs(shift!.dy) <= 2);
+
+  const [ca, cb] = fuseViews([viewA, viewB], { fovDeg: 60, maxPoints: 1e9, relativeRange: 10 });
+  t.is(ca.yaw, 0);
+  const f = 150 / Math.tan(Math.PI / 6);
+  t.true(Math.abs(cb.yaw + Math.atan(80 / f)) < 0.01, `yaw ${cb.yaw}`);
+  t.true(cb.registration! > 0.75);
+  // The same scene point seen by both lands in about the same direction: B's centre column and A's column 80 px right of centre.
+  const direction = (c: typeof ca, col: number, w: number) => {
+    const angles: number[] = [];
+    for (let i = 0; i < c.positions.length / 3; i++) {
+      if (i % w !== col) continue;
+      angles.push(Math.atan2(c.positions[3 * i], -c.positions[3 * i + 2]));
+    }
+    return angles.reduce((s, x) => s + x, 0) / angles.length;
+  };
+  const w = viewA.width;
+  t.true(Math.abs(direction(ca, w / 2 + 80, w) - direction(cb, w / 2, w)) < 0.01);
+
+  // Different photos of the same size do not correlate: no rotation is made up.
+  const [m, p] = await Promise.all([crop('messi5.jpg', 0, 500, 340), crop('two_people.jpg', 0, 500, 340)]);
+  const [vm, vp] = await Promise.all([depthOf(m, 250), depthOf(p, 250)]);
+  const unrelated = registerPair({ ...vm.view, rgb: new Uint8Array(vm.view.rgb) }, { ...vp.view, rgb: new Uint8Array(vp.view.rgb) });
+  t.is(unrelated, null);
 });
