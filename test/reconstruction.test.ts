@@ -372,3 +372,33 @@ test.serial('a restart on the same data directory keeps sessions, images and mod
     await second.stop();
   }
 });
+
+test.serial('reconstruction and DDFR share one port, told apart by path', async (t) => {
+  const both = await startApp(graph(`
+models:
+  depth: { file: depth_estimation_fastdepth_224x224.onnx, kind: fastdepth }
+  faces: { file: face_detection_yunet_2023mar_dynamic.onnx, kind: yunet }
+  arcface: { file: face_recognition_mobilefacenet_128d.onnx, kind: mobilefacenet }
+transports:
+  reconstruction: { port: 0, model: depth }
+  ddfr: { port: 0, detector: faces, embedder: arcface }
+`), testSettings({ workers: 1 }), { log: memoryLogger() });
+  try {
+    t.is(both.portOf('reconstruction'), both.portOf('ddfr'));
+    const url = `http://127.0.0.1:${both.portOf('ddfr')!}`;
+    t.deepEqual(await (await fetch(`${url}/persons`)).json(), []);
+    const { session_id: id } = await (await fetch(`${url}/ws/session/create`, { method: 'POST' })).json() as { session_id: string };
+    const recon = await connect(`${url.replace('http', 'ws')}/ws/reconstruct/${id}`);
+    t.like(await recon.next(), { type: 'connected', session_id: id });
+    recon.ws.close();
+    // DDFR's /ws answers a binary frame with its own reply.
+    const ddfr = new WebSocket(`${url.replace('http', 'ws')}/ws`);
+    await new Promise((r) => ddfr.once('open', r));
+    const reply = new Promise<string>((r) => ddfr.once('message', (m) => r(m.toString())));
+    ddfr.send(readFileSync(media('obama.jpg')));
+    t.like(JSON.parse(await reply), { status: 'ok' });
+    ddfr.close();
+  } finally {
+    await both.stop();
+  }
+});

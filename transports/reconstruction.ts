@@ -4,7 +4,7 @@
  * `/dashboard` to browse sessions and view their models. Depth, fusion and GLB writing run in the worker pool.
  */
 import type http from 'node:http';
-import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { TransportSpec } from '../config/graph.js';
 import { ReconstructionSessions, TooManyImagesError, type ReconstructionSession } from '../pipeline/reconstruction-sessions.js';
@@ -145,7 +145,7 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
     let done = 0;
     const total = s.images.length;
     await Promise.all(s.images.map(async (img) => {
-      if (!l.views.has(img.index)) l.views.set(img.index, await depthView(readFileSync(img.path), s.processRes));
+      if (!l.views.has(img.index)) l.views.set(img.index, await depthView(await readFile(img.path), s.processRes));
       done++;
       progress?.(0.8 * (done / total), `Estimated depth ${done}/${total} (${img.filename})`);
     }));
