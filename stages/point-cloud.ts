@@ -9,7 +9,7 @@
  * Translation between views is not estimated.
  */
 import type { DepthMap } from '../pipeline/types.js';
-import { registerPair } from './register-views.js';
+import { registerPair, type Shift } from './register-views.js';
 
 export interface FusionView {
   /** Name of the view (e.g. the image's filename). */
@@ -47,11 +47,11 @@ export interface ViewCloud {
 }
 
 /** Orientation of every view: the first faces −Z; each next one is turned from the previous by their image shift. */
-export function viewPoses(views: FusionView[], fovDeg: number, register: boolean): { yaw: number; pitch: number; registration: number | null }[] {
+export function viewPoses(views: FusionView[], shifts: (Shift | null)[], fovDeg: number): { yaw: number; pitch: number; registration: number | null }[] {
   const poses = [{ yaw: 0, pitch: 0, registration: null as number | null }];
   for (let i = 1; i < views.length; i++) {
     const prev = poses[i - 1];
-    const shift = register ? registerPair(views[i - 1], views[i]) : null;
+    const shift = shifts[i];
     if (!shift) { poses.push({ yaw: 0, pitch: 0, registration: null }); continue; }
     // b(x, y) ≈ a(x + dx, y + dy): b's optical axis is a's ray through (cx + dx, cy + dy).
     const f = views[i].width / 2 / Math.tan((fovDeg * Math.PI) / 360);
@@ -68,7 +68,9 @@ const SRGB_TO_LINEAR = Float32Array.from({ length: 256 }, (_, i) => {
 
 export function fuseViews(views: FusionView[], o: FusionOptions): ViewCloud[] {
   if (!(o.fovDeg > 0 && o.fovDeg < 180)) throw new RangeError(`fovDeg must be in (0, 180), got ${o.fovDeg}`);
-  const zs = alignedDepths(views, o.relativeRange);
+  // shifts[i]: how view i lines up with view i − 1, when they overlap.
+  const shifts = views.map((v, i) => (i > 0 && (o.register ?? true) ? registerPair(views[i - 1], v) : null));
+  const zs = alignedDepths(views, o.relativeRange, shifts);
   // Every valid pixel of every view is a candidate; a uniform subset of them is kept.
   const offsets: number[] = [];
   let total = 0;
@@ -77,7 +79,7 @@ export function fuseViews(views: FusionView[], o: FusionOptions): ViewCloud[] {
   let n = 0;
   zs.forEach((z, vi) => { for (let i = 0; i < z.length; i++) if (z[i] > 0 && Number.isFinite(z[i])) valid[n++] = offsets[vi] + i; });
   const keep = sampleSorted(valid.subarray(0, n), Math.max(0, Math.floor(o.maxPoints)), o.seed ?? 1);
-  const poses = viewPoses(views, o.fovDeg, o.register ?? true);
+  const poses = viewPoses(views, shifts, o.fovDeg);
 
   const out: ViewCloud[] = [];
   let k = 0;
@@ -117,24 +119,39 @@ export function fuseViews(views: FusionView[], o: FusionOptions): ViewCloud[] {
 }
 
 /**
- * Depth (distance along the optical axis) per image pixel of every view. Metric maps are used as they are.
- * Relative inverse depth is only known up to scale and shift per image, so each view's disparity is first
- * matched to the first view's (same median, same mean absolute deviation), then turned into depth with one
- * affine map that puts the first view's 5th–95th percentiles at [range, 1] depth units.
+ * Depth (distance along the optical axis) per image pixel of every view.
+ *
+ * A view that overlaps the previous one is aligned on the overlap, pixel to pixel: metric depth by one scale
+ * (the median ratio), relative inverse depth by the least-squares scale and shift. Other relative views are
+ * matched to the first one's statistics (same median, same mean absolute deviation). Relative inverse depth
+ * is then turned into depth with one affine map that puts the first view's 5th–95th percentiles at
+ * [range, 1] depth units.
  */
-export function alignedDepths(views: FusionView[], relativeRange: number): Float32Array[] {
+export function alignedDepths(views: FusionView[], relativeRange: number, shifts: (Shift | null)[] = []): Float32Array[] {
   const maps = views.map((v) => upsample(v.depth, v.width, v.height));
   const relative = views.some((v) => v.depth.kind === 'inverse-relative');
-  if (!relative) return maps;
-  if (views.some((v) => v.depth.kind !== 'inverse-relative')) throw new Error('cannot fuse metric and relative depth views');
-  const stats = maps.map(robustStats);
-  const ref = stats[0];
-  for (let vi = 0; vi < maps.length; vi++) {
-    const { median, mad } = stats[vi];
-    const s = mad > 0 ? ref.mad / mad : 1;
+  if (relative && views.some((v) => v.depth.kind !== 'inverse-relative')) throw new Error('cannot fuse metric and relative depth views');
+  const ref = robustStats(maps[0]);
+  for (let vi = 1; vi < maps.length; vi++) {
     const m = maps[vi];
-    for (let i = 0; i < m.length; i++) m[i] = (m[i] - median) * s + ref.median;
+    const pairs = shifts[vi] ? overlapPairs(maps[vi - 1], m, views[vi].width, views[vi].height, shifts[vi]!) : null;
+    if (!relative) {
+      if (pairs) {
+        const ratios = pairs.a.map((a, i) => a / pairs.b[i]).filter((r) => Number.isFinite(r) && r > 0).sort((x, y) => x - y);
+        const s = ratios[Math.floor(ratios.length / 2)] ?? 1;
+        for (let i = 0; i < m.length; i++) m[i] *= s;
+      }
+      continue;
+    }
+    let [s, t] = pairs ? fitAffine(pairs.b, pairs.a) : [0, 0];
+    if (!(s > 0)) {
+      const { median, mad } = robustStats(m);
+      s = mad > 0 ? ref.mad / mad : 1;
+      t = ref.median - s * median;
+    }
+    for (let i = 0; i < m.length; i++) m[i] = m[i] * s + t;
   }
+  if (!relative) return maps;
   // 1/z = a·d + b with d = p95 → z = 1 (near) and d = p5 → z = range (far).
   const [p5, p95] = [ref.p5, ref.p95];
   const a = p95 > p5 ? (1 - 1 / relativeRange) / (p95 - p5) : 0;
@@ -142,6 +159,34 @@ export function alignedDepths(views: FusionView[], relativeRange: number): Float
   const minInv = 1 / (4 * relativeRange); // the far tail is clamped rather than flipped behind the camera
   for (const m of maps) for (let i = 0; i < m.length; i++) m[i] = 1 / Math.max(a * m[i] + b, minInv);
   return maps;
+}
+
+/** Values of `prev` and `cur` at corresponding pixels (cur(x, y) ↔ prev(x + dx, y + dy)), on a grid of about 4000 points. */
+function overlapPairs(prev: Float32Array, cur: Float32Array, w: number, h: number, shift: Shift): { a: number[]; b: number[] } | null {
+  const step = Math.max(1, Math.floor(Math.sqrt((w * h) / 4000)));
+  const dx = Math.round(shift.dx);
+  const dy = Math.round(shift.dy);
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let y = Math.max(0, -dy); y < Math.min(h, h - dy); y += step) {
+    for (let x = Math.max(0, -dx); x < Math.min(w, w - dx); x += step) {
+      const va = prev[(y + dy) * w + x + dx];
+      const vb = cur[y * w + x];
+      if (Number.isFinite(va) && Number.isFinite(vb)) { a.push(va); b.push(vb); }
+    }
+  }
+  return a.length >= 50 ? { a, b } : null;
+}
+
+/** Least-squares [s, t] with s·x + t ≈ y. */
+function fitAffine(x: number[], y: number[]): [number, number] {
+  const n = x.length;
+  let sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (let i = 0; i < n; i++) { sx += x[i]; sy += y[i]; sxx += x[i] * x[i]; sxy += x[i] * y[i]; }
+  const den = n * sxx - sx * sx;
+  if (!(Math.abs(den) > 1e-12)) return [0, 0];
+  const s = (n * sxy - sx * sy) / den;
+  return [s, (sy - s * sx) / n];
 }
 
 function robustStats(m: Float32Array): { median: number; mad: number; p5: number; p95: number } {

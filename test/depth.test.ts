@@ -13,7 +13,7 @@ import { InferencePool } from '../pipeline/worker-pool.js';
 import type { BusEvents } from '../pipeline/event-bus.js';
 import { NodeIO, Primitive } from '@gltf-transform/core';
 import type { DepthImageResult } from '../stages/depth.protocol.js';
-import { fuseViews } from '../stages/point-cloud.js';
+import { alignedDepths, fuseViews } from '../stages/point-cloud.js';
 import { registerPair } from '../stages/register-views.js';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { graph, media, memoryLogger, testSettings } from './helpers.js';
@@ -218,6 +218,26 @@ test('views that overlap are turned by the rotation between them; unrelated ones
   };
   const w = viewA.width;
   t.true(Math.abs(direction(ca, w / 2 + 80, w) - direction(cb, w / 2, w)) < 0.01);
+
+  // Depth is aligned on the overlap: metric by one scale, relative inverse depth (here B's disparity scaled
+  // and shifted as a relative model may give it) by scale and shift.
+  const [W, H] = [viewA.width, viewA.height];
+  const overlapDiff = (za: Float32Array, zb: Float32Array) => {
+    const d: number[] = [];
+    for (let y = 0; y < H; y += 2) for (let x = 0; x < W - 80; x += 2) d.push(Math.abs(zb[y * W + x] - za[y * W + x + 80]) / za[y * W + x + 80]);
+    return d.sort((p, q) => p - q)[Math.floor(d.length / 2)];
+  };
+  const metricZ = alignedDepths([viewA, viewB], 10, [null, shift]);
+  const inverse = (v: typeof viewA, s: number, o: number) => ({ ...v, depth: { ...v.depth, kind: 'inverse-relative' as const, data: new Float32Array(v.depth.data).map((z) => s / z + o).buffer } });
+  const relA = inverse(viewA, 1, 0);
+  const relB = inverse(viewB, 7, 3);
+  const relZ = alignedDepths([relA, relB], 10, [null, shift]);
+  const statsZ = alignedDepths([relA, relB], 10, [null, null]);
+  const [dm, dr, ds] = [overlapDiff(metricZ[0], metricZ[1]), overlapDiff(relZ[0], relZ[1]), overlapDiff(statsZ[0], statsZ[1])];
+  t.log(`median depth difference on the overlap: metric ${(100 * dm).toFixed(1)} %, relative ${(100 * dr).toFixed(1)} % (by statistics alone ${(100 * ds).toFixed(1)} %)`);
+  // The two crops went through the model separately, so their depths differ a little to begin with.
+  t.true(dm < 0.1 && dr < 0.15);
+  t.true(dr < ds);
 
   // Different photos of the same size do not correlate: no rotation is made up.
   const [m, p] = await Promise.all([crop('messi5.jpg', 0, 500, 340), crop('two_people.jpg', 0, 500, 340)]);
