@@ -313,7 +313,7 @@ function checkSemantics(g: Graph, issues: IssueCollector): void {
       const id = String(t[key]);
       const model = g.models[id];
       if (!model) issues.add(['transports', t.id, key], `unknown model "${id}"; declare it under models: (defined: ${Object.keys(g.models).join(', ') || 'none'})`);
-      else if (model.kind !== kind) issues.add(['transports', t.id, key], `model "${id}" is of kind "${model.kind}"; ${t.id} ${key} needs kind "${kind}"`);
+      else if (![kind].flat().includes(model.kind)) issues.add(['transports', t.id, key], `model "${id}" is of kind "${model.kind}"; ${t.id} ${key} needs kind ${[kind].flat().map((k) => `"${k}"`).join(' or ')}`);
     }
     if (t.pipeline !== undefined && !g.pipelines[t.pipeline]) {
       issues.add(['transports', t.id, 'pipeline'], `unknown pipeline "${t.pipeline}"; defined pipelines: ${Object.keys(g.pipelines).join(', ')}`);

@@ -39,6 +39,8 @@ export interface BusEvents {
   'activity.recovered': { pipeline: string; source: string; trackId: number; lyingSeconds: number; atMs: number };
   /** Persons present in a source changed. */
   occupancy: { pipeline: string; source: string; count: number; previous: number; changeType: 'increase' | 'decrease'; atMs: number };
+  /** The reconstruct stage wrote a new point cloud (GLB) of what a pipeline's camera sees. */
+  'reconstruction.model': { pipeline: string; source: string; path: string; numPoints: number; numFrames: number; glbSizeBytes: number; atMs: number };
   /** A graph reload: applied (with what changed), invalid (old graph kept) or unchanged. */
   config: { result: 'applied' | 'invalid' | 'unchanged'; file: string; summary: string; changes?: GraphChanges; errors?: string[]; atMs: number };
 }

@@ -25,7 +25,7 @@ export interface StageContext {
   modelPath(modelId: string): string;
 }
 
-export type PacketField = 'detections' | 'tracks' | 'crossings' | 'faces' | 'poses' | 'activities' | 'jpeg';
+export type PacketField = 'detections' | 'tracks' | 'crossings' | 'faces' | 'poses' | 'activities' | 'jpeg' | 'depth';
 
 export interface OptionProblem { path: (string | number)[]; message: string }
 

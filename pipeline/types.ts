@@ -93,6 +93,12 @@ export interface PersonActivity {
   fallen: boolean;
 }
 
+/**
+ * A dense depth map over the whole frame at the depth model's resolution: row-major float32 in `data`.
+ * `metric`: metres, larger is farther; `inverse-relative`: inverse depth up to scale and shift, larger is nearer.
+ */
+export interface DepthMap { width: number; height: number; data: ArrayBuffer; kind: 'metric' | 'inverse-relative' }
+
 /** A frame plus everything the stages have added so far. */
 export interface Packet {
   frame: Frame;
@@ -109,6 +115,8 @@ export interface Packet {
   activities?: PersonActivity[];
   /** Persons present in this frame (activity stage). */
   occupancy?: number;
+  /** Monocular depth of the frame (depth stage). */
+  depth?: DepthMap;
   /** Annotated frame, JPEG-encoded once for every consumer. */
   jpeg?: { data: ArrayBuffer; width: number; height: number };
   /** Per-stage failures; the packet still reaches the sink so nothing is silently lost. */

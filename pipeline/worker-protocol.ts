@@ -1,8 +1,10 @@
 /** Messages between the main thread and inference workers. Frames travel as transferred ArrayBuffers. */
 import type { AnnotateTask } from '../stages/annotate.protocol.js';
+import type { DepthImageTask, DepthTask } from '../stages/depth.protocol.js';
 import type { EmbedFacesResult, EmbedFacesTask } from '../stages/embed-face.protocol.js';
 import type { FacesTask } from '../stages/faces.protocol.js';
 import type { PoseTask } from '../stages/pose.protocol.js';
+import type { ReconstructTask } from '../stages/reconstruct.protocol.js';
 import type { ReidTask } from '../stages/reid.protocol.js';
 import type { Box, Detection } from './types.js';
 
@@ -53,4 +55,5 @@ export interface RecognizeImageTask extends Omit<EmbedFacesTask, 'op' | 'width' 
 }
 export type RecognizeImageResult = Omit<EmbedFacesResult, 'data'> & { width: number; height: number };
 
-export type WorkerTask = LoadTask | DetectTask | FacesTask | AnnotateTask | CropTask | EmbedFacesTask | RecognizeImageTask | ReidTask | PoseTask;
+export type WorkerTask = LoadTask | DetectTask | FacesTask | AnnotateTask | CropTask | EmbedFacesTask | RecognizeImageTask | ReidTask
+  | PoseTask | DepthTask | DepthImageTask | ReconstructTask;

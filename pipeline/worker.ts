@@ -4,10 +4,12 @@ import { getSession } from './model-sessions.js';
 import type { CropResult, LoadResult, RecognizeImageResult, WorkerTask } from './worker-protocol.js';
 import { annotate } from '../stages/annotate.worker.js';
 import { decodeImage } from '../stages/decode-image.js';
+import { depthOfImage, estimateDepth } from '../stages/depth.worker.js';
 import { detect } from '../stages/detect.worker.js';
 import { embedFaces } from '../stages/embed-face.worker.js';
 import { detectFaces, encodeCrops } from '../stages/faces.worker.js';
 import { estimatePoses } from '../stages/pose.worker.js';
+import { reconstruct } from '../stages/reconstruct.worker.js';
 import { reidEmbed } from '../stages/reid.worker.js';
 
 const data = workerData as { ortThreads?: number; busyMicros?: BigInt64Array } | undefined;
@@ -63,6 +65,18 @@ async function dispatch(task: WorkerTask): Promise<unknown> {
     case 'pose': {
       const result = await estimatePoses(task, threads);
       return withTransfer(result, [result.data]);
+    }
+    case 'depth': {
+      const result = await estimateDepth(task, threads);
+      return withTransfer(result, [result.data, result.depth.data]);
+    }
+    case 'depth-image': {
+      const result = await depthOfImage(task, threads);
+      return withTransfer(result, [result.view.rgb, result.view.depth.data]);
+    }
+    case 'reconstruct': {
+      const result = await reconstruct(task);
+      return withTransfer(result, [...result.models.map((m) => m.glb), ...result.views.flatMap((v) => [v.rgb, v.depth.data])]);
     }
     default:
       throw new Error(`unknown worker task ${(task as { op: string }).op}`);

@@ -48,8 +48,8 @@ apt_packages=(
   python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-ugly
   # for the tests: a real Prometheus evaluating every dashboard panel
   prometheus
-  # for the tests: the protocol documents' Python clients (OpenCV, websockets, aiohttp) under Debian's python3
-  python3-opencv python3-websockets python3-aiohttp
+  # for the tests: the protocol documents' Python clients (OpenCV, websockets, aiohttp, requests) under Debian's python3
+  python3-opencv python3-websockets python3-aiohttp python3-requests
   # for the tests: a real browser for /dashboard (driven by playwright-core) and a real NATS server
   chromium nats-server
 )

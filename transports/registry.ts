@@ -8,13 +8,15 @@ import type { Runtime } from '../pipeline/runtime.js';
 import type { Store } from '../pipeline/store.js';
 import type { KnownPersons } from '../pipeline/known-persons.js';
 import type { InferencePool } from '../pipeline/worker-pool.js';
+import { DEPTH_MODEL_KINDS } from '../stages/depth-models.js';
 import type { HttpHub } from './http-hub.js';
 import { mountDdfr, type DdfrSpec } from './ddfr.js';
 import { mountMetrics } from './metrics.js';
 import { mountPeopleCounter, type PeopleCounterSpec } from './people-counter.js';
 import { mountPoseStream, POSE_STREAM_SCHEMA, type PoseStreamSpec } from './pose-stream.js';
+import { mountReconstruction, type ReconstructionSpec } from './reconstruction.js';
 
-export const TRANSPORT_NAMES = ['metrics', 'people-counter', 'ddfr', 'pose-stream-v1'] as const;
+export const TRANSPORT_NAMES = ['metrics', 'people-counter', 'ddfr', 'pose-stream-v1', 'reconstruction'] as const;
 export type TransportName = (typeof TRANSPORT_NAMES)[number];
 
 const port = { type: 'integer', minimum: 0, maximum: 65535 };
@@ -40,11 +42,24 @@ export const TRANSPORT_SCHEMAS: Record<TransportName, object> = {
     },
   },
   'pose-stream-v1': POSE_STREAM_SCHEMA,
+  reconstruction: {
+    type: 'object', additionalProperties: false, required: ['model'],
+    properties: {
+      port, model: { type: 'string' },
+      fov: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 180 },
+      sessionTtl: { type: 'number', exclusiveMinimum: 0 },
+      maxImageBytes: { type: 'integer', minimum: 1024, maximum: 104857600 },
+      previewPoints: { type: 'integer', minimum: 1, maximum: 10000000 },
+      relativeRange: { type: 'number', exclusiveMinimum: 1 },
+      maxMessageBytes: { type: 'integer', minimum: 0, maximum: 1073741824 },
+    },
+  },
 };
 
 /** Graph models a transport uses, with the kind each must have. */
-export const TRANSPORT_MODELS: Partial<Record<TransportName, Record<string, string>>> = {
+export const TRANSPORT_MODELS: Partial<Record<TransportName, Record<string, string | readonly string[]>>> = {
   ddfr: { detector: 'yunet', embedder: 'mobilefacenet' },
+  reconstruction: { model: DEPTH_MODEL_KINDS },
 };
 
 export interface TransportContext {
@@ -81,6 +96,11 @@ const definitions: TransportDefinition[] = [
     name: 'ddfr',
     defaultPort: () => 8000,
     mount: (spec, port, ctx) => mountDdfr({ ...spec, port } as DdfrSpec, ctx),
+  },
+  {
+    name: 'reconstruction',
+    defaultPort: () => 8000,
+    mount: (spec, port, ctx) => mountReconstruction({ ...spec, port } as ReconstructionSpec, ctx),
   },
   {
     name: 'people-counter',

@@ -1,0 +1,50 @@
+/**
+ * depth: monocular depth of every frame (or every Nth) with the model named in the graph. The model's kind
+ * fixes its pre-processing and whether it gives metric depth or relative inverse depth (see depth-models.ts).
+ */
+import type { StageDefinition } from '../pipeline/stage.js';
+import { orderedAsyncStage } from '../pipeline/stage.js';
+import { DEPTH_MODEL_KINDS } from './depth-models.js';
+import type { DepthResult, DepthTask } from './depth.protocol.js';
+
+export interface DepthOptions {
+  model: string;
+  /** Run on every Nth frame only. */
+  every?: number;
+}
+
+export const depthStage: StageDefinition<DepthOptions> = {
+  name: 'depth',
+  optionsSchema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['model'],
+    properties: {
+      model: { type: 'string' },
+      every: { type: 'integer', minimum: 1, maximum: 1000 },
+    },
+  },
+  check(o, graph) {
+    const model = graph.models[o.model];
+    if (!model) return [{ path: ['model'], message: `unknown model "${o.model}"; declare it under models: (defined: ${Object.keys(graph.models).join(', ') || 'none'})` }];
+    if (!(DEPTH_MODEL_KINDS as string[]).includes(model.kind)) {
+      return [{ path: ['model'], message: `model "${o.model}" is of kind "${model.kind}"; depth needs one of ${DEPTH_MODEL_KINDS.join(', ')}` }];
+    }
+    return [];
+  },
+  provides: ['depth'],
+  models: (o) => [o.model],
+  create(o, ctx) {
+    const model = { path: ctx.modelPath(o.model), kind: ctx.graph.models[o.model].kind };
+    const every = o.every ?? 1;
+    const inference = ctx.metrics.inferenceSeconds.labels(o.model);
+    return orderedAsyncStage(ctx, ctx.settings.workers, async (p) => {
+      if (p.frame.seq % every !== 0) return p;
+      const { frame } = p;
+      const task: DepthTask = { op: 'depth', model, width: frame.width, height: frame.height, data: frame.data };
+      const r = await ctx.pool.run<DepthResult>(task, [frame.data]);
+      inference.observe(r.inferenceMs / 1000);
+      return { ...p, frame: { ...frame, data: r.data }, depth: r.depth };
+    });
+  },
+};
