@@ -9,6 +9,7 @@ import { runAssetsCli } from '../pipeline/assets.js';
 import { createLogger } from '../pipeline/log.js';
 import { enrollFolder } from './enroll.js';
 import { ProgressReporter } from './progress.js';
+import { signToken } from './token.js';
 
 const USAGE = `Usage:
   sightline run <graph.yaml> [settings]                 serve the graph until SIGINT/SIGTERM
@@ -17,6 +18,8 @@ const USAGE = `Usage:
   sightline validate <graph.yaml>                       check a graph and exit
   sightline enroll <folder> [--detector FILE] [--embedder FILE] [settings]
                                                         enroll known persons: <folder>/<Name_Surname>/<photo>.jpg
+  sightline token <graph.yaml> [--subject NAME] [--ttl SECONDS]
+                                                        print a JWT for the graph's pose-stream-v1 (HS256 secret)
   sightline assets install [--models-from DIR] [--media-from DIR]
                                                         install models and sample media (sha256-checked)
 
@@ -39,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
         ...SETTINGS_FLAGS,
         input: { type: 'string' }, output: { type: 'string' }, source: { type: 'string' },
         detector: { type: 'string' }, embedder: { type: 'string' },
+        subject: { type: 'string' }, ttl: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -59,7 +63,7 @@ export async function main(argv: string[]): Promise<number> {
       embedder: parsed.values.embedder ?? 'face_recognition_mobilefacenet_128d.onnx',
     }));
   }
-  if (!['run', 'process', 'validate'].includes(command)) {
+  if (!['run', 'process', 'validate', 'token'].includes(command)) {
     console.error(`unknown command "${command}"\n\n${USAGE}`);
     return 2;
   }
@@ -71,7 +75,8 @@ export async function main(argv: string[]): Promise<number> {
   let settings: ResolvedSettings;
   let graph: Graph;
   try {
-    settings = loadSettings(argv.filter((a) => a !== command && a !== graphFile));
+    const own = [['--subject', parsed.values.subject], ['--ttl', parsed.values.ttl]].filter(([, v]) => v !== undefined).flat();
+    settings = loadSettings(argv.filter((a) => a !== command && a !== graphFile && !own.includes(a)));
     graph = loadGraph(graphFile);
   } catch (err) {
     console.error(err instanceof GraphError ? `invalid graph:\n${err.message}` : `invalid settings: ${(err as Error).message}`);
@@ -84,6 +89,14 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case 'run':
       return run(graph, graphFile, settings);
+    case 'token':
+      try {
+        console.log(await signToken(graph, settings, { subject: parsed.values.subject, ttlSeconds: parsed.values.ttl ? Number(parsed.values.ttl) : undefined }));
+        return 0;
+      } catch (err) {
+        console.error(`token: ${(err as Error).message}`);
+        return 2;
+      }
     default:
       return processFile(graph, settings, parsed.values);
   }

@@ -43,13 +43,13 @@ export const POSE_STREAM_SCHEMA = {
     auth: {
       type: 'object', additionalProperties: false,
       properties: {
-        secret: { type: 'string', minLength: 32 }, secretEnv: { type: 'string', minLength: 1 },
+        secret: { type: 'string', minLength: 32 }, secretEnv: { type: 'string', minLength: 1 }, secretFile: { type: 'string', minLength: 1 },
         publicKey: { type: 'string', minLength: 1 }, publicKeyFile: { type: 'string', minLength: 1 },
         algorithms: { type: 'array', minItems: 1, items: { enum: ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'] } },
         issuer: { type: 'string' }, audience: { type: 'string' }, clockTolerance: { type: 'number', minimum: 0, maximum: 300 },
         requireExpiry: { type: 'boolean' },
       },
-      oneOf: [{ required: ['secret'] }, { required: ['secretEnv'] }, { required: ['publicKey'] }, { required: ['publicKeyFile'] }],
+      oneOf: [{ required: ['secret'] }, { required: ['secretEnv'] }, { required: ['secretFile'] }, { required: ['publicKey'] }, { required: ['publicKeyFile'] }],
     },
     heartbeatSeconds: { type: 'number', minimum: 1, maximum: 3600 },
     maxMessageBytes: { type: 'integer', minimum: 1024, maximum: 1048576 },
@@ -66,7 +66,7 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
   let verifier: TokenVerifier | null = null;
   let authProblem = '';
   try {
-    verifier = new TokenVerifier(spec.auth);
+    verifier = new TokenVerifier(spec.auth, process.env, ctx.settings.dataDir);
   } catch (err) {
     authProblem = (err as Error).message;
     log.error(`${authProblem}; every /ws/v1 handshake will be refused`);

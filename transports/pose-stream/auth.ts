@@ -3,8 +3,9 @@
  * shared secret, or an RSA/EC public key. Unsigned (`alg: none`) tokens are never accepted: jose's
  * jwtVerify only verifies signed tokens, and the algorithm list is pinned to the key's family.
  */
-import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createPublicKey, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import type http from 'node:http';
 import { errors, jwtVerify, type JWTPayload } from 'jose';
 
@@ -13,6 +14,11 @@ export interface AuthOptions {
   secret?: string;
   /** Name of an environment variable holding the HS256 secret. */
   secretEnv?: string;
+  /**
+   * File holding the HS256 secret, relative to the data directory; created with a random secret on first
+   * start, so a fresh server is secure without configuration (`sightline token` signs with it).
+   */
+  secretFile?: string;
   /** PEM public key (SPKI) for RSA or EC signed tokens (RS, PS, ES algorithms), inline or from a file. */
   publicKey?: string;
   publicKeyFile?: string;
@@ -39,9 +45,9 @@ export class TokenVerifier {
   private readonly key: KeyObject;
   private readonly algorithms: string[];
 
-  constructor(private readonly opts: AuthOptions, env: NodeJS.ProcessEnv = process.env) {
-    if (opts.secret !== undefined || opts.secretEnv !== undefined) {
-      const secret = opts.secret ?? env[opts.secretEnv!];
+  constructor(private readonly opts: AuthOptions, env: NodeJS.ProcessEnv = process.env, dataDir = '.') {
+    if (opts.secret !== undefined || opts.secretEnv !== undefined || opts.secretFile !== undefined) {
+      const secret = opts.secretFile !== undefined ? secretFromFile(path.resolve(dataDir, opts.secretFile)) : opts.secret ?? env[opts.secretEnv!];
       if (!secret) throw new Error(`pose-stream-v1: auth.secretEnv names ${opts.secretEnv}, which is not set or empty`);
       // RFC 7518 §3.2: an HS256 key must be at least as long as the hash.
       if (Buffer.byteLength(secret) < 32) throw new Error('pose-stream-v1: the HS256 secret must be at least 32 bytes long');
@@ -54,7 +60,7 @@ export class TokenVerifier {
         ?? (type === 'ec' ? ['ES256', 'ES384', 'ES512'] : type === 'rsa' ? ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] : []);
       if (this.algorithms.length === 0) throw new Error(`pose-stream-v1: unsupported public key type ${type}`);
     } else {
-      throw new Error('pose-stream-v1: auth needs secret, secretEnv, publicKey or publicKeyFile');
+      throw new Error('pose-stream-v1: auth needs secret, secretEnv, secretFile, publicKey or publicKeyFile');
     }
     if (this.algorithms.some((a) => a.toLowerCase() === 'none')) throw new Error('pose-stream-v1: alg "none" cannot be accepted');
   }
@@ -82,5 +88,19 @@ export class TokenVerifier {
       const why = err instanceof errors.JOSEError ? `${err.code}: ${err.message}` : 'malformed token';
       throw new AuthError('invalid_token', `Invalid JWT (${why})`);
     }
+  }
+}
+
+/** Reads an HS256 secret file, creating it (owner-only) with 48 random bytes when it does not exist. */
+export function secretFromFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    mkdirSync(path.dirname(file), { recursive: true });
+    const secret = randomBytes(48).toString('base64url');
+    // 'wx': two servers starting at once must not overwrite each other's secret.
+    try { writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' }); } catch { return readFileSync(file, 'utf8').trim(); }
+    return secret;
   }
 }
