@@ -2,6 +2,7 @@
 import type { AnnotateTask } from '../stages/annotate.protocol.js';
 import type { EmbedFacesResult, EmbedFacesTask } from '../stages/embed-face.protocol.js';
 import type { FacesTask } from '../stages/faces.protocol.js';
+import type { PersonEmbedTask } from '../stages/person-embed.protocol.js';
 import type { ReidTask } from '../stages/reid.protocol.js';
 import type { Box, Detection } from './types.js';
 
@@ -52,4 +53,5 @@ export interface RecognizeImageTask extends Omit<EmbedFacesTask, 'op' | 'width' 
 }
 export type RecognizeImageResult = Omit<EmbedFacesResult, 'data'> & { width: number; height: number };
 
-export type WorkerTask = LoadTask | DetectTask | FacesTask | AnnotateTask | CropTask | EmbedFacesTask | RecognizeImageTask | ReidTask;
+export type WorkerTask = LoadTask | DetectTask | FacesTask | AnnotateTask | CropTask | EmbedFacesTask | RecognizeImageTask | ReidTask
+  | PersonEmbedTask;

@@ -7,6 +7,7 @@ import { decodeImage } from '../stages/decode-image.js';
 import { detect } from '../stages/detect.worker.js';
 import { embedFaces } from '../stages/embed-face.worker.js';
 import { detectFaces, encodeCrops } from '../stages/faces.worker.js';
+import { personEmbed } from '../stages/person-embed.worker.js';
 import { reidEmbed } from '../stages/reid.worker.js';
 
 const data = workerData as { ortThreads?: number; busyMicros?: BigInt64Array } | undefined;
@@ -58,6 +59,10 @@ async function dispatch(task: WorkerTask): Promise<unknown> {
       const result = await reidEmbed(task, threads);
       // Every embedding has its own buffer (zero ones for empty boxes too), so none is listed twice.
       return withTransfer(result, [result.data, ...result.embeddings.map((e) => e.buffer as ArrayBuffer)]);
+    }
+    case 'person-embed': {
+      const result = await personEmbed(task, threads);
+      return withTransfer(result, result.persons.flatMap((p) => [p.body.buffer as ArrayBuffer, ...(p.face ? [p.face.buffer as ArrayBuffer] : [])]));
     }
     default:
       throw new Error(`unknown worker task ${(task as { op: string }).op}`);

@@ -7,7 +7,7 @@ import { facesStage } from './faces.js';
 import { trackStage } from './track.js';
 
 /** Model kinds a graph's `models` section may declare. */
-export const MODEL_KINDS = ['yolox', 'yunet', 'mobilefacenet'] as const;
+export const MODEL_KINDS = ['yolox', 'yunet', 'mobilefacenet', 'reid'] as const;
 
 const definitions = [detectStage, trackStage, countStage, facesStage, annotateStage] as unknown as StageDefinition<never>[];
 

@@ -12,8 +12,9 @@ import type { HttpHub } from './http-hub.js';
 import { mountDdfr, type DdfrSpec } from './ddfr.js';
 import { mountMetrics } from './metrics.js';
 import { mountPeopleCounter, type PeopleCounterSpec } from './people-counter.js';
+import { mountWatchme, type WatchmeSpec } from './watchme.js';
 
-export const TRANSPORT_NAMES = ['metrics', 'people-counter', 'ddfr'] as const;
+export const TRANSPORT_NAMES = ['metrics', 'people-counter', 'ddfr', 'watchme'] as const;
 export type TransportName = (typeof TRANSPORT_NAMES)[number];
 
 const port = { type: 'integer', minimum: 0, maximum: 65535 };
@@ -38,11 +39,29 @@ export const TRANSPORT_SCHEMAS: Record<TransportName, object> = {
       maxImageBytes: { type: 'integer', minimum: 1024, maximum: 104857600 },
     },
   },
+  watchme: {
+    type: 'object', additionalProperties: false, required: ['detector', 'reid'],
+    properties: {
+      port, detector: { type: 'string' }, reid: { type: 'string' },
+      faceDetector: { type: 'string' }, faceEmbedder: { type: 'string' },
+      threshold: { type: 'number', exclusiveMinimum: 0, maximum: 2 },
+      faceWeight: { type: 'number', minimum: 0, maximum: 1 },
+      personScore: { type: 'number', minimum: 0, maximum: 1 },
+      faceScore: { type: 'number', minimum: 0, maximum: 1 },
+      refreshFrames: { type: 'integer', minimum: 1, maximum: 10000 },
+      maxSessions: { type: 'integer', minimum: 1, maximum: 100000 },
+      maxMessagesPerSecond: { type: 'number', minimum: 1, maximum: 10000 },
+      maxFps: { type: 'number', minimum: 1, maximum: 240 },
+      maxImageBytes: { type: 'integer', minimum: 1024, maximum: 104857600 },
+      key: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
+    },
+  },
 };
 
 /** Graph models a transport uses, with the kind each must have. */
 export const TRANSPORT_MODELS: Partial<Record<TransportName, Record<string, string>>> = {
   ddfr: { detector: 'yunet', embedder: 'mobilefacenet' },
+  watchme: { detector: 'yolox', reid: 'reid', faceDetector: 'yunet', faceEmbedder: 'mobilefacenet' },
 };
 
 export interface TransportContext {
@@ -79,6 +98,11 @@ const definitions: TransportDefinition[] = [
     name: 'ddfr',
     defaultPort: () => 8000,
     mount: (spec, port, ctx) => mountDdfr({ ...spec, port } as DdfrSpec, ctx),
+  },
+  {
+    name: 'watchme',
+    defaultPort: () => 5000,
+    mount: (spec, port, ctx) => mountWatchme({ ...spec, port } as WatchmeSpec, ctx),
   },
   {
     name: 'people-counter',
