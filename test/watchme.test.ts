@@ -418,7 +418,9 @@ test.serial("the document's Python AsyncPersonTracker (aiohttp upload, websocket
   t.regex(stdout, /✓ Live tracking started/);
   t.regex(stdout, new RegExp(`Status: tracking_started - Started tracking on source: ${media('vtest.avi').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
   t.regex(stdout, /✓ Tracking stopped/);
-  // The frames the client sent are numbered from 0, as its file's frames are: check each match on them.
+  // The frames the client sent are numbered from 0, as its file's frames are: check each match on them. (The
+  // live source, started with the server, is minutes of video further by now: its frames are checked above.)
+  const clientFrames = 60;
   const target = targetTrack();
   const blocks = stdout.split('📍 ').slice(1).map((b) => {
     const head = /^Found (\d+) matches in frame (\d+)/.exec(b)!;
@@ -428,7 +430,7 @@ test.serial("the document's Python AsyncPersonTracker (aiohttp upload, websocket
   let checked = 0;
   for (const b of blocks) {
     const truth = (tracksAt.get(b.frame) ?? []).find((tr) => tr.id === target);
-    if (!truth || b.count === 0) continue;
+    if (b.frame > clientFrames || !truth || b.count === 0) continue;
     checked++;
     t.true(b.boxes.every((box) => iou(box, truth.box) > 0.5), `frame ${b.frame}: ${JSON.stringify(b.boxes)} vs target ${truth.box.map(Math.round)}`);
   }
