@@ -5,14 +5,14 @@
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createCanvas } from '@napi-rs/canvas';
 import WebSocket from 'ws';
 import { startApp, type App } from '../pipeline/app.js';
-import { sealVectors } from '../pipeline/embedding-token.js';
+import { loadOrCreateKey, openVectors, sealVectors } from '../pipeline/embedding-token.js';
 import { gstreamer } from '../pipeline/sources/gstreamer.js';
 import type { Box, TrackedObject } from '../pipeline/types.js';
 import { iou } from '../stages/nms.js';
@@ -245,6 +245,35 @@ test.serial('single_frame finds the reference pedestrian in frames the client se
   }
   t.log(log.join('\n'));
   t.true(found >= 4, `found in ${found} frames`);
+  c.close();
+});
+
+test.serial('a visible face is kept in the token and fused in: the same man in another photo matches, another does not', async (t) => {
+  const photo = (name: string) => readFileSync(media(name)).toString('base64');
+  const res = await upload({ image: photo('obama.jpg') });
+  t.is(res.status, 200);
+  const { embedding } = await res.json() as { embedding: string };
+  const keyFile = path.join(app.settings.dataDir, 'watchme.key');
+  t.is(statSync(keyFile).mode & 0o777, 0o600, 'the server key is private');
+  const vectors = openVectors(loadOrCreateKey(app.settings.dataDir), embedding);
+  t.deepEqual(Object.keys(vectors).sort(), ['body', 'face']);
+  t.is(vectors.body.length, 256);
+  t.is(vectors.face.length, 128);
+  const c = await Client.connect('faces_1');
+  const results: string[] = [];
+  const distances: Record<string, number[]> = {};
+  for (const name of ['obama3.jpg', 'biden.jpg', 'two_people.jpg']) {
+    const m = await c.ask({ type: 'single_frame', frame: photo(name), person_embed: embedding }) as unknown as MatchesMsg;
+    distances[name] = m.matches.map((x) => x.distance);
+    if (name === 'two_people.jpg') {
+      t.is(m.matches.length, 1);
+      t.true(m.matches[0].bbox[2] < m.frame_info.width * 0.6, 'Obama is the man on the left');
+    }
+    results.push(`${name}: ${JSON.stringify(m.matches)}`);
+  }
+  t.log(results.join('\n'));
+  t.is(distances['obama3.jpg'].length, 1, 'Obama standing in the Blue Room');
+  t.is(distances['biden.jpg'].length, 0, 'Biden standing in the same room, also in a dark suit');
   c.close();
 });
 

@@ -225,6 +225,8 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
     private onPacket(p: Packet): void {
       // Latest frame wins: while one frame is being described, newer ones pass by without costing anything.
       if (this.busy) return;
+      // A frame a stage failed on has no reliable persons (nor, perhaps, its pixels): wait for the next one.
+      if (p.errors?.length || p.frame.data.byteLength !== p.frame.width * p.frame.height * 3) return;
       const t = Date.now();
       const due = [...this.sessions].filter((s) => s.tracking && t >= s.tracking.nextAt);
       if (!due.length) return;
@@ -254,7 +256,6 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
       const boxes = dueTracks ? dueTracks.map((t) => t.box) : (p.detections ?? []).filter(isPerson).map((d) => d.box);
       let described: PersonEmbedResult | null = null;
       if (boxes.length) {
-        if (frame.data.byteLength !== frame.width * frame.height * 3) throw new Error('the frame\'s pixels are not available at the sink');
         // A copy: the packet's buffer belongs to the pipeline and to the other subscribers.
         const data = frame.data.slice(0);
         const faces = p.faces?.map((f) => ({ box: f.box, score: f.score, landmarks: f.landmarks }));
