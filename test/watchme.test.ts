@@ -434,6 +434,56 @@ test.serial('a session sending faster than its message rate gets one error a sec
   c.close();
 });
 
+test.serial('a source without a tracker is matched per detection', async (t) => {
+  const other = await startApp(graph(`
+sources:
+  raw: { uri: "file://${media('vtest.avi')}", realtime: true }
+models:
+  people: { file: yolox_nano.onnx, kind: yolox }
+  reid: { file: person-reidentification-retail-0287.onnx, kind: reid }
+pipelines:
+  raw:
+    source: raw
+    stages:
+      - { id: detect, use: detect, with: { model: people, classes: [person] } }
+transports:
+  watchme: { port: 0, detector: people, reid: reid }
+  metrics: { port: 0 }
+`), testSettings(), { log: memoryLogger() });
+  t.teardown(() => other.stop());
+  const url = `http://127.0.0.1:${other.portOf('watchme')}`;
+  const res = await fetch(`${url}/upload-embedding`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: reference.toString('base64') }) });
+  const { embedding } = await res.json() as { embedding: string };
+  const ws = new WebSocket(`ws://127.0.0.1:${other.portOf('watchme')}/video-stream/untracked`);
+  await new Promise((r) => ws.once('open', r));
+  const c = new Client(ws);
+  t.is((await c.ask({ type: 'start_tracking', person_embed: embedding, video_source: 'raw', fps_limit: 10 })).status, 'tracking_started');
+  const received: MatchesMsg[] = [];
+  await new Promise<void>((resolve) => ws.on('message', (raw) => {
+    const m = JSON.parse(raw.toString()) as MatchesMsg;
+    if (m.type === 'matches') received.push(m);
+    if (m.frame_info?.frame_number >= 90) resolve();
+  }));
+  c.close();
+  // Both servers read the same file from its start: this one's frame numbers are the first server's.
+  const target = targetTrack();
+  let checked = 0;
+  for (const m of received) {
+    checkShape(t, m, 768, 576);
+    const tracks = tracksAt.get(m.frame_info.frame_number) ?? [];
+    if (!tracks.some((tr) => tr.id === target)) continue;
+    checked++;
+    t.is(m.matches.length, 1, `frame ${m.frame_info.frame_number}`);
+    // Detections are not the tracker's smoothed boxes: the match must be nearest the target's track, and on it.
+    for (const x of m.matches) {
+      const nearest = tracks.reduce((a, b) => (iou(x.bbox, b.box) > iou(x.bbox, a.box) ? b : a));
+      t.true(nearest.id === target && iou(x.bbox, nearest.box) > 0.4, `frame ${m.frame_info.frame_number}: [${x.bbox}] is nearest track ${nearest.id} [${nearest.box.map(Math.round)}]`);
+    }
+  }
+  t.log(`${received.length} matches messages; ${checked} frames with the pedestrian checked`);
+  t.true(checked >= 5);
+});
+
 test.serial("the document's Python AsyncPersonTracker (aiohttp upload, websockets, OpenCV frames) works unchanged", async (t) => {
   const file = path.join(os.tmpdir(), `watchme-reference-${process.pid}.png`);
   writeFileSync(file, reference);
