@@ -516,3 +516,24 @@ test.serial("the document's Python AsyncPersonTracker (aiohttp upload, websocket
   t.log(`${blocks.length} matches messages printed; ${checked} with the pedestrian checked against the tracker`);
   t.true(checked >= 5, `${checked} frames with matches`);
 });
+
+test('the graph checks the watchme transport: required models, their kinds, optional face models, limits', (t) => {
+  const models = `
+models:
+  people: { file: yolox_nano.onnx, kind: yolox }
+  reid: { file: person-reidentification-retail-0287.onnx, kind: reid }
+  faces: { file: face_detection_yunet_2023mar_dynamic.onnx, kind: yunet }
+transports:
+`;
+  t.notThrows(() => graph(`${models}  watchme: { detector: people, reid: reid }\n`));
+  const problems = (transport: string): string => {
+    try { graph(`${models}  watchme: ${transport}\n`); return ''; } catch (err) { return (err as Error).message; }
+  };
+  t.regex(problems('{ detector: people }'), /transports\.watchme: missing required key "reid"/);
+  t.regex(problems('{ detector: people, reid: people }'), /transports\.watchme\.reid: model "people" is of kind "yolox"; watchme reid needs kind "reid"/);
+  t.regex(problems('{ detector: people, reid: reid, faceDetector: reid, faceEmbedder: reid }'), /faceDetector: model "reid" is of kind "reid"; watchme faceDetector needs kind "yunet"/);
+  t.regex(problems('{ detector: people, reid: reid, faceDetector: faces, faceEmbedder: nope }'), /faceEmbedder: unknown model "nope"/);
+  t.regex(problems('{ detector: people, reid: reid, faceDetector: faces }'), /must have property faceEmbedder when property faceDetector is present/);
+  t.regex(problems('{ detector: people, reid: reid, maxSessions: 0 }'), /maxSessions: must be >= 1/);
+  t.regex(problems('{ detector: people, reid: reid, key: "abc" }'), /key: must match/);
+});

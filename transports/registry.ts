@@ -41,6 +41,7 @@ export const TRANSPORT_SCHEMAS: Record<TransportName, object> = {
   },
   watchme: {
     type: 'object', additionalProperties: false, required: ['detector', 'reid'],
+    dependencies: { faceDetector: ['faceEmbedder'], faceEmbedder: ['faceDetector'] },
     properties: {
       port, detector: { type: 'string' }, reid: { type: 'string' },
       faceDetector: { type: 'string' }, faceEmbedder: { type: 'string' },
