@@ -151,13 +151,31 @@ async function referenceToken(): Promise<string> {
 }
 
 
-/** The live track of the reference pedestrian: the track on the reference box around the reference frame. */
-function targetTrack(): number {
-  for (let d = 0; d <= 5; d++) {
-    for (const n of [REF_FRAME + d, REF_FRAME - d]) {
-      const hit = (tracksAt.get(n) ?? []).find((tr) => iou(tr.box, REF_BOX) > 0.5);
-      if (hit) return hit.id;
+/**
+ * The reference pedestrian's track in each frame the live pipeline finished: the track on the reference box at
+ * the reference frame, followed through the recorded frames (both ways) by the best IoU with its previous box. By
+ * box, not by id, so that an id switch of the tracker under load does not move the ground truth to someone else.
+ */
+function targetPath(): Map<number, TrackedObject> {
+  const numbers = [...tracksAt.keys()].sort((a, b) => a - b);
+  const near = numbers.filter((n) => Math.abs(n - REF_FRAME) <= 5).sort((a, b) => Math.abs(a - REF_FRAME) - Math.abs(b - REF_FRAME));
+  const walk = new Map<number, TrackedObject>();
+  for (const n of near) {
+    const hit = tracksAt.get(n)!.find((tr) => iou(tr.box, REF_BOX) > 0.5);
+    if (!hit) continue;
+    walk.set(n, hit);
+    for (const step of [1, -1]) {
+      let prev = hit.box;
+      let misses = 0;
+      for (let i = numbers.indexOf(n) + step; i >= 0 && i < numbers.length && misses < 5; i += step) {
+        const best = tracksAt.get(numbers[i])!.reduce<TrackedObject | undefined>((a, b) => (iou(b.box, prev) > (a ? iou(a.box, prev) : 0.3) ? b : a), undefined);
+        if (!best) { misses++; continue; }
+        misses = 0;
+        walk.set(numbers[i], best);
+        prev = best.box;
+      }
     }
+    return walk;
   }
   throw new Error(`no track on the reference box near frame ${REF_FRAME}`);
 }
@@ -198,22 +216,23 @@ test.serial('live tracking on a vtest source follows the reference pedestrian\'s
   c.close();
   t.is(received.length, after, 'no matches after tracking_stopped');
 
-  const target = targetTrack();
+  const walk = targetPath();
   let present = 0;
   let followed = 0;
   const log: string[] = [];
   for (const m of received) {
     checkShape(t, m, 768, 576);
     const tracks = tracksAt.get(m.frame_info.frame_number) ?? [];
+    const target = walk.get(m.frame_info.frame_number)?.id;
     const ids = m.matches.map((x) => tracks.find((tr) => iou(x.bbox, tr.box) > 0.9)?.id);
-    t.true(ids.every((id) => id === target), `frame ${m.frame_info.frame_number}: matched tracks ${ids.join(',')}; target ${target}`);
-    if (tracks.some((tr) => tr.id === target)) {
+    t.true(ids.every((id) => id !== undefined && id === target), `frame ${m.frame_info.frame_number}: matched tracks ${ids.join(',')}; target ${target}`);
+    if (target !== undefined) {
       present++;
       if (ids.includes(target)) followed++;
     }
     log.push(`${m.frame_info.frame_number}:${m.matches.map((x) => x.distance).join('/') || '-'}(${tracks.length} tracks)`);
   }
-  t.log(`target track ${target}; matches per frame (distance, tracks in frame): ${log.join(' ')}`);
+  t.log(`target track(s) ${[...new Set([...walk.values()].map((tr) => tr.id))].join(', ')}; matches per frame (distance, tracks in frame): ${log.join(' ')}`);
   t.log(`the target's track was in ${present} of ${received.length} frames sent and matched in ${followed}`);
   t.true(present >= 5, `target track present in ${present} frames`);
   t.true(followed >= present * 0.9, `followed in ${followed} of ${present} frames`);
@@ -227,7 +246,7 @@ test.serial('live tracking on a vtest source follows the reference pedestrian\'s
 test.serial('single_frame finds the reference pedestrian in frames the client sends, and nobody else', async (t) => {
   const token = await referenceToken();
   const c = await Client.connect('frames_1');
-  const target = targetTrack();
+  const walk = targetPath();
   let found = 0;
   const log: string[] = [];
   const sent = [4, 12, 20, 26, 32, 38];
@@ -237,7 +256,7 @@ test.serial('single_frame finds the reference pedestrian in frames the client se
     t.is(m.type, 'matches');
     checkShape(t, m, 768, 576);
     t.is(m.frame_info.frame_number, i, 'frames of a session are numbered from 0');
-    const truth = (tracksAt.get(n) ?? []).find((tr) => tr.id === target);
+    const truth = walk.get(n);
     log.push(`frame ${n}: ${m.matches.map((x) => `[${x.bbox}] ${x.distance}`).join(', ') || 'none'}; target track ${truth ? `[${truth.box.map(Math.round)}]` : 'absent'}`);
     if (!truth) continue;
     t.is(m.matches.length, 1, `frame ${n}: exactly the one person`);
@@ -434,6 +453,13 @@ test.serial('a session sending faster than its message rate gets one error a sec
   c.close();
 });
 
+/**
+ * After this frame the pedestrian walks away from the camera beside another walker of the same size and dark
+ * clothes: from behind, at 25 pixels wide, one detection's crop tells them apart no better than chance (tracks
+ * carry the identity through, detections cannot).
+ */
+const LAST_SIDE_VIEW = 75;
+
 test.serial('a source without a tracker is matched per detection', async (t) => {
   const other = await startApp(graph(`
 sources:
@@ -462,16 +488,17 @@ transports:
   await new Promise<void>((resolve) => ws.on('message', (raw) => {
     const m = JSON.parse(raw.toString()) as MatchesMsg;
     if (m.type === 'matches') received.push(m);
-    if (m.frame_info?.frame_number >= 90) resolve();
+    if (m.frame_info?.frame_number >= LAST_SIDE_VIEW) resolve();
   }));
   c.close();
   // Both servers read the same file from its start: this one's frame numbers are the first server's.
-  const target = targetTrack();
+  const walk = targetPath();
   let checked = 0;
   for (const m of received) {
     checkShape(t, m, 768, 576);
+    const target = walk.get(m.frame_info.frame_number)?.id;
     const tracks = tracksAt.get(m.frame_info.frame_number) ?? [];
-    if (!tracks.some((tr) => tr.id === target)) continue;
+    if (m.frame_info.frame_number > LAST_SIDE_VIEW || target === undefined) continue;
     checked++;
     t.is(m.matches.length, 1, `frame ${m.frame_info.frame_number}`);
     // Detections are not the tracker's smoothed boxes: the match must be nearest the target's track, and on it.
@@ -500,7 +527,7 @@ test.serial("the document's Python AsyncPersonTracker (aiohttp upload, websocket
   // The frames the client sent are numbered from 0, as its file's frames are: check each match on them. (The
   // live source, started with the server, is minutes of video further by now: its frames are checked above.)
   const clientFrames = 60;
-  const target = targetTrack();
+  const walk = targetPath();
   const blocks = stdout.split('📍 ').slice(1).map((b) => {
     const head = /^Found (\d+) matches in frame (\d+)/.exec(b)!;
     const boxes = [...b.matchAll(/Match \d+: bbox=\[(\d+), (\d+), (\d+), (\d+)\], distance=([\d.]+)/g)].map((m) => m.slice(1, 5).map(Number) as Box);
@@ -508,7 +535,7 @@ test.serial("the document's Python AsyncPersonTracker (aiohttp upload, websocket
   });
   let checked = 0;
   for (const b of blocks) {
-    const truth = (tracksAt.get(b.frame) ?? []).find((tr) => tr.id === target);
+    const truth = walk.get(b.frame);
     if (b.frame > clientFrames || !truth || b.count === 0) continue;
     checked++;
     t.true(b.boxes.every((box) => iou(box, truth.box) > 0.5), `frame ${b.frame}: ${JSON.stringify(b.boxes)} vs target ${truth.box.map(Math.round)}`);
