@@ -461,6 +461,9 @@ test.serial('a session sending faster than its message rate gets one error a sec
 const LAST_SIDE_VIEW = 75;
 
 test.serial('a source without a tracker is matched per detection', async (t) => {
+  // A second server with the first one's key: its tokens are good here too, so tracking starts right away.
+  const token = await referenceToken();
+  const key = loadOrCreateKey(app.settings.dataDir).toString('hex');
   const other = await startApp(graph(`
 sources:
   raw: { uri: "file://${media('vtest.avi')}", realtime: true }
@@ -473,17 +476,14 @@ pipelines:
     stages:
       - { id: detect, use: detect, with: { model: people, classes: [person] } }
 transports:
-  watchme: { port: 0, detector: people, reid: reid }
+  watchme: { port: 0, detector: people, reid: reid, key: "${key}" }
   metrics: { port: 0 }
 `), testSettings(), { log: memoryLogger() });
   t.teardown(() => other.stop());
-  const url = `http://127.0.0.1:${other.portOf('watchme')}`;
-  const res = await fetch(`${url}/upload-embedding`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: reference.toString('base64') }) });
-  const { embedding } = await res.json() as { embedding: string };
   const ws = new WebSocket(`ws://127.0.0.1:${other.portOf('watchme')}/video-stream/untracked`);
   await new Promise((r) => ws.once('open', r));
   const c = new Client(ws);
-  t.is((await c.ask({ type: 'start_tracking', person_embed: embedding, video_source: 'raw', fps_limit: 10 })).status, 'tracking_started');
+  t.is((await c.ask({ type: 'start_tracking', person_embed: token, video_source: 'raw', fps_limit: 10 })).status, 'tracking_started');
   const received: MatchesMsg[] = [];
   await new Promise<void>((resolve) => ws.on('message', (raw) => {
     const m = JSON.parse(raw.toString()) as MatchesMsg;
