@@ -21,6 +21,7 @@ import type { MountedTransport, TransportContext } from './registry.js';
 const PROTOCOL = 'watchme';
 const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const MAX_PIXELS = 40_000_000;
+const MAX_QUEUED_BYTES = 1024 * 1024;
 
 export interface WatchmeSpec extends TransportSpec {
   port: number;
@@ -104,13 +105,14 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
   }
   const out = metrics.wsMessages.labels(PROTOCOL, 'out');
   const inbound = metrics.wsMessages.labels(PROTOCOL, 'in');
+  const dropped = metrics.wsDropped.labels(PROTOCOL);
   const countError = (kind: string): void => metrics.wsErrors.inc({ protocol: PROTOCOL, kind });
 
   // ---- describing persons in images (photos, client frames) ---------------------------------------
 
   const decodeBase64 = (value: unknown, field: string): ArrayBuffer => {
     if (typeof value !== 'string' || value.length === 0) throw new WatchmeError('bad_format', `"${field}" must be a base64 string`);
-    const b64 = value.replace(/^data:[^;,]+;base64,/, '');
+    const b64 = value.replace(/^data:[^;,]+;base64,/, '').replace(/\s+/g, '');
     if (b64.length > Math.ceil(maxImageBytes / 3) * 4 + 4) {
       throw new WatchmeError('too_large', `"${field}" is larger than ${maxImageBytes} bytes`, 413);
     }
@@ -237,6 +239,8 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
           const frameInfo = { frame_number: p.frame.seq, width: p.frame.width, height: p.frame.height };
           for (const s of due) {
             if (!s.tracking || s.tracking.feed !== this) continue;
+            // A client that stops reading skips live results instead of growing the server's memory.
+            if (s.ws.bufferedAmount > MAX_QUEUED_BYTES) { dropped.inc(); continue; }
             send(s, { type: 'matches', matches: matchesOf(people, s.tracking.reference), timestamp: p.frame.capturedAtMs / 1000, frame_info: { ...frameInfo, processed_at: now() } });
           }
         })
