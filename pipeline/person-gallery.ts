@@ -26,6 +26,8 @@ export interface GalleryOptions {
 
 interface Entry {
   recent: Float32Array[];
+  /** The looks so far were taken while another track covered part of the box: replaced by the first clear one. */
+  covered: boolean;
   appearance: Appearance;
   refreshedSeq: number;
   seenSeq: number;
@@ -40,20 +42,28 @@ export class TrackGallery {
     return this.entries.size;
   }
 
-  /** Tracks of frame `seq` whose appearance is missing or due for a refresh (and visible enough to refresh). */
-  due(tracks: readonly { id: number; box: Box }[], seq: number): { id: number; box: Box }[] {
-    return tracks.filter((t) => {
+  /**
+   * Tracks of frame `seq` whose appearance is missing, or due for a refresh and visible enough to refresh: every
+   * `refreshFrames` frames, or as soon as it is clear of the others when all it has are looks taken while covered.
+   * `covered` says whether another track covers more than `maxOccluded` of the box now.
+   */
+  due(tracks: readonly { id: number; box: Box }[], seq: number): { id: number; box: Box; covered: boolean }[] {
+    const out: { id: number; box: Box; covered: boolean }[] = [];
+    for (const t of tracks) {
       const e = this.entries.get(t.id);
       if (e) e.seenSeq = seq;
-      if (!e) return true;
-      if (seq - e.refreshedSeq < this.opts.refreshFrames) return false;
-      return occludedShare(t.box, tracks.filter((o) => o.id !== t.id).map((o) => o.box)) <= this.opts.maxOccluded;
-    });
+      const covered = occludedShare(t.box, tracks.filter((o) => o.id !== t.id).map((o) => o.box)) > this.opts.maxOccluded;
+      if (!e || (!covered && (e.covered || seq - e.refreshedSeq >= this.opts.refreshFrames))) out.push({ id: t.id, box: t.box, covered });
+    }
+    return out;
   }
 
-  update(id: number, seq: number, seen: Appearance): void {
+  update(id: number, seq: number, seen: Appearance, covered = false): void {
     let e = this.entries.get(id);
-    if (!e) this.entries.set(id, (e = { recent: [], appearance: seen, refreshedSeq: seq, seenSeq: seq }));
+    if (!e) this.entries.set(id, (e = { recent: [], covered, appearance: seen, refreshedSeq: seq, seenSeq: seq }));
+    // Looks that may show someone else in front give way to the first clear one.
+    if (e.covered && !covered) e.recent = [];
+    e.covered = covered;
     e.recent.push(seen.body);
     if (e.recent.length > this.opts.history) e.recent.shift();
     // A face is used while it is from the latest look at the track: it is visible now, or was a moment ago.

@@ -31,6 +31,19 @@ test('a track another covers by more than maxOccluded is not refreshed (its crop
   t.deepEqual(g.due(touching, 20).map((x) => x.id), [1, 2]);
 });
 
+test('a track first seen covered is described at once, then again as soon as it is clear, dropping the covered look', (t) => {
+  const g = new TrackGallery(opts);
+  const covered = g.due([{ id: 1, box: box(0) }, { id: 2, box: box(5) }], 0);
+  t.deepEqual(covered.map((x) => [x.id, x.covered]), [[1, true], [2, true]]);
+  g.update(1, 0, { body: unit(1, 0) }, true);
+  g.update(2, 0, { body: unit(1, 1) }, true);
+  t.deepEqual(g.due([{ id: 1, box: box(0) }, { id: 2, box: box(5) }], 1), [], 'still covered: nothing better to take');
+  t.deepEqual(g.due([{ id: 1, box: box(0) }], 2).map((x) => [x.id, x.covered]), [[1, false]], 'clear two frames later');
+  g.update(1, 2, { body: unit(0, 1) });
+  t.deepEqual([...g.get(1)!.body], [0, 1], 'the covered look is gone');
+  t.deepEqual(g.due([{ id: 1, box: box(0) }], 3), [], 'then every refreshFrames frames again');
+});
+
 test('the appearance is the normalised mean of the last `history` looks; the face is the latest', (t) => {
   const g = new TrackGallery(opts);
   g.update(1, 0, { body: unit(1, 0), face: unit(1, 0) });

@@ -47,6 +47,8 @@ export interface WatchmeSpec extends TransportSpec {
   maxFps?: number;
   /** Largest photo or frame, in decoded bytes. */
   maxImageBytes?: number;
+  /** Page origins allowed to call `POST /upload-embedding` from a browser (CORS); default any. */
+  corsOrigins?: string[];
   /** Token key as 64 hex characters; by default one is generated and kept in the data directory. */
   key?: string;
 }
@@ -93,6 +95,7 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
   const rate = spec.maxMessagesPerSecond ?? 20;
   const maxFps = spec.maxFps ?? 30;
   const refreshFrames = spec.refreshFrames ?? 10;
+  const corsOrigins = spec.corsOrigins ?? ['*'];
   const model = (id: string, kind: string): ModelRef => ({ path: modelPath(graph(), settings, id), kind });
   const detector = model(spec.detector, 'yolox');
   const reid = model(spec.reid, 'reid');
@@ -162,7 +165,19 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
 
   // ---- POST /upload-embedding -----------------------------------------------------------------------
 
+  // The document's page calls this from its own origin with a JSON body: browsers ask first (CORS preflight).
+  const allowOrigin = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const origin = req.headers.origin;
+    if (!origin) return;
+    if (corsOrigins.includes('*')) res.setHeader('access-control-allow-origin', '*');
+    else if (corsOrigins.includes(origin)) { res.setHeader('access-control-allow-origin', origin); res.setHeader('vary', 'Origin'); }
+  };
+  hub.route(spec.id, spec.port, 'OPTIONS', '/upload-embedding', (req, res) => {
+    allowOrigin(req, res);
+    res.writeHead(204, { 'access-control-allow-methods': 'POST', 'access-control-allow-headers': 'content-type', 'access-control-max-age': '600' }).end();
+  });
   hub.route(spec.id, spec.port, 'POST', '/upload-embedding', async (req, res) => {
+    allowOrigin(req, res);
     try {
       const type = String(req.headers['content-type'] ?? '');
       if (type && !type.startsWith('application/json')) throw new WatchmeError('bad_format', 'send application/json {"image": "<base64>"}', 415);
@@ -269,7 +284,7 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
       if (!tracks || !dueTracks) return described?.persons.map((d) => ({ box: d.box, look: d })) ?? [];
       dueTracks.forEach((t, i) => {
         const d = described!.persons[i];
-        this.gallery.update(t.id, frame.seq, { body: d.body, face: d.face });
+        this.gallery.update(t.id, frame.seq, { body: d.body, face: d.face }, t.covered);
       });
       this.gallery.prune(frame.seq);
       return tracks.flatMap((t) => {
