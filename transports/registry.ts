@@ -55,6 +55,7 @@ export const TRANSPORT_SCHEMAS: Record<TransportName, object> = {
       maxFps: { type: 'number', minimum: 1, maximum: 240 },
       maxImageBytes: { type: 'integer', minimum: 1024, maximum: 104857600 },
       key: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
+      corsOrigins: { type: 'array', items: { type: 'string', minLength: 1 } },
     },
   },
 };
