@@ -206,7 +206,7 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
   // ---- live sources ---------------------------------------------------------------------------------
 
   /** The pipeline to watch for `video_source`: an index into the graph's sources, a source id, URI or file path. */
-  const resolveSource = (value: unknown): { source: string; pipeline: string; tracked: boolean } => {
+  const resolveSource = (value: unknown): { source: string; pipeline: string } => {
     const g = graph();
     const ids = Object.keys(g.sources);
     let source: string | undefined;
@@ -225,7 +225,7 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
     const readers = Object.values(g.pipelines).filter((p) => p.source === source && p.stages.some((s) => s.use === 'detect'));
     const pick = readers.find((p) => p.stages.some((s) => s.use === 'track')) ?? readers[0];
     if (!pick) throw new WatchmeError('unknown_source', `source "${source}" has no pipeline with a detect stage to find persons in`);
-    return { source, pipeline: pick.id, tracked: pick.stages.some((s) => s.use === 'track') };
+    return { source, pipeline: pick.id };
   };
 
   /** One per watched pipeline, shared by every session tracking it: its tracks' appearance is computed once. */
@@ -340,6 +340,7 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
     const fps = msg.fps_limit ?? 10;
     if (typeof fps !== 'number' || !Number.isFinite(fps) || fps <= 0) throw new WatchmeError('bad_format', '"fps_limit" must be a positive number');
     const target = resolveSource(msg.video_source ?? 0);
+    if (s.ws.readyState !== s.ws.OPEN) return; // closed meanwhile: its feed was already left
     leaveFeed(s);
     let feed = feeds.get(target.pipeline);
     if (!feed) feeds.set(target.pipeline, (feed = new SourceFeed(target.source, target.pipeline)));
@@ -373,26 +374,27 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
       }
       return;
     }
-    let msg: unknown;
-    try {
-      msg = JSON.parse(isBinary ? '' : raw.toString());
-    } catch {
-      fail(s, new WatchmeError('invalid_json', 'message is not valid JSON'));
-      return;
-    }
-    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
-      fail(s, new WatchmeError('bad_format', 'message must be a JSON object with a "type"'));
-      return;
-    }
-    const m = msg as Record<string, unknown>;
     const reply = (work: () => Promise<void> | void): void => {
       // Replies keep the order of the messages they answer.
       s.chain = s.chain.then(work).catch((err: Error) => {
         if (err instanceof WatchmeError) { fail(s, err); return; }
-        log.error(`watchme: ${String(m.type)} failed: ${err.message}`);
+        log.error(`watchme: message failed: ${err.message}`);
         fail(s, new WatchmeError('internal', 'internal error processing the message'));
       });
     };
+    const reject = (kind: string, message: string): void => reply(() => { throw new WatchmeError(kind, message); });
+    let msg: unknown;
+    try {
+      msg = JSON.parse(isBinary ? '' : raw.toString());
+    } catch {
+      reject('invalid_json', 'message is not valid JSON');
+      return;
+    }
+    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
+      reject('bad_format', 'message must be a JSON object with a "type"');
+      return;
+    }
+    const m = msg as Record<string, unknown>;
     switch (m.type) {
       case 'ping':
         reply(() => status(s, 'pong'));
@@ -405,7 +407,7 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
         break;
       case 'single_frame': {
         if (s.pendingFrames >= 4) {
-          reply(() => fail(s, new WatchmeError('busy', 'too many frames waiting to be processed; frame skipped')));
+          reject('busy', 'too many frames waiting to be processed; frame skipped');
           break;
         }
         s.pendingFrames++;
@@ -415,11 +417,11 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
         break;
       }
       default:
-        fail(s, new WatchmeError('unknown_type', `unknown message type ${JSON.stringify(m.type ?? null).slice(0, 64)}; expected ping, start_tracking, single_frame or stop_tracking`));
+        reject('unknown_type', `unknown message type ${JSON.stringify(m.type ?? null).slice(0, 64)}; expected ping, start_tracking, single_frame or stop_tracking`);
     }
   };
 
-  const refuse = (ws: WebSocket, kind: string, message: string, code: number): void => {
+  const turnAway = (ws: WebSocket, kind: string, message: string, code: number): void => {
     countError(kind);
     ws.send(JSON.stringify({ type: 'status', status: 'error', message, timestamp: now() }));
     out.inc();
@@ -429,9 +431,9 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
   wss.on('connection', (ws: WebSocket, _req: http.IncomingMessage, id: string) => {
     ws.on('error', () => undefined);
     // Refusals go over the socket, so that the client reads the reason as the protocol's status message.
-    if (!SESSION_ID.test(id)) { refuse(ws, 'bad_session_id', 'session id must be 1-128 characters of A-Z, a-z, 0-9, "_" and "-"', 1008); return; }
-    if (sessions.has(id)) { refuse(ws, 'bad_session_id', `session "${id}" is already connected`, 1008); return; }
-    if (sessions.size >= maxSessions) { refuse(ws, 'session_limit', `too many sessions (at most ${maxSessions}); try again later`, 1013); return; }
+    if (!SESSION_ID.test(id)) { turnAway(ws, 'bad_session_id', 'session id must be 1-128 characters of A-Z, a-z, 0-9, "_" and "-"', 1008); return; }
+    if (sessions.has(id)) { turnAway(ws, 'bad_session_id', `session "${id}" is already connected`, 1008); return; }
+    if (sessions.size >= maxSessions) { turnAway(ws, 'session_limit', `too many sessions (at most ${maxSessions}); try again later`, 1013); return; }
     const s: Session = {
       id, ws, tracking: null, tokens: rate, refilledAt: Date.now(), rateErrorAt: 0, framesSent: 0, pendingFrames: 0, chain: Promise.resolve(),
     };
