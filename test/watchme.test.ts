@@ -285,10 +285,13 @@ test.serial('single_frame finds the reference pedestrian in frames the client se
   const c = await Client.connect('frames_1');
   let found = 0;
   const log: string[] = [];
+  const latencies: number[] = [];
   const sent = [4, 12, 20, 26, 32, 38];
   for (const [i, n] of sent.entries()) {
     const frame = (await encode(frames.get(n)!, undefined, 'jpeg')).toString('base64');
+    const t0 = performance.now();
     const m = await c.ask({ type: 'single_frame', frame, person_embed: token }) as unknown as MatchesMsg;
+    latencies.push(performance.now() - t0);
     t.is(m.type, 'matches');
     checkShape(t, m, 768, 576);
     t.is(m.frame_info.frame_number, i, 'frames of a session are numbered from 0');
@@ -299,6 +302,7 @@ test.serial('single_frame finds the reference pedestrian in frames the client se
     if (m.matches[0] && onPedestrian(m.matches[0].bbox, n)) found++;
   }
   t.log(log.join('\n'));
+  t.log(`single_frame round trips (768x576 JPEG, live pipeline running beside): ${latencies.map((v) => v.toFixed(0)).join(', ')} ms`);
   t.true(found >= 4, `found in ${found} frames`);
   c.close();
 });
