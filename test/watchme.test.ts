@@ -6,7 +6,7 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import http from 'node:http';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -553,6 +553,7 @@ transports:
 test.serial("the document's Python AsyncPersonTracker (aiohttp upload, websockets, OpenCV frames) works unchanged", async (t) => {
   const file = path.join(os.tmpdir(), `watchme-reference-${process.pid}.png`);
   writeFileSync(file, reference);
+  t.teardown(() => rmSync(file, { force: true }));
   const port = app.portOf('watchme')!;
   const { stdout } = await promisify(execFile)(SYSTEM_PYTHON, [
     'test/fixtures/watchme_client.py', `ws://127.0.0.1:${port}`, `http://127.0.0.1:${port}`, file, media('vtest.avi'), '25',
@@ -649,6 +650,7 @@ transports:
   writeFileSync(camera, y4m([...frames.values()], 10));
   const personFile = path.join(os.tmpdir(), `watchme-person-${process.pid}.png`);
   writeFileSync(personFile, reference);
+  t.teardown(() => { rmSync(camera, { force: true }); rmSync(personFile, { force: true }); });
   // The page comes from an origin of its own, as the document's page would: uploads go through CORS.
   const page = http.createServer((req, res) => {
     if (req.url === '/websocket-tracker.js') {
