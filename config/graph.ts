@@ -310,6 +310,7 @@ function checkSemantics(g: Graph, issues: IssueCollector): void {
   }
   for (const t of Object.values(g.transports)) {
     for (const [key, kind] of Object.entries(TRANSPORT_MODELS[t.id as keyof typeof TRANSPORT_MODELS] ?? {})) {
+      if (t[key] === undefined) continue; // an optional model left out (required ones are checked by the schema)
       const id = String(t[key]);
       const model = g.models[id];
       if (!model) issues.add(['transports', t.id, key], `unknown model "${id}"; declare it under models: (defined: ${Object.keys(g.models).join(', ') || 'none'})`);

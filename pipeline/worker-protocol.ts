@@ -5,6 +5,7 @@ import type { EmbedFacesResult, EmbedFacesTask } from '../stages/embed-face.prot
 import type { FacesTask } from '../stages/faces.protocol.js';
 import type { PoseTask } from '../stages/pose.protocol.js';
 import type { ReconstructTask } from '../stages/reconstruct.protocol.js';
+import type { PersonEmbedTask } from '../stages/person-embed.protocol.js';
 import type { ReidTask } from '../stages/reid.protocol.js';
 import type { Box, Detection } from './types.js';
 
@@ -56,4 +57,4 @@ export interface RecognizeImageTask extends Omit<EmbedFacesTask, 'op' | 'width' 
 export type RecognizeImageResult = Omit<EmbedFacesResult, 'data'> & { width: number; height: number };
 
 export type WorkerTask = LoadTask | DetectTask | FacesTask | AnnotateTask | CropTask | EmbedFacesTask | RecognizeImageTask | ReidTask
-  | PoseTask | DepthTask | DepthImageTask | ReconstructTask;
+  | PoseTask | DepthTask | DepthImageTask | ReconstructTask | PersonEmbedTask;

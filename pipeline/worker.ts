@@ -10,6 +10,7 @@ import { embedFaces } from '../stages/embed-face.worker.js';
 import { detectFaces, encodeCrops } from '../stages/faces.worker.js';
 import { estimatePoses } from '../stages/pose.worker.js';
 import { reconstruct } from '../stages/reconstruct.worker.js';
+import { personEmbed } from '../stages/person-embed.worker.js';
 import { reidEmbed } from '../stages/reid.worker.js';
 
 const data = workerData as { ortThreads?: number; busyMicros?: BigInt64Array } | undefined;
@@ -77,6 +78,10 @@ async function dispatch(task: WorkerTask): Promise<unknown> {
     case 'reconstruct': {
       const result = await reconstruct(task);
       return withTransfer(result, [...result.models.map((m) => m.glb), ...result.views.flatMap((v) => [v.rgb, v.depth.data])]);
+    }
+    case 'person-embed': {
+      const result = await personEmbed(task, threads);
+      return withTransfer(result, result.persons.flatMap((p) => [p.body.buffer as ArrayBuffer, ...(p.face ? [p.face.buffer as ArrayBuffer] : [])]));
     }
     default:
       throw new Error(`unknown worker task ${(task as { op: string }).op}`);

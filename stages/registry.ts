@@ -12,7 +12,7 @@ import { poseStage } from './pose.js';
 import { trackStage } from './track.js';
 
 /** Model kinds a graph's `models` section may declare. */
-export const MODEL_KINDS = ['yolox', 'yunet', 'mobilefacenet', 'simplepose', ...DEPTH_MODEL_KINDS] as const;
+export const MODEL_KINDS = ['yolox', 'yunet', 'mobilefacenet', 'simplepose', 'reid', ...DEPTH_MODEL_KINDS] as const;
 
 const definitions = [detectStage, trackStage, countStage, facesStage, annotateStage, poseStage, activityStage, depthStage, reconstructStage] as unknown as StageDefinition<never>[];
 

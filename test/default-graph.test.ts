@@ -79,6 +79,19 @@ test('reconstruction sessions and the dashboard are served', async (t) => {
   t.regex(await page.text(), /<html/i);
 });
 
+test('WatchMe: a photo becomes a token that start_tracking accepts on the first source', async (t) => {
+  const base = `127.0.0.1:${app.portOf('watchme')}`;
+  const res = await fetch(`http://${base}/upload-embedding`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ image: readFileSync(media('obama.jpg')).toString('base64') }),
+  });
+  t.is(res.status, 200);
+  const { embedding } = await res.json() as { embedding: string };
+  const started = await firstMessage(`ws://${base}/video-stream/default_test`, (m) => m.type === 'status' && m.status !== 'pong',
+    (ws) => ws.send(JSON.stringify({ type: 'start_tracking', person_embed: embedding, video_source: 0, fps_limit: 2 })));
+  t.is(started.status, 'tracking_started');
+});
+
 test('metrics and health', async (t) => {
   const processed = (text: string): boolean => text.split('\n').some((l) => l.startsWith('sightline_frames_processed_total{') && l.includes('pipeline="plaza"') && Number(l.split(' ').pop()) > 0);
   let text = await scrape(app.portOf('metrics')!);

@@ -15,8 +15,9 @@ import { mountMetrics } from './metrics.js';
 import { mountPeopleCounter, type PeopleCounterSpec } from './people-counter.js';
 import { mountPoseStream, POSE_STREAM_SCHEMA, type PoseStreamSpec } from './pose-stream.js';
 import { mountReconstruction, type ReconstructionSpec } from './reconstruction.js';
+import { mountWatchme, type WatchmeSpec } from './watchme.js';
 
-export const TRANSPORT_NAMES = ['metrics', 'people-counter', 'ddfr', 'pose-stream-v1', 'reconstruction'] as const;
+export const TRANSPORT_NAMES = ['metrics', 'people-counter', 'ddfr', 'pose-stream-v1', 'reconstruction', 'watchme'] as const;
 export type TransportName = (typeof TRANSPORT_NAMES)[number];
 
 const port = { type: 'integer', minimum: 0, maximum: 65535 };
@@ -54,12 +55,32 @@ export const TRANSPORT_SCHEMAS: Record<TransportName, object> = {
       maxMessageBytes: { type: 'integer', minimum: 0, maximum: 1073741824 },
     },
   },
+  watchme: {
+    type: 'object', additionalProperties: false, required: ['detector', 'reid'],
+    dependencies: { faceDetector: ['faceEmbedder'], faceEmbedder: ['faceDetector'] },
+    properties: {
+      port, detector: { type: 'string' }, reid: { type: 'string' },
+      faceDetector: { type: 'string' }, faceEmbedder: { type: 'string' },
+      threshold: { type: 'number', exclusiveMinimum: 0, maximum: 2 },
+      faceWeight: { type: 'number', minimum: 0, maximum: 1 },
+      personScore: { type: 'number', minimum: 0, maximum: 1 },
+      faceScore: { type: 'number', minimum: 0, maximum: 1 },
+      refreshFrames: { type: 'integer', minimum: 1, maximum: 10000 },
+      maxSessions: { type: 'integer', minimum: 1, maximum: 100000 },
+      maxMessagesPerSecond: { type: 'number', minimum: 1, maximum: 10000 },
+      maxFps: { type: 'number', minimum: 1, maximum: 240 },
+      maxImageBytes: { type: 'integer', minimum: 1024, maximum: 104857600 },
+      key: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
+      corsOrigins: { type: 'array', items: { type: 'string', minLength: 1 } },
+    },
+  },
 };
 
 /** Graph models a transport uses, with the kind each must have. */
 export const TRANSPORT_MODELS: Partial<Record<TransportName, Record<string, string | readonly string[]>>> = {
   ddfr: { detector: 'yunet', embedder: 'mobilefacenet' },
   reconstruction: { model: DEPTH_MODEL_KINDS },
+  watchme: { detector: 'yolox', reid: 'reid', faceDetector: 'yunet', faceEmbedder: 'mobilefacenet' },
 };
 
 export interface TransportContext {
@@ -101,6 +122,11 @@ const definitions: TransportDefinition[] = [
     name: 'reconstruction',
     defaultPort: () => 8000,
     mount: (spec, port, ctx) => mountReconstruction({ ...spec, port } as ReconstructionSpec, ctx),
+  },
+  {
+    name: 'watchme',
+    defaultPort: () => 5000,
+    mount: (spec, port, ctx) => mountWatchme({ ...spec, port } as WatchmeSpec, ctx),
   },
   {
     name: 'people-counter',
