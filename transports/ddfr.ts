@@ -105,7 +105,7 @@ export function mountDdfr(spec: DdfrSpec, ctx: TransportContext): MountedTranspo
   const answer = async (data: Buffer): Promise<string> => {
     try {
       const r = await recognizer.recognize(data);
-      if (persons.index.size === 0 && !warnedEmpty) {
+      if (persons.indexSize === 0 && !warnedEmpty) {
         warnedEmpty = true;
         log.warn('ddfr: no known persons enrolled; detection only, every face is Unknown');
       }

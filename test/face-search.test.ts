@@ -1,0 +1,201 @@
+/**
+ * 1:N face search in its worker thread, on synthetic embeddings in a real SQLite store: HNSW recall against
+ * the exact scan, changes searchable at once (also while a graph is being built), persistence across a
+ * restart, re-reading a store another connection wrote, and the Prometheus series. A low exact threshold
+ * puts HNSW to work at a few thousand rows, so every test runs in seconds.
+ */
+import test from 'ava';
+import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { FaceIndex } from '../pipeline/face-index.js';
+import { KnownPersons, type SearchSettings } from '../pipeline/known-persons.js';
+import { Metrics } from '../pipeline/metrics.js';
+import { Store } from '../pipeline/store.js';
+import { memoryLogger, metric, testSettings } from './helpers.js';
+
+const DIM = 128;
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function gaussian(seed: number): () => number {
+  const rand = rng(seed);
+  return () => Math.sqrt(-2 * Math.log(rand() || 1e-12)) * Math.cos(2 * Math.PI * rand());
+}
+
+const unit = (v: Float32Array): Float32Array => {
+  const n = Math.hypot(...v);
+  return v.map((x) => x / n);
+};
+const randomUnit = (g: () => number): Float32Array => unit(Float32Array.from({ length: DIM }, g));
+/** `base` plus noise, at cosine ≈ `cos` to it. */
+const near = (base: Float32Array, cos: number, g: () => number): Float32Array => {
+  const sigma = Math.sqrt((1 / cos ** 2 - 1) / DIM);
+  return unit(base.map((x) => x + sigma * g()));
+};
+
+/** A store in a fresh data directory with `n` random embeddings over `n / perPerson` persons. */
+function seededStore(n: number, perPerson: number, seed: number) {
+  const settings = testSettings();
+  const store = Store.open(settings.dataDir);
+  const g = gaussian(seed);
+  const rows: { label: number; personId: number; vector: Float32Array }[] = [];
+  const addPerson = store.db.prepare("INSERT INTO persons (name, role, created_ms) VALUES (?, 'guest', 0)");
+  const addRow = store.db.prepare("INSERT INTO person_embeddings (person_id, vector, photo_sha256, created_ms) VALUES (?, ?, 'x', 0)");
+  store.db.transaction(() => {
+    let personId = 0;
+    for (let i = 0; i < n; i++) {
+      if (i % perPerson === 0) personId = Number(addPerson.run(`p${i}`).lastInsertRowid);
+      const vector = randomUnit(g);
+      const label = Number(addRow.run(personId, Buffer.from(vector.buffer)).lastInsertRowid);
+      rows.push({ label, personId, vector });
+    }
+  })();
+  return { settings, store, rows };
+}
+
+const searchSettings = (dataDir: string, exactBelow: number): SearchSettings => ({
+  dataDir, faceIndexExactBelow: exactBelow, faceIndexEf: 400, faceIndexM: 16, faceIndexEfConstruction: 100,
+});
+
+test('HNSW finds the planted near-duplicates and agrees with the exact scan (20 k random embeddings)', async (t) => {
+  const { settings, store, rows } = seededStore(20_000, 4, 1);
+  const log = memoryLogger();
+  const persons = new KnownPersons(store, searchSettings(settings.dataDir, 1000), log);
+  t.teardown(async () => { await persons.close(); store.close(); });
+  const search = persons.search!;
+  await search.whenHnswReady();
+  t.is(search.status.size, 20_000);
+  t.true(log.lines.some((l) => /building an HNSW index of 20000 embeddings/.test(l)), 'the build is logged');
+  t.true(log.lines.some((l) => /HNSW index of 20000 embeddings built in/.test(l)));
+
+  const exact = new FaceIndex(DIM);
+  exact.load(rows);
+  const g = gaussian(2);
+  const pick = rng(3);
+  const planted = Array.from({ length: 200 }, () => rows[Math.floor(pick() * rows.length)]);
+  // Near-duplicates (cosine ≈ 0.9, a second photo of the same face) and returning faces (≈ 0.6, the hard case).
+  for (const [cos, minRecall] of [[0.9, 1], [0.6, 0.98]] as const) {
+    const queries = planted.map((r) => near(r.vector, cos, g));
+    const got = await search.search(queries);
+    t.is(search.lastEngine, 'hnsw');
+    const right = got.filter((m, i) => m?.personId === planted[i].personId).length;
+    const agree = got.filter((m, i) => m?.personId === exact.search(queries[i])!.personId).length;
+    t.log(`cosine ${cos}: planted person ${right}/200, same person as the exact scan ${agree}/200`);
+    t.true(agree / 200 >= minRecall, `recall@1 vs exact ${agree}/200 at cosine ${cos}`);
+    if (cos === 0.9) {
+      t.is(right, 200);
+      for (const [i, m] of got.entries()) t.true(Math.abs(m!.similarity - exact.search(queries[i])!.similarity) < 1e-4);
+    }
+  }
+});
+
+test('enrolment is searchable at once and deletion removes it, while the graph builds and after', async (t) => {
+  const { settings, store } = seededStore(3000, 1, 4);
+  const persons = new KnownPersons(store, searchSettings(settings.dataDir, 1000), memoryLogger());
+  t.teardown(async () => { await persons.close(); store.close(); });
+  const search = persons.search!;
+  const g = gaussian(5);
+
+  // Right after start the graph is still being built: the exact scan answers, and sees a new face at once.
+  const early = persons.create({ name: 'Early' });
+  const earlyFace = randomUnit(g);
+  const earlyPhoto = persons.addPhoto(early.id, earlyFace, 'a');
+  let [m] = await persons.identify([near(earlyFace, 0.8, g)], 0.4);
+  t.is(m?.person.name, 'Early');
+  t.not(search.status.hnsw, 'ready', 'answered before the graph was ready');
+
+  await search.whenHnswReady();
+  // Added while the graph was built: replayed onto it.
+  [m] = await persons.identify([near(earlyFace, 0.8, g)], 0.4);
+  t.is(search.lastEngine, 'hnsw');
+  t.is(m?.person.name, 'Early');
+
+  const late = persons.create({ name: 'Late', surname: 'Comer' });
+  const lateFace = randomUnit(g);
+  persons.addPhoto(late.id, lateFace, 'b');
+  const [a, b] = await persons.identify([near(lateFace, 0.7, g), near(earlyFace, 0.7, g)], 0.4);
+  t.is(search.lastEngine, 'hnsw');
+  t.deepEqual([a?.person.surname, b?.person.name], ['Comer', 'Early']);
+
+  t.true(persons.deletePhoto(early.id, earlyPhoto.id));
+  [m] = await persons.identify([earlyFace], 0.4);
+  t.is(m, null, 'a deleted photo no longer matches');
+  t.true(persons.delete(late.id));
+  [m] = await persons.identify([lateFace], 0.4);
+  t.is(m, null, 'a deleted person no longer matches');
+  t.is(search.status.size, 3000);
+  t.is(search.status.deleted, 2);
+});
+
+test('a restart loads the persisted graph when it covers the same embeddings, and rebuilds when not', async (t) => {
+  const { settings, store, rows } = seededStore(3000, 1, 6);
+  const g = gaussian(7);
+  const log1 = memoryLogger();
+  const first = new KnownPersons(store, searchSettings(settings.dataDir, 1000), log1);
+  await first.search!.whenHnswReady();
+  // A change after the build: written back on close, so the next start still loads instead of rebuilding.
+  const extra = first.create({ name: 'Extra' });
+  const extraFace = randomUnit(g);
+  first.addPhoto(extra.id, extraFace, 'e');
+  const queries = [near(extraFace, 0.7, g), ...rows.slice(0, 50).map((r) => near(r.vector, 0.7, g))];
+  const before = await first.identify(queries, 0.4);
+  await first.close();
+  t.true(existsSync(path.join(settings.dataDir, 'face-index.hnsw')));
+  t.true(existsSync(path.join(settings.dataDir, 'face-index.json')));
+
+  const log2 = memoryLogger();
+  const metrics = new Metrics();
+  const second = new KnownPersons(store, searchSettings(settings.dataDir, 1000), log2, metrics);
+  await second.search!.whenHnswReady();
+  t.true(log2.lines.some((l) => /loaded the persisted HNSW index \(3001 embeddings\)/.test(l)), log2.lines.join('\n'));
+  t.false(log2.lines.some((l) => /building an HNSW index/.test(l)), 'not rebuilt');
+  const after = await second.identify(queries, 0.4);
+  t.is(second.search!.lastEngine, 'hnsw');
+  t.deepEqual(after.map((m) => m?.person.id), before.map((m) => m?.person.id));
+  t.is(after[0]?.person.name, 'Extra');
+  const text = await metrics.render();
+  t.is(metric(text, 'sightline_face_index_builds_total', { how: 'loaded' }), 1);
+  t.is(metric(text, 'sightline_face_index_hnsw_state', { state: 'ready' }), 1);
+  t.is(metric(text, 'sightline_face_index_embeddings'), 3001);
+  t.is(metric(text, 'sightline_face_index_build_progress'), 1);
+  t.true(metric(text, 'sightline_face_search_seconds_count', { engine: 'hnsw' })! >= 1);
+  await second.close();
+
+  // Rows written while no server ran: the fingerprint no longer matches, so the graph is rebuilt.
+  store.db.prepare("INSERT INTO person_embeddings (person_id, vector, photo_sha256, created_ms) VALUES (?, ?, 'y', 0)")
+    .run(extra.id, Buffer.from(randomUnit(g).buffer));
+  const log3 = memoryLogger();
+  const third = new KnownPersons(store, searchSettings(settings.dataDir, 1000), log3);
+  await third.search!.whenHnswReady();
+  await third.close();
+  store.close();
+  t.true(log3.lines.some((l) => /does not match the stored embeddings; rebuilding/.test(l)));
+  t.true(log3.lines.some((l) => /HNSW index of 3002 embeddings built/.test(l)));
+});
+
+test('rows another connection writes are found on the next search (SQLite data_version)', async (t) => {
+  const { settings, store } = seededStore(200, 1, 8);
+  const persons = new KnownPersons(store, searchSettings(settings.dataDir, 100), memoryLogger());
+  t.teardown(async () => { await persons.close(); store.close(); });
+  const g = gaussian(9);
+  const face = randomUnit(g);
+  t.is((await persons.identify([face], 0.4))[0], null);
+
+  const other = new Database(store.file);
+  const id = Number(other.prepare("INSERT INTO persons (name, role, created_ms) VALUES ('Other', 'user', 0)").run().lastInsertRowid);
+  other.prepare("INSERT INTO person_embeddings (person_id, vector, photo_sha256, created_ms) VALUES (?, ?, 'z', 0)").run(id, Buffer.from(face.buffer));
+  other.close();
+  const [m] = await persons.identify([near(face, 0.8, g)], 0.4);
+  t.is(m?.person.name, 'Other');
+  t.is(persons.search!.status.size, 201);
+});
