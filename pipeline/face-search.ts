@@ -20,6 +20,8 @@ export class FaceSearch {
   status: IndexStatus = { size: 0, hnsw: 'none', progress: 0, deleted: 0 };
   /** The engine that answered the last query. */
   lastEngine: SearchEngine = 'exact';
+  /** How the last graph was put in service, and how long that took (build, or read from the data directory). */
+  lastBuild: { ms: number; size: number; loaded: boolean } | null = null;
 
   constructor(private readonly options: FaceSearchOptions, private readonly log: Logger, private readonly metrics?: Metrics) {
     this.start();
@@ -48,7 +50,10 @@ export class FaceSearch {
         if (m.status.hnsw === 'ready') this.readyWaiters.splice(0).forEach((r) => r());
         break;
       case 'log': this.log[m.level](m.message); break;
-      case 'built': this.metrics?.faceIndexBuilds.inc({ how: m.loaded ? 'loaded' : 'built' }); break;
+      case 'built':
+        this.lastBuild = { ms: m.ms, size: m.size, loaded: m.loaded };
+        this.metrics?.faceIndexBuilds.inc({ how: m.loaded ? 'loaded' : 'built' });
+        break;
       case 'result': case 'closed': case 'failed': {
         const w = this.waiting.get(m.req);
         this.waiting.delete(m.req);

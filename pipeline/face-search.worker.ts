@@ -147,9 +147,10 @@ function startBuild(): void {
   const { file, metaFile } = indexFiles(opts.dataDir);
   const req: BuildRequest = { dim: opts.dim, m: opts.m, efConstruction: opts.efConstruction, labels, vectors, file, metaFile, fingerprint: fp };
   const t0 = performance.now();
+  const n = labels.length; // the buffers are transferred (detached here) below
   const builder = new Worker(new URL('./hnsw-build.worker.js', import.meta.url), { workerData: req, transferList: [labels.buffer, vectors.buffer] as ArrayBuffer[] });
   const j: Job = job = { journal: [], builder, state: 'building', progress: 0 };
-  log('info', `building an HNSW index of ${labels.length} embeddings (M ${opts.m}, efConstruction ${opts.efConstruction}) in the background; exact search until it is ready`);
+  log('info', `building an HNSW index of ${n} embeddings (M ${opts.m}, efConstruction ${opts.efConstruction}) in the background; exact search until it is ready`);
   let lastLog = performance.now();
   builder.on('message', (m: FromBuilder) => {
     if (job !== j) return;
