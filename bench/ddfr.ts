@@ -3,7 +3,7 @@
  *
  *   UV_THREADPOOL_SIZE=64 node dist/bench/ddfr.js [--seconds 15] [--conns 1,8] [--workers N] [--ort-threads T]
  *       [--e2e-index 100000] [--sizes 1000,10000,100000] [--queries 300] [--threads 2] [--max-wait 300] [--row-wait 60]
- *       [--skip-e2e] [--skip-search]
+ *       [--skip-e2e] [--skip-search] [--efs 64,128,256,400,800] [--experiments]
  *
  * 1. End to end: a server started with startApp and a graph of only the two face models and the `ddfr`
  *    transport (as test/ddfr.test.ts does), Obama and Biden enrolled over REST. Two 640×480 JPEG test frames
@@ -11,11 +11,17 @@
  *    (obama, obama2, biden, biden2, messi5; 4 known + 1 stranger), checked through the server itself.
  *    Then, for each connection count, every connection sends its next frame as soon as it has the reply
  *    to the previous one (closed loop, like the document's Python client) for --seconds: frames/s,
- *    per-frame latency and main-thread event-loop delay. Repeated with --e2e-index random rows loaded into
- *    the server's own index (in memory), to show what the 1:N scan on the main thread costs a live server.
- *    The clients run in this process too (they cost little next to the models).
- * 2. 1:N search: FaceIndex (exact scan) over N random L2-normalised 128-d embeddings plus the real enrolled
- *    ones: query time p50/p95, matrix memory, build time. Then pure-JS experiments, in this file only:
+ *    per-frame latency and main-thread event-loop delay. Repeated with --e2e-index random rows added to
+ *    the server's store (its search worker re-reads it and builds its HNSW graph, waited for), to show what
+ *    1:N search at that size costs a live server. The clients run in this process too.
+ * 2. 1:N search as the server runs it, for each N of --sizes: a store of N random L2-normalised 128-d
+ *    embeddings (one person each) plus the real enrolled ones, searched through FaceSearch (a message round
+ *    trip to the face search worker), once forced to the exact scan and once to HNSW with the default
+ *    settings: p50/p95 per query and per 5-face message, the HNSW build time, recall@1 against the exact
+ *    answer and the same-decision rate per query set (real faces, near-duplicates, returning faces,
+ *    strangers); then an efSearch sweep on the largest graph (read from the file the worker wrote).
+ * 3. With --experiments, the older exact-scan study: FaceIndex over N rows (query time, memory, build) and
+ *    pure-JS experiments, in this file only:
  *    an Int8 copy with a per-row scale (with and without an exact re-rank of its top candidates), the
  *    scan split across worker_threads over a SharedArrayBuffer, a 128-bit SimHash Hamming pre-filter with
  *    an exact re-rank, and several queries per pass (a frame's faces); each with its speed-up and
