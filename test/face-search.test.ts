@@ -6,13 +6,15 @@
  */
 import test from 'ava';
 import Database from 'better-sqlite3';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import WebSocket from 'ws';
+import { startApp } from '../pipeline/app.js';
 import path from 'node:path';
 import { FaceIndex } from '../pipeline/face-index.js';
 import { KnownPersons, type SearchSettings } from '../pipeline/known-persons.js';
 import { Metrics } from '../pipeline/metrics.js';
 import { Store } from '../pipeline/store.js';
-import { memoryLogger, metric, testSettings } from './helpers.js';
+import { graph, media, memoryLogger, metric, scrape, testSettings } from './helpers.js';
 
 const DIM = 128;
 
@@ -199,4 +201,43 @@ test('rows another connection writes are found on the next search (SQLite data_v
   const [m] = await persons.identify([near(face, 0.8, g)], 0.4);
   t.is(m?.person.name, 'Other');
   t.is(persons.search!.status.size, 201);
+});
+
+test('a DDFR server with a low exact threshold answers real photos through its HNSW graph, and exports the series', async (t) => {
+  const log = memoryLogger();
+  const app = await startApp(graph(`
+models:
+  faces: { file: face_detection_yunet_2023mar_dynamic.onnx, kind: yunet }
+  arcface: { file: face_recognition_mobilefacenet_128d.onnx, kind: mobilefacenet }
+transports:
+  ddfr: { port: 0, detector: faces, embedder: arcface }
+  metrics: { port: 0 }
+`), testSettings({ faceIndexExactBelow: 2 }), { log });
+  t.teardown(() => app.stop());
+  const base = `http://127.0.0.1:${app.portOf('ddfr')}`;
+  const post = (p: string, body: unknown) => fetch(`${base}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  for (const [name, file] of [['Barack', 'obama.jpg'], ['Joe', 'biden.jpg']]) {
+    const { id } = await (await post('/persons', { name })).json() as { id: number };
+    t.is((await post(`/persons/${id}/photos`, { image: readFileSync(media(file)).toString('base64') })).status, 201);
+  }
+  await app.persons.search!.whenHnswReady();
+
+  const ws = new WebSocket(`ws://127.0.0.1:${app.portOf('ddfr')}/ws`);
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  const names: string[][] = [];
+  for (const file of ['obama2.jpg', 'biden2.jpg', 'two_people.jpg', 'messi5.jpg']) {
+    const reply = new Promise<{ faces: { name: string; left: number }[] }>((resolve) => ws.once('message', (m) => resolve(JSON.parse(m.toString()))));
+    ws.send(readFileSync(media(file)));
+    names.push((await reply).faces.sort((a, b) => a.left - b.left).map((f) => f.name));
+  }
+  ws.close();
+  t.deepEqual(names.slice(0, 3), [['Barack'], ['Joe'], ['Barack', 'Joe']]);
+  t.true(names[3].every((n) => n === 'Unknown'));
+  t.is(app.persons.search!.lastEngine, 'hnsw');
+
+  const text = await scrape(app.portOf('metrics')!);
+  t.is(metric(text, 'sightline_face_index_embeddings'), 2);
+  t.is(metric(text, 'sightline_face_index_hnsw_state', { state: 'ready' }), 1);
+  t.is(metric(text, 'sightline_face_index_builds_total', { how: 'built' }), 1);
+  t.true(metric(text, 'sightline_face_search_seconds_count', { engine: 'hnsw' })! >= 3, 'one search per frame with faces');
 });
