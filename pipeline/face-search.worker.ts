@@ -3,9 +3,10 @@
  *
  * The exact scan (FaceIndex) always holds every row and answers while the index is small (below
  * `exactBelow` rows) or while no HNSW graph is ready. From `exactBelow` up, an HNSW graph (inner product
- * on L2-normalised vectors = cosine) answers instead. It is loaded from the data directory when its
- * fingerprint matches the store's rows, else built on a builder thread of its own; changes that arrive
- * meanwhile are applied to the exact scan at once and replayed on the new graph when it is swapped in.
+ * on L2-normalised vectors = cosine) answers instead. It is loaded from the data directory (patched when
+ * its fingerprint shows the store changed since it was written), else built on a builder thread of its
+ * own; changes that arrive meanwhile are applied to the exact scan at once and replayed on the new graph
+ * when it is swapped in.
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { parentPort, Worker } from 'node:worker_threads';
@@ -119,6 +120,13 @@ function reload(): void {
   maybeBuild();
 }
 
+/** Equal up to float rounding (a vector normalised twice may differ from once in the last bit). */
+function close(a: ArrayLike<number>, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < b.length; i++) if (Math.abs(a[i] - b[i]) > 1e-6) return false;
+  return true;
+}
+
 function sameVector(a: Float32Array, b: Float32Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -182,8 +190,16 @@ function abandon(j: Job, message: string): void {
   status();
 }
 
-/** Loads the index file into a fresh graph (off this thread), replays what changed meanwhile, and swaps it in. */
-async function swapIn(j: Job, fromDisk: boolean, buildMs: number): Promise<void> {
+/** A persisted graph that no longer matches the store is patched rather than rebuilt, up to this many rows. */
+const MAX_PATCH = (size: number): number => Math.max(2000, Math.floor(size * 0.1));
+
+/**
+ * Loads the index file into a fresh graph (off this thread), brings it up to date, and swaps it in. Up to
+ * date: the changes journalled since its snapshot, or, for a persisted graph whose fingerprint does not
+ * match (rows changed while no server ran, or a crash before it was written back), a row-by-row comparison
+ * with the exact index; either way, graph labels that are no rows any more are marked deleted.
+ */
+async function swapIn(j: Job, fromDisk: boolean, buildMs: number, compare = false): Promise<void> {
   j.state = 'loading';
   status();
   const next = new hnswlib.HierarchicalNSW('ip', opts.dim);
@@ -197,18 +213,37 @@ async function swapIn(j: Job, fromDisk: boolean, buildMs: number): Promise<void>
   }
   if (job !== j || closing) return;
   next.setEf(opts.efSearch);
-  for (const c of j.journal) {
-    if ('add' in c) hnswAdd(next, c.add, c.vector);
-    else for (const l of c.remove) hnswRemove(next, l);
+  let patched = j.journal.length;
+  if (compare) {
+    const stale: { label: number; vector: Float32Array }[] = [];
+    for (const r of exact.rows()) {
+      let same = false;
+      try { same = close(next.getPoint(r.label), r.vector); } catch { /* not in the graph, or deleted there */ }
+      if (!same) stale.push({ label: r.label, vector: r.vector.slice() });
+    }
+    if (stale.length > MAX_PATCH(exact.size)) {
+      log('info', `the persisted HNSW index lacks ${stale.length} of ${exact.size} embeddings; rebuilding it instead`);
+      job = null;
+      startBuild();
+      return;
+    }
+    for (const s of stale) hnswAdd(next, s.label, s.vector);
+    patched = stale.length;
+    if (stale.length) log('info', `added ${stale.length} embeddings the persisted HNSW index lacked`);
+  } else {
+    for (const c of j.journal) {
+      if ('add' in c) hnswAdd(next, c.add, c.vector);
+      else for (const l of c.remove) hnswRemove(next, l);
+    }
   }
   // Labels in the graph that are no rows any more: deleted before the file was written, or since.
   deleted.clear();
   const live = new Set(owners.keys());
-  for (const l of next.getIdsList()) if (!live.has(l)) { deleted.add(l); hnswRemove(next, l); }
-  dirty = j.journal.length > 0;
+  for (const l of next.getIdsList()) if (!live.has(l)) { deleted.add(l); if (hnswRemove(next, l)) patched++; }
+  dirty = patched > 0;
   current = next;
   job = null;
-  const size = next.getCurrentCount();
+  const size = exact.size;
   log('info', fromDisk
     ? `loaded the persisted HNSW index (${size} embeddings) in ${((performance.now() - t0) / 1000).toFixed(1)} s`
     : `HNSW index of ${size} embeddings built in ${(buildMs / 1000).toFixed(1)} s; it answers from now on (efSearch ${opts.efSearch})`);
@@ -223,12 +258,10 @@ function tryPersisted(): boolean {
   const meta = readMeta(metaFile);
   if (!meta || meta.dim !== opts.dim || meta.m !== opts.m || meta.efConstruction !== opts.efConstruction) return false;
   const { labels, vectors } = snapshot();
-  if (fingerprint(labels, vectors, opts.dim) !== meta.fingerprint) {
-    log('info', 'the persisted HNSW index does not match the stored embeddings; rebuilding');
-    return false;
-  }
+  const matches = fingerprint(labels, vectors, opts.dim) === meta.fingerprint;
+  if (!matches) log('info', 'the persisted HNSW index does not match the stored embeddings; loading it and applying the difference');
   const j: Job = job = { journal: [], builder: null, state: 'loading', progress: 1 };
-  void swapIn(j, true, 0);
+  void swapIn(j, true, 0, !matches);
   return true;
 }
 

@@ -140,7 +140,7 @@ test('enrolment is searchable at once and deletion removes it, while the graph b
   t.is(search.status.deleted, 2);
 });
 
-test('a restart loads the persisted graph when it covers the same embeddings, and rebuilds when not', async (t) => {
+test('a restart loads the persisted graph (patched when the store changed meanwhile), and rebuilds it for other HNSW settings', async (t) => {
   const { settings, store, rows } = seededStore(3000, 1, 6);
   const g = gaussian(7);
   const log1 = memoryLogger();
@@ -174,16 +174,32 @@ test('a restart loads the persisted graph when it covers the same embeddings, an
   t.true(metric(text, 'sightline_face_search_seconds_count', { engine: 'hnsw' })! >= 1);
   await second.close();
 
-  // Rows written while no server ran: the fingerprint no longer matches, so the graph is rebuilt.
+  // A row written and one deleted while no server ran: the fingerprint no longer matches, so the loaded
+  // graph is compared with the store and patched, not rebuilt.
+  const offline = randomUnit(g);
   store.db.prepare("INSERT INTO person_embeddings (person_id, vector, photo_sha256, created_ms) VALUES (?, ?, 'y', 0)")
-    .run(extra.id, Buffer.from(randomUnit(g).buffer));
+    .run(extra.id, Buffer.from(offline.buffer));
+  store.db.prepare('DELETE FROM person_embeddings WHERE id = ?').run(rows[0].label);
   const log3 = memoryLogger();
   const third = new KnownPersons(store, searchSettings(settings.dataDir, 1000), log3);
   await third.search!.whenHnswReady();
+  t.true(log3.lines.some((l) => /does not match the stored embeddings; loading it and applying the difference/.test(l)), log3.lines.join('\n'));
+  t.true(log3.lines.some((l) => /added 1 embeddings the persisted HNSW index lacked/.test(l)));
+  t.false(log3.lines.some((l) => /building an HNSW index/.test(l)), 'not rebuilt');
+  const [found, gone] = await third.identify([near(offline, 0.7, g), rows[0].vector], 0.4);
+  t.is(third.search!.lastEngine, 'hnsw');
+  t.is(found?.person.name, 'Extra');
+  t.not(gone?.person.id, rows[0].personId, 'the row deleted offline is not found');
+  t.is(third.search!.status.size, 3001);
   await third.close();
+
+  // Other graph settings: the persisted graph does not fit, so it is rebuilt.
+  const log4 = memoryLogger();
+  const fourth = new KnownPersons(store, { ...searchSettings(settings.dataDir, 1000), faceIndexM: 8 }, log4);
+  await fourth.search!.whenHnswReady();
+  await fourth.close();
   store.close();
-  t.true(log3.lines.some((l) => /does not match the stored embeddings; rebuilding/.test(l)));
-  t.true(log3.lines.some((l) => /HNSW index of 3002 embeddings built/.test(l)));
+  t.true(log4.lines.some((l) => /building an HNSW index of 3001 embeddings \(M 8,/.test(l)), log4.lines.join('\n'));
 });
 
 test('rows another connection writes are found on the next search (SQLite data_version)', async (t) => {
