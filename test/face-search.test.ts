@@ -202,6 +202,30 @@ test('a restart loads the persisted graph (patched when the store changed meanwh
   t.true(log4.lines.some((l) => /building an HNSW index of 3001 embeddings \(M 8,/.test(l)), log4.lines.join('\n'));
 });
 
+test('deleting many rows rebuilds the graph without them, while the old graph keeps answering', async (t) => {
+  const { settings, store, rows } = seededStore(3000, 1500, 10);
+  const log = memoryLogger();
+  const persons = new KnownPersons(store, searchSettings(settings.dataDir, 1000), log);
+  t.teardown(async () => { await persons.close(); store.close(); });
+  const search = persons.search!;
+  await search.whenHnswReady();
+  const g = gaussian(11);
+  t.true(persons.delete(rows[0].personId), 'the first person owns rows 0-1499');
+  // The old graph still answers (deleted rows skipped) while the new one is built.
+  const [m] = await persons.identify([near(rows[2000].vector, 0.8, g)], 0.4);
+  t.is(search.lastEngine, 'hnsw');
+  t.is(m?.person.id, rows[2000].personId);
+  t.is((await persons.identify([rows[10].vector], 0.4))[0], null);
+  await new Promise<void>((resolve) => {
+    const poll = () => (log.lines.some((l) => /HNSW index of 1500 embeddings built/.test(l)) && search.status.hnsw === 'ready' ? resolve() : setTimeout(poll, 50));
+    poll();
+  });
+  t.true(log.lines.some((l) => /building an HNSW index of 1500 embeddings/.test(l)));
+  await search.search([rows[2000].vector]);
+  t.is(search.status.deleted, 0, 'the new graph holds no deleted rows');
+  t.is(search.status.size, 1500);
+});
+
 test('rows another connection writes are found on the next search (SQLite data_version)', async (t) => {
   const { settings, store } = seededStore(200, 1, 8);
   const persons = new KnownPersons(store, searchSettings(settings.dataDir, 100), memoryLogger());
