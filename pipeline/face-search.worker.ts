@@ -19,6 +19,9 @@ import { fingerprint, indexFiles, readMeta } from './hnsw-files.js';
 type Hnsw = InstanceType<typeof hnswlib.HierarchicalNSW>;
 type Change = { add: number; vector: Float32Array } | { remove: number[] };
 
+/** Rows a graph is patched with (HNSW inserts on this thread) before a background rebuild is cheaper. */
+const MAX_PATCH = (size: number): number => Math.max(2000, Math.floor(size * 0.1));
+
 const port = parentPort!;
 const post = (m: FromSearchWorker): void => port.postMessage(m);
 const log = (level: 'info' | 'warn' | 'error' | 'debug', message: string): void => post({ type: 'log', level, message: `face index: ${message}` });
@@ -102,21 +105,30 @@ function readStore(): { label: number; personId: number; vector: Float32Array }[
   }));
 }
 
-/** Brings the index to the store's rows, changing only what differs (another process wrote to it). */
+/**
+ * Brings the index to the store's rows, changing only what differs (another process wrote to it). Many
+ * new rows at once (a bulk `sightline enroll`) would hold this thread for seconds in HNSW inserts: then the
+ * graph is dropped and rebuilt in the background, and the exact scan answers meanwhile.
+ */
 function reload(): void {
   const rows = readStore();
   const have = new Map<number, { personId: number; vector: Float32Array }>();
   for (const r of exact.rows()) have.set(r.label, { personId: r.personId, vector: r.vector.slice() });
-  let adds = 0;
-  for (const r of rows) {
+  const changed = rows.filter((r) => {
     const old = have.get(r.label);
     have.delete(r.label);
-    if (old && old.personId === r.personId && sameVector(old.vector, normalised(r.vector))) continue;
-    addRow(r.label, r.personId, r.vector);
-    adds++;
+    return !(old && old.personId === r.personId && close(old.vector, normalised(r.vector)));
+  });
+  if (current && changed.length > MAX_PATCH(rows.length)) {
+    log('info', `${changed.length} embeddings changed by another writer; rebuilding the HNSW index, exact search until it is ready`);
+    current = null;
+    deleted.clear();
+    void job?.builder?.terminate();
+    job = null;
   }
+  for (const r of changed) addRow(r.label, r.personId, r.vector);
   removed(exact.removeLabels(have.keys()));
-  if (adds || have.size) log('debug', `reloaded from the store: ${adds} added or changed, ${have.size} removed, ${exact.size} in all`);
+  if (changed.length || have.size) log('debug', `re-read the store: ${changed.length} added or changed, ${have.size} removed, ${exact.size} in all`);
   maybeBuild();
 }
 
@@ -124,12 +136,6 @@ function reload(): void {
 function close(a: ArrayLike<number>, b: Float32Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < b.length; i++) if (Math.abs(a[i] - b[i]) > 1e-6) return false;
-  return true;
-}
-
-function sameVector(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
 
@@ -189,9 +195,6 @@ function abandon(j: Job, message: string): void {
   job = null;
   status();
 }
-
-/** A persisted graph that no longer matches the store is patched rather than rebuilt, up to this many rows. */
-const MAX_PATCH = (size: number): number => Math.max(2000, Math.floor(size * 0.1));
 
 /**
  * Loads the index file into a fresh graph (off this thread), brings it up to date, and swaps it in. Up to

@@ -226,21 +226,40 @@ test('deleting many rows rebuilds the graph without them, while the old graph ke
   t.is(search.status.size, 1500);
 });
 
-test('rows another connection writes are found on the next search (SQLite data_version)', async (t) => {
-  const { settings, store } = seededStore(200, 1, 8);
-  const persons = new KnownPersons(store, searchSettings(settings.dataDir, 100), memoryLogger());
+test('rows another connection writes are found on the next search (SQLite data_version); a bulk write rebuilds', async (t) => {
+  const { settings, store } = seededStore(3000, 1, 8);
+  const log = memoryLogger();
+  const persons = new KnownPersons(store, searchSettings(settings.dataDir, 1000), log);
   t.teardown(async () => { await persons.close(); store.close(); });
+  const search = persons.search!;
+  await search.whenHnswReady();
   const g = gaussian(9);
   const face = randomUnit(g);
   t.is((await persons.identify([face], 0.4))[0], null);
 
   const other = new Database(store.file);
+  t.teardown(() => other.close());
   const id = Number(other.prepare("INSERT INTO persons (name, role, created_ms) VALUES ('Other', 'user', 0)").run().lastInsertRowid);
-  other.prepare("INSERT INTO person_embeddings (person_id, vector, photo_sha256, created_ms) VALUES (?, ?, 'z', 0)").run(id, Buffer.from(face.buffer));
-  other.close();
-  const [m] = await persons.identify([near(face, 0.8, g)], 0.4);
+  const insert = other.prepare("INSERT INTO person_embeddings (person_id, vector, photo_sha256, created_ms) VALUES (?, ?, 'z', 0)");
+  insert.run(id, Buffer.from(face.buffer));
+  let [m] = await persons.identify([near(face, 0.8, g)], 0.4);
   t.is(m?.person.name, 'Other');
-  t.is(persons.search!.status.size, 201);
+  t.is(search.lastEngine, 'hnsw');
+  t.is(search.status.size, 3001);
+  t.true(log.lines.some((l) => /re-read the store: 1 added or changed, 0 removed, 3001 in all/.test(l)), 'only the new row is applied');
+
+  // 2500 rows at once: the graph is dropped and rebuilt; the exact scan answers meanwhile, new rows included.
+  const bulk = Array.from({ length: 2500 }, () => randomUnit(g));
+  other.transaction(() => { for (const v of bulk) insert.run(id, Buffer.from(v.buffer)); })();
+  [m] = await persons.identify([near(bulk[1234], 0.8, g)], 0.4);
+  t.is(m?.person.name, 'Other');
+  t.is(search.lastEngine, 'exact');
+  t.true(log.lines.some((l) => /2500 embeddings changed by another writer; rebuilding the HNSW index/.test(l)));
+  await search.whenHnswReady();
+  [m] = await persons.identify([near(bulk[2000], 0.8, g)], 0.4);
+  t.is(search.lastEngine, 'hnsw');
+  t.is(m?.person.name, 'Other');
+  t.is(search.status.size, 5501);
 });
 
 test('a DDFR server with a low exact threshold answers real photos through its HNSW graph, and exports the series', async (t) => {
