@@ -60,7 +60,6 @@ export interface BuildRequest {
   /** Where to write the index and its metadata (written to temporary names, then renamed). */
   file: string;
   metaFile: string;
-  fingerprint: string;
 }
 
 export type FromBuilder =

@@ -157,9 +157,8 @@ function maybeBuild(): void {
 
 function startBuild(): void {
   const { labels, vectors } = snapshot();
-  const fp = fingerprint(labels, vectors, opts.dim);
   const { file, metaFile } = indexFiles(opts.dataDir);
-  const req: BuildRequest = { dim: opts.dim, m: opts.m, efConstruction: opts.efConstruction, labels, vectors, file, metaFile, fingerprint: fp };
+  const req: BuildRequest = { dim: opts.dim, m: opts.m, efConstruction: opts.efConstruction, labels, vectors, file, metaFile };
   const t0 = performance.now();
   const n = labels.length; // the buffers are transferred (detached here) below
   const builder = new Worker(new URL('./hnsw-build.worker.js', import.meta.url), { workerData: req, transferList: [labels.buffer, vectors.buffer] as ArrayBuffer[] });

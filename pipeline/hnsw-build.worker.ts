@@ -7,12 +7,14 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import hnswlib from 'hnswlib-node';
 import type { BuildRequest, FromBuilder, IndexMeta } from './face-search.protocol.js';
+import { fingerprint } from './hnsw-files.js';
 
 const post = (m: FromBuilder): void => parentPort!.postMessage(m);
 
 async function build(req: BuildRequest): Promise<void> {
   const t0 = performance.now();
   const n = req.labels.length;
+  const fp = fingerprint(req.labels, req.vectors, req.dim);
   const index = new hnswlib.HierarchicalNSW('ip', req.dim);
   // Room to grow: the search worker adds enrolments to this index after loading it.
   index.initIndex({ maxElements: Math.max(1024, Math.ceil(n * 1.25)), m: req.m, efConstruction: req.efConstruction, randomSeed: 100 });
@@ -31,7 +33,7 @@ async function build(req: BuildRequest): Promise<void> {
   await index.writeIndex(tmp);
   renameSync(tmp, req.file);
   const meta: IndexMeta = {
-    format: 1, dim: req.dim, m: req.m, efConstruction: req.efConstruction, count: n, fingerprint: req.fingerprint, builtAt: new Date().toISOString(),
+    format: 1, dim: req.dim, m: req.m, efConstruction: req.efConstruction, count: n, fingerprint: fp, builtAt: new Date().toISOString(),
   };
   writeFileSync(`${req.metaFile}.tmp`, JSON.stringify(meta));
   renameSync(`${req.metaFile}.tmp`, req.metaFile);
