@@ -11,7 +11,7 @@ import type { Metrics } from './metrics.js';
 export interface SearchMatch { personId: number; similarity: number }
 
 export class FaceSearch {
-  private worker!: Worker;
+  private worker: Worker | null = null;
   private readonly waiting = new Map<number, { resolve: (m: FromSearchWorker) => void; reject: (e: Error) => void }>();
   private readonly readyWaiters: (() => void)[] = [];
   private nextReq = 1;
@@ -23,21 +23,30 @@ export class FaceSearch {
   /** How the last graph was put in service, and how long that took (build, or read from the data directory). */
   lastBuild: { ms: number; size: number; loaded: boolean } | null = null;
 
-  constructor(private readonly options: FaceSearchOptions, private readonly log: Logger, private readonly metrics?: Metrics) {
-    this.start();
+  /** The worker starts on first use (or warm()): a process that never searches (e.g. `sightline process`) loads no index. */
+  constructor(private readonly options: FaceSearchOptions, private readonly log: Logger, private readonly metrics?: Metrics) {}
+
+  /** Starts the worker now, so its index is loaded (or its graph built) before the first query. */
+  warm(): void {
+    this.ensure();
+  }
+
+  private ensure(): Worker {
+    if (!this.worker) this.start();
+    return this.worker!;
   }
 
   private start(): void {
-    this.worker = new Worker(new URL('./face-search.worker.js', import.meta.url));
-    this.worker.on('message', (m: FromSearchWorker) => this.onMessage(m));
-    this.worker.on('error', (err) => this.log.error(`face index: worker failed: ${err.message}`));
-    this.worker.on('exit', (code) => {
+    const worker = this.worker = new Worker(new URL('./face-search.worker.js', import.meta.url));
+    worker.on('message', (m: FromSearchWorker) => this.onMessage(m));
+    worker.on('error', (err) => this.log.error(`face index: worker failed: ${err.message}`));
+    worker.on('exit', (code) => {
       for (const w of this.waiting.values()) w.reject(new Error(`face search worker exited (${code})`));
       this.waiting.clear();
+      if (this.worker === worker) this.worker = null;
       if (this.closed) return;
-      // Everything it held can be read again from the store: start a new one rather than stay without search.
-      this.log.error(`face index: worker exited with code ${code}; restarting it`);
-      this.start();
+      // Everything it held is read again from the store by a new one, started by the next use (no restart loop).
+      this.log.error(`face index: worker exited with code ${code}; a new one starts with the next search`);
     });
     this.post({ type: 'init', options: this.options });
   }
@@ -64,7 +73,7 @@ export class FaceSearch {
   }
 
   private post(m: ToSearchWorker, transfer: ArrayBuffer[] = []): void {
-    this.worker.postMessage(m, transfer);
+    this.ensure().postMessage(m, transfer);
   }
 
   private request(m: ToSearchWorker & { req: number }, transfer: ArrayBuffer[] = []): Promise<FromSearchWorker> {
@@ -108,6 +117,7 @@ export class FaceSearch {
 
   /** Resolves when an HNSW graph answers (for benchmarks and tests; serving never waits for it). */
   whenHnswReady(): Promise<void> {
+    this.ensure();
     if (this.status.hnsw === 'ready') return Promise.resolve();
     return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
@@ -116,11 +126,12 @@ export class FaceSearch {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (!this.worker) return;
     try {
       await this.request({ type: 'close', req: this.nextReq++ });
     } catch (err) {
       this.log.warn(`face index: ${(err as Error).message}`);
     }
-    await this.worker.terminate();
+    await this.worker?.terminate();
   }
 }

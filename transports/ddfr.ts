@@ -94,6 +94,8 @@ export function mountDdfr(spec: DdfrSpec, ctx: TransportContext): MountedTranspo
   for (const model of [recognizer.opts.detector, recognizer.opts.embedder]) {
     pool.run({ op: 'load', model }).catch((err: Error) => log.error(`ddfr: ${err.message}`));
   }
+  // Load the known faces (or build their search graph) now rather than on the first frame.
+  persons.search?.warm();
   const out = metrics.wsMessages.labels(PROTOCOL, 'out');
   const inbound = metrics.wsMessages.labels(PROTOCOL, 'in');
   let warnedEmpty = false;
