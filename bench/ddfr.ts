@@ -3,7 +3,7 @@
  *
  *   UV_THREADPOOL_SIZE=64 node dist/bench/ddfr.js [--seconds 15] [--conns 1,8] [--workers N] [--ort-threads T]
  *       [--e2e-index 100000] [--sizes 1000,10000,100000] [--queries 300] [--threads 2] [--max-wait 300] [--row-wait 60]
- *       [--skip-e2e] [--skip-search]
+ *       [--skip-e2e] [--skip-search] [--efs 64,128,256,400,800] [--experiments]
  *
  * 1. End to end: a server started with startApp and a graph of only the two face models and the `ddfr`
  *    transport (as test/ddfr.test.ts does), Obama and Biden enrolled over REST. Two 640×480 JPEG test frames
@@ -11,11 +11,17 @@
  *    (obama, obama2, biden, biden2, messi5; 4 known + 1 stranger), checked through the server itself.
  *    Then, for each connection count, every connection sends its next frame as soon as it has the reply
  *    to the previous one (closed loop, like the document's Python client) for --seconds: frames/s,
- *    per-frame latency and main-thread event-loop delay. Repeated with --e2e-index random rows loaded into
- *    the server's own index (in memory), to show what the 1:N scan on the main thread costs a live server.
- *    The clients run in this process too (they cost little next to the models).
- * 2. 1:N search: FaceIndex (exact scan) over N random L2-normalised 128-d embeddings plus the real enrolled
- *    ones: query time p50/p95, matrix memory, build time. Then pure-JS experiments, in this file only:
+ *    per-frame latency and main-thread event-loop delay. Repeated with --e2e-index random rows added to
+ *    the server's store (its search worker re-reads it and builds its HNSW graph, waited for), to show what
+ *    1:N search at that size costs a live server. The clients run in this process too.
+ * 2. 1:N search as the server runs it, for each N of --sizes: a store of N random L2-normalised 128-d
+ *    embeddings (one person each) plus the real enrolled ones, searched through FaceSearch (a message round
+ *    trip to the face search worker), once forced to the exact scan and once to HNSW with the default
+ *    settings: p50/p95 per query and per 5-face message, the HNSW build time, recall@1 against the exact
+ *    answer and the same-decision rate per query set (real faces, near-duplicates, returning faces,
+ *    strangers); then an efSearch sweep on the largest graph (read from the file the worker wrote).
+ * 3. With --experiments, the older exact-scan study: FaceIndex over N rows (query time, memory, build) and
+ *    pure-JS experiments, in this file only:
  *    an Int8 copy with a per-row scale (with and without an exact re-rank of its top candidates), the
  *    scan split across worker_threads over a SharedArrayBuffer, a 128-bit SimHash Hamming pre-filter with
  *    an exact re-rank, and several queries per pass (a frame's faces); each with its speed-up and
@@ -636,22 +642,42 @@ transports:
           }
         }
       };
-      await run(app.persons.index.size);
+      await run(app.persons.indexSize);
       if (opts.bigIndex > 0) {
-        const g = gaussian(rng(999));
-        app.persons.index.load([...enrolled, ...Array.from({ length: opts.bigIndex }, (_, i) => ({ personId: 10_000_000 + i, vector: randomUnit(g) }))]);
-        await run(app.persons.index.size);
+        await addRandomRows(app, opts.bigIndex, 999);
+        await run(app.persons.indexSize);
       }
       table(`End-to-end recognition over WS /ws, closed loop, ~${opts.seconds} s per row (${settings.workers} workers × ${settings.ortThreads} ORT threads, ${cores()} cores)`,
         ['frame', 'conns', 'index rows', 'frames', 'frames/s', 'faces/s', 'p50 ms', 'p95 ms', 'max ms', 'null/bad', 'CPU ms/frame', 'loop delay p99 ms', 'other procs', 'load1 at start'], rows);
       console.log('  latency: send → reply on one connection. CPU ms/frame: this whole process (server + in-process clients) per frame.');
-      console.log('  loop delay p99: main-thread event-loop delay (the 1:N search runs there). other procs: cores used by other processes meanwhile.');
+      console.log('  loop delay p99: main-thread event-loop delay (the 1:N search runs in the face search worker). other procs: cores used by other processes meanwhile.');
       console.log('  null/bad: replies that were null or had another face count than the check above (both should be 0).');
     }
     return { enrolled, queries };
   } finally {
     await app.stop();
   }
+}
+
+/**
+ * Adds `n` random embeddings to the server's store (one synthetic person owns them: a match to one of them
+ * is far below the threshold, so stays Unknown), has the search worker re-read the store, and waits until
+ * its HNSW graph answers (built in the background, or loaded from the data directory).
+ */
+async function addRandomRows(app: import('../pipeline/app.js').App, n: number, seed: number): Promise<number> {
+  const g = gaussian(rng(seed));
+  const db = app.store.db;
+  const person = Number(db.prepare("INSERT INTO persons (name, role, created_ms) VALUES ('Synthetic', 'guest', ?)").run(Date.now()).lastInsertRowid);
+  const insert = db.prepare('INSERT INTO person_embeddings (person_id, vector, photo_sha256, created_ms) VALUES (?, ?, ?, ?)');
+  db.transaction(() => {
+    for (let i = 0; i < n; i++) { const v = randomUnit(g); insert.run(person, Buffer.from(v.buffer), 'synthetic', Date.now()); }
+  })();
+  const search = app.persons.search!;
+  search.reload();
+  const t0 = performance.now();
+  await search.search([randomUnit(g)]); // after the reload
+  if (search.status.size >= app.settings.faceIndexExactBelow) await search.whenHnswReady();
+  return performance.now() - t0;
 }
 
 async function closedLoop(WebSocketCtor: typeof import('ws').default, url: string, jpeg: Buffer, conns: number, seconds: number, faces: number) {
@@ -873,6 +899,151 @@ async function searchBench(opts: { sizes: number[]; queries: number; threads: nu
 }
 
 // ---------------------------------------------------------------------------------------------------
+// 3. The search as the server runs it: FaceSearch → face search worker, exact scan and HNSW.
+
+async function indexBench(opts: { sizes: number[]; queries: number; maxWait: number; efs: number[] }, real: E2eOut): Promise<void> {
+  const { Store } = await import('../pipeline/store.js');
+  const { FaceSearch } = await import('../pipeline/face-search.js');
+  const { createLogger } = await import('../pipeline/log.js');
+  const { loadSettings } = await import('../config/settings.js');
+  const { indexFiles } = await import('../pipeline/hnsw-files.js');
+  const { default: hnswlib } = await import('hnswlib-node');
+  const defaults = loadSettings([], process.env);
+  const log = createLogger('info', 'bench');
+  const g = gaussian(rng(4711));
+  const nQ = opts.queries;
+  const sigma = (cos: number): number => Math.sqrt((1 / cos ** 2 - 1) / DIM);
+  const noisy = (base: Float32Array, cos: number): Float32Array => normalise(base.map((x) => x + sigma(cos) * g()));
+
+  const timing: (string | number)[][] = [];
+  const recall: (string | number)[][] = [];
+  const sweep: (string | number)[][] = [];
+  for (const n of opts.sizes) {
+    await waitForQuiet(`face search worker, N = ${n}`, opts.maxWait);
+    // A store like the server's: the real enrolled embeddings (their own persons) and N random ones, one person each.
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sightline-bench-index-'));
+    const store = Store.open(dataDir);
+    const addPerson = store.db.prepare("INSERT INTO persons (name, role, created_ms) VALUES (?, 'guest', 0)");
+    const addRow = store.db.prepare("INSERT INTO person_embeddings (person_id, vector, photo_sha256, created_ms) VALUES (?, ?, 'bench', 0)");
+    const random: Float32Array[] = [];
+    store.db.transaction(() => {
+      const realPerson = new Map<number, number>();
+      for (const e of real.enrolled) {
+        if (!realPerson.has(e.personId)) realPerson.set(e.personId, Number(addPerson.run(`real ${e.personId}`).lastInsertRowid));
+        addRow.run(realPerson.get(e.personId), Buffer.from(Float32Array.from(e.vector).buffer));
+      }
+      for (let i = 0; i < n; i++) {
+        const v = randomUnit(g);
+        random.push(v);
+        addRow.run(Number(addPerson.run(`r${i}`).lastInsertRowid), Buffer.from(v.buffer));
+      }
+    })();
+    const rows = n + real.enrolled.length;
+    const options = (exactBelow: number) => ({
+      dbFile: store.file, dim: DIM, exactBelow, efSearch: defaults.faceIndexEf, m: defaults.faceIndexM, efConstruction: defaults.faceIndexEfConstruction,
+    });
+    const exact = new FaceSearch({ ...options(Number.MAX_SAFE_INTEGER), dataDir: path.join(dataDir, 'exact') }, log);
+    const hnsw = new FaceSearch({ ...options(0), dataDir }, log);
+    try {
+      await hnsw.whenHnswReady();
+      const build = hnsw.lastBuild!;
+
+      const pick = rng(99 + n);
+      const sets: Record<string, Float32Array[]> = {
+        real: real.queries.map((q) => normalise(Float32Array.from(q.embedding))),
+        'near-dup (cos 0.9)': Array.from({ length: nQ }, () => noisy(random[Math.floor(pick() * n)], 0.9)),
+        'returning (cos 0.6)': Array.from({ length: nQ }, () => noisy(random[Math.floor(pick() * n)], 0.6)),
+        stranger: Array.from({ length: nQ }, () => randomUnit(g)),
+      };
+      const all = Object.values(sets).flat();
+      const truth = new Map<Float32Array, { personId: number; similarity: number } | null>();
+      const times = { exact: [] as number[], hnsw: [] as number[] };
+      for (const [engine, s] of [['exact', exact], ['hnsw', hnsw]] as const) {
+        for (let i = 0; i < 20; i++) await s.search([all[i % all.length]]); // warm-up
+        for (const q of all) {
+          const t0 = performance.now();
+          const [m] = await s.search([q]);
+          times[engine].push(performance.now() - t0);
+          if (engine === 'exact') truth.set(q, m);
+        }
+        if (s.lastEngine !== engine) throw new Error(`expected ${engine}, the worker answered with ${s.lastEngine}`);
+      }
+      // A frame's 5 faces in one message.
+      const batch = { exact: [] as number[], hnsw: [] as number[] };
+      for (const [engine, s] of [['exact', exact], ['hnsw', hnsw]] as const) {
+        for (let f = 0; f < Math.max(20, nQ / 5); f++) {
+          const faces = Array.from({ length: 5 }, (_, j) => all[(f * 5 + j) % all.length]);
+          const t0 = performance.now();
+          await s.search(faces);
+          batch[engine].push(performance.now() - t0);
+        }
+      }
+      const ex = summarize(times.exact);
+      const hn = summarize(times.hnsw);
+      const exB = summarize(batch.exact);
+      const hnB = summarize(batch.hnsw);
+      timing.push([rows, f3(ex.p50), f3(ex.p95), f3(hn.p50), f3(hn.p95), `${(ex.p50 / hn.p50).toFixed(1)}×`, f2(exB.p50), f2(hnB.p50), f1(build.ms / 1000)]);
+
+      // Recall@1 (same person as the exact scan) and the decision DDFR sends (name if ≥ threshold, else Unknown).
+      const row: (string | number)[] = [rows];
+      for (const qs of Object.values(sets)) {
+        const got = await hnsw.search(qs);
+        let same = 0;
+        let decision = 0;
+        got.forEach((m, i) => {
+          const t = truth.get(qs[i]);
+          if (m?.personId === t?.personId) same++;
+          const a = m && m.similarity >= THRESHOLD ? m.personId : -1;
+          const b = t && t.similarity >= THRESHOLD ? t.personId : -1;
+          if (a === b) decision++;
+        });
+        row.push(`${pct(same / qs.length)} / ${pct(decision / qs.length)}`);
+      }
+      recall.push(row);
+
+      // efSearch sweep on the same graph (the file the worker wrote), in this thread: no message round trip.
+      if (n === Math.max(...opts.sizes)) {
+        const index = new hnswlib.HierarchicalNSW('ip', DIM);
+        await index.readIndex(indexFiles(dataDir).file);
+        const labelPerson = new Map<number, number>((store.db.prepare('SELECT id, person_id FROM person_embeddings').all() as { id: number; person_id: number }[]).map((r) => [r.id, r.person_id]));
+        for (const ef of opts.efs) {
+          index.setEf(ef);
+          const t: number[] = [];
+          const cells: string[] = [];
+          for (const qs of Object.values(sets)) {
+            let same = 0;
+            for (const q of qs) {
+              const t0 = performance.now();
+              const r = index.searchKnn(Array.from(q), 1);
+              t.push(performance.now() - t0);
+              if (labelPerson.get(r.neighbors[0]) === truth.get(q)?.personId) same++;
+            }
+            cells.push(pct(same / qs.length));
+          }
+          const s = summarize(t);
+          sweep.push([rows, ef, f3(s.p50), f3(s.p95), ...cells, ef === defaults.faceIndexEf ? '← default' : '']);
+        }
+      }
+    } finally {
+      await exact.close();
+      await hnsw.close();
+      store.close();
+    }
+  }
+  const p = `M ${defaults.faceIndexM}, efConstruction ${defaults.faceIndexEfConstruction}, efSearch ${defaults.faceIndexEf}`;
+  table(`1:N search through the face search worker (FaceSearch.search round trip, 1 face per message; HNSW ${p})`,
+    ['rows', 'exact p50 ms', 'exact p95 ms', 'HNSW p50 ms', 'HNSW p95 ms', 'speed-up (p50)', 'exact 5 faces/msg p50 ms', 'HNSW 5 faces/msg p50 ms', 'HNSW build s'], timing);
+  console.log(`  ${nQ * 3} synthetic + ${real.queries.length} real queries per N. The server uses exact below ${defaults.faceIndexExactBelow} rows and HNSW from there (setting face-index-exact-below).`);
+  console.log('  HNSW build: on the builder thread, while the exact scan answers; includes writing the index file and reading it back into the search worker.');
+  table('HNSW recall@1 vs the exact scan / same decision as the exact scan (name if similarity ≥ 0.4, else Unknown), per query set',
+    ['rows', ...Object.keys({ real: 0, 'near-dup (cos 0.9)': 0, 'returning (cos 0.6)': 0, stranger: 0 })], recall);
+  console.log('  real: faces from the media photos; near-dup/returning: an indexed random row plus noise at that cosine; stranger: a fresh random');
+  console.log('  unit vector, whose best match (cosine ≈ 0.35) is a near-tie among many rows and below the threshold, so Unknown either way.');
+  table('efSearch sweep on the largest graph, searched in this thread (no worker round trip): p50/p95 ms and recall@1 per query set',
+    ['rows', 'efSearch', 'p50 ms', 'p95 ms', 'real', 'near-dup', 'returning', 'stranger', ''], sweep);
+}
+
+// ---------------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -889,6 +1060,8 @@ async function main(): Promise<void> {
       'row-wait': { type: 'string', default: '60' },
       'skip-e2e': { type: 'boolean', default: false },
       'skip-search': { type: 'boolean', default: false },
+      experiments: { type: 'boolean', default: false },
+      efs: { type: 'string', default: '64,128,256,400,800' },
     },
   });
   const t0 = Date.now();
@@ -899,8 +1072,12 @@ async function main(): Promise<void> {
     seconds: Number(values.seconds), conns: values.conns!.split(',').map(Number), maxWait, rowWait: Number(values['row-wait']), measure: !values['skip-e2e'], bigIndex: Number(values['e2e-index']),
     workers: Number(values.workers) || undefined, ortThreads: Number(values['ort-threads']) || undefined,
   });
+  const sizes = values.sizes!.split(',').map(Number);
   if (!values['skip-search']) {
-    await searchBench({ sizes: values.sizes!.split(',').map(Number), queries: Number(values.queries), threads: Number(values.threads), maxWait }, real);
+    await indexBench({ sizes, queries: Number(values.queries), maxWait, efs: values.efs!.split(',').map(Number) }, real);
+  }
+  if (values.experiments) {
+    await searchBench({ sizes, queries: Number(values.queries), threads: Number(values.threads), maxWait }, real);
   }
   console.log(`\nloadavg at end: ${load()}; took ${Math.round((Date.now() - t0) / 1000)} s`);
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { ResolvedSettings } from '../config/settings.js';
 import { BadImageError, FaceRecognizer } from '../pipeline/face-recognizer.js';
 import { KnownPersons } from '../pipeline/known-persons.js';
+import { createLogger } from '../pipeline/log.js';
 import { Store } from '../pipeline/store.js';
 import { InferencePool } from '../pipeline/worker-pool.js';
 
@@ -17,7 +18,8 @@ export async function enrollFolder(folder: string, settings: ResolvedSettings, o
   const people = readdirSync(folder).filter((d) => statSync(path.join(folder, d)).isDirectory()).sort();
   if (!people.length) { print(`enroll: ${folder} has no person folders (expected <folder>/<Name_Surname>/<photo>.jpg)`); return 2; }
   const store = Store.open(settings.dataDir);
-  const persons = new KnownPersons(store);
+  // Writes only: a running server picks the new rows up itself, so no search index is loaded here.
+  const persons = new KnownPersons(store, null, createLogger(settings.logLevel));
   const pool = new InferencePool(settings.workers, settings.ortThreads);
   const recognizer = new FaceRecognizer(pool, persons, {
     detector: { path: path.resolve(settings.modelDir, opts.detector), kind: 'yunet' },

@@ -40,6 +40,22 @@ const schema = {
     doc: 'Frames a pipeline may have in its stages at once; live sources drop the stale ones beyond it.',
     format: 'nat', default: 2, env: 'SIGHTLINE_MAX_IN_FLIGHT', arg: 'max-in-flight',
   },
+  faceIndexExactBelow: {
+    doc: 'Known-face embeddings below which 1:N search scans them all (exact); an HNSW index answers from here up.',
+    format: 'nat', default: 10_000, env: 'SIGHTLINE_FACE_INDEX_EXACT_BELOW', arg: 'face-index-exact-below',
+  },
+  faceIndexEf: {
+    doc: 'HNSW search breadth (efSearch) for 1:N face search: higher is slower and closer to the exact answer.',
+    format: 'nat', default: 400, env: 'SIGHTLINE_FACE_INDEX_EF', arg: 'face-index-ef',
+  },
+  faceIndexM: {
+    doc: 'HNSW graph degree (M) of the face index; a change rebuilds the persisted index.',
+    format: 'nat', default: 32, env: 'SIGHTLINE_FACE_INDEX_M', arg: 'face-index-m',
+  },
+  faceIndexEfConstruction: {
+    doc: 'HNSW build breadth (efConstruction) of the face index; a change rebuilds the persisted index.',
+    format: 'nat', default: 120, env: 'SIGHTLINE_FACE_INDEX_EF_CONSTRUCTION', arg: 'face-index-ef-construction',
+  },
 };
 
 export interface Settings {
@@ -51,6 +67,10 @@ export interface Settings {
   workers: number;
   ortThreads: number;
   maxInFlight: number;
+  faceIndexExactBelow: number;
+  faceIndexEf: number;
+  faceIndexM: number;
+  faceIndexEfConstruction: number;
 }
 
 /** Settings with the derived worker layout filled in (workers × ortThreads ≤ cores). */

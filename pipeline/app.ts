@@ -60,7 +60,7 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   const store = Store.open(settings.dataDir);
   const runtime = new Runtime(initial, { settings, store, pool, bus, metrics, log });
   const hub = new HttpHub(settings.host, log.child('http'));
-  const persons = new KnownPersons(store);
+  const persons = new KnownPersons(store, settings, log, metrics);
   const ctx: TransportContext = { hub, bus, metrics, settings, log, store, pool, persons, runtime: () => runtime };
   const mounted = new Map<string, { spec: TransportSpec & { port: number }; handle: MountedTransport }>();
   const serve = opts.serve !== false;
@@ -123,6 +123,7 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
     for (const m of mounted.values()) await m.handle.close();
     await hub.close();
     await pool.close();
+    await persons.close();
     store.close();
     bus.complete();
   })());

@@ -1,6 +1,6 @@
 /**
  * Face recognition for images that clients send (DDFR frames, enrolment photos): decode, detect, align
- * and embed in a worker, then search the known persons on the main thread.
+ * and embed in a Piscina worker, then search the known persons in the face search worker.
  */
 import type { KnownPersons, Person } from './known-persons.js';
 import type { Box } from './types.js';
@@ -45,7 +45,7 @@ export class FaceRecognizer {
       if (/not a decodable image|more than \d+ pixels/.test(message)) throw new BadImageError(message);
       throw err;
     }
-    const matches = this.persons.identify(r.faces.map((f) => f.embedding), this.opts.threshold);
+    const matches = await this.persons.identify(r.faces.map((f) => f.embedding), this.opts.threshold);
     return {
       width: r.width, height: r.height,
       faces: r.faces.map((f, i) => ({ box: f.box, score: f.score, embedding: f.embedding, match: matches[i] })),

@@ -1,8 +1,11 @@
 /**
- * Known persons and their face embeddings: rows in the store, vectors mirrored in a FaceIndex so a change
- * is searchable at once, without a restart.
+ * Known persons and their face embeddings: rows in the store, vectors mirrored in the face search worker
+ * (FaceSearch) so a change is searchable at once, without a restart.
  */
-import { FaceIndex } from './face-index.js';
+import path from 'node:path';
+import { FaceSearch } from './face-search.js';
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
 import type { Store } from './store.js';
 
 export type Role = 'user' | 'guest';
@@ -42,12 +45,30 @@ export function ageOn(birthday: string | null, today = new Date()): number {
   return Math.max(0, age);
 }
 
-export class KnownPersons {
-  readonly index: FaceIndex;
+/** How 1:N search runs (see config/settings.ts); null for a process that only writes (`sightline enroll`). */
+export interface SearchSettings {
+  dataDir: string;
+  faceIndexExactBelow: number;
+  faceIndexEf: number;
+  faceIndexM: number;
+  faceIndexEfConstruction: number;
+}
 
-  constructor(private readonly store: Store, readonly dim = 128) {
-    this.index = new FaceIndex(dim);
-    this.reloadIndex();
+export class KnownPersons {
+  /** The search worker, or null when this process does not search. */
+  readonly search: FaceSearch | null;
+
+  constructor(private readonly store: Store, search: SearchSettings | null, log: Logger, metrics?: Metrics, readonly dim = 128) {
+    this.search = search && new FaceSearch({
+      dbFile: store.file, dataDir: path.resolve(search.dataDir), dim,
+      exactBelow: search.faceIndexExactBelow, efSearch: search.faceIndexEf, m: search.faceIndexM, efConstruction: search.faceIndexEfConstruction,
+    }, log, metrics);
+    this.dataVersion = this.db.pragma('data_version', { simple: true }) as number;
+  }
+
+  /** Embeddings the search holds (as last reported by its worker). */
+  get indexSize(): number {
+    return this.search?.status.size ?? 0;
   }
 
   private get db() {
@@ -81,7 +102,7 @@ export class KnownPersons {
 
   delete(id: number): boolean {
     const deleted = this.db.prepare('DELETE FROM persons WHERE id = ?').run(id).changes > 0;
-    if (deleted) this.index.removePerson(id);
+    if (deleted) this.search?.removePerson(id);
     return deleted;
   }
 
@@ -96,22 +117,23 @@ export class KnownPersons {
     const now = Date.now();
     const id = Number(this.db.prepare('INSERT INTO person_embeddings (person_id, vector, photo_sha256, created_ms) VALUES (?, ?, ?, ?)')
       .run(personId, vector, sha256, now).lastInsertRowid);
-    this.index.add(personId, embedding);
+    this.search?.add(id, personId, embedding);
     return { id, personId, sha256, createdMs: now };
   }
 
   deletePhoto(personId: number, photoId: number): boolean {
     const deleted = this.db.prepare('DELETE FROM person_embeddings WHERE id = ? AND person_id = ?').run(photoId, personId).changes > 0;
-    if (deleted) this.reloadIndex();
+    if (deleted) this.search?.removeLabels([photoId]);
     return deleted;
   }
 
-  /** The best enrolled person for each embedding, if similar enough. */
-  identify(embeddings: Float32Array[], threshold: number): ({ person: Person; similarity: number } | null)[] {
+  /** The best enrolled person for each embedding (a frame's faces, one request), if similar enough. */
+  async identify(embeddings: Float32Array[], threshold: number): Promise<({ person: Person; similarity: number } | null)[]> {
+    if (!this.search || !embeddings.length) return embeddings.map(() => null);
     this.syncWithOtherWriters();
+    const matches = await this.search.search(embeddings);
     const cache = new Map<number, Person | undefined>();
-    return embeddings.map((e) => {
-      const m = this.index.search(e);
+    return matches.map((m) => {
       if (!m || m.similarity < threshold) return null;
       if (!cache.has(m.personId)) cache.set(m.personId, this.get(m.personId));
       const person = cache.get(m.personId);
@@ -121,21 +143,18 @@ export class KnownPersons {
 
   /**
    * Another process (e.g. `sightline enroll`) may have changed the database: SQLite's data_version moves
-   * when another connection commits, so the index is reloaded only then.
+   * when another connection commits (not for this connection's own writes, which reach the worker as they
+   * happen), so the worker re-reads the store only then, before the search that follows.
    */
   private syncWithOtherWriters(): void {
     const version = this.db.pragma('data_version', { simple: true }) as number;
-    if (this.dataVersion !== undefined && version !== this.dataVersion) this.reloadIndex();
+    if (version !== this.dataVersion) this.search?.reload();
     this.dataVersion = version;
   }
 
-  private dataVersion: number | undefined;
+  private dataVersion: number;
 
-  private reloadIndex(): void {
-    const rows = this.db.prepare('SELECT person_id, vector FROM person_embeddings ORDER BY id').all() as { person_id: number; vector: Buffer }[];
-    this.index.load(rows.map((r) => ({
-      personId: r.person_id,
-      vector: new Float32Array(r.vector.buffer.slice(r.vector.byteOffset, r.vector.byteOffset + r.vector.byteLength)),
-    })));
+  async close(): Promise<void> {
+    await this.search?.close();
   }
 }

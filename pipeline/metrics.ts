@@ -1,7 +1,10 @@
 /** Every Prometheus series Sightline exports, in one registry per process. */
 import client from 'prom-client';
 import type { SourceState } from './event-bus.js';
+import type { IndexStatus } from './face-search.protocol.js';
 
+const SEARCH_BUCKETS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1];
+const HNSW_STATES: IndexStatus['hnsw'][] = ['none', 'building', 'loading', 'ready'];
 const LATENCY_BUCKETS = [0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.4, 0.6, 1, 2, 5];
 export const SOURCE_STATES: SourceState[] = ['starting', 'running', 'retrying', 'stopped', 'failed'];
 
@@ -37,6 +40,14 @@ export class Metrics {
   readonly wsDropped = this.counter('sightline_ws_dropped_total', 'Messages not sent to a slow WebSocket client, per protocol.', ['protocol']);
   readonly wsErrors = this.counter('sightline_ws_errors_total', 'Bad client input answered with a protocol error, per protocol and kind.', ['protocol', 'kind']);
 
+  readonly faceIndexSize = this.gauge('sightline_face_index_embeddings', 'Known-person face embeddings in the 1:N search index.', []);
+  readonly faceIndexDeleted = this.gauge('sightline_face_index_deleted', 'Embeddings deleted but still in the HNSW graph (a rebuild drops them).', []);
+  readonly faceIndexState = this.gauge('sightline_face_index_hnsw_state', '1 for the state the HNSW graph is in (none, building, loading, ready), 0 for the others.', ['state']);
+  readonly faceIndexProgress = this.gauge('sightline_face_index_build_progress', 'Share of the running HNSW build done (0-1; 1 when ready).', []);
+  readonly faceIndexBuilds = this.counter('sightline_face_index_builds_total', 'HNSW graphs put in service, by how (built, loaded from the data directory).', ['how']);
+  readonly faceSearchSeconds = this.histogram('sightline_face_search_seconds',
+    'Round trip of one 1:N search request (a frame\'s faces) to the face search worker, by engine (exact, hnsw).', ['engine'], SEARCH_BUCKETS);
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
     for (const protocol of WS_PROTOCOLS) {
@@ -45,6 +56,8 @@ export class Metrics {
       this.wsDropped.inc({ protocol }, 0);
     }
     for (const result of ['applied', 'invalid', 'unchanged']) this.configReloads.inc({ result }, 0);
+    this.setFaceIndexStatus({ size: 0, hnsw: 'none', progress: 0, deleted: 0 });
+    for (const how of ['built', 'loaded']) this.faceIndexBuilds.inc({ how }, 0);
     for (const protocol of WS_PROTOCOLS) {
       for (const kind of ['invalid_json', 'bad_format', 'unknown_type', 'internal']) this.wsErrors.inc({ protocol, kind }, 0);
     }
@@ -52,6 +65,13 @@ export class Metrics {
 
   setSourceState(source: string, state: SourceState): void {
     for (const s of SOURCE_STATES) this.sourceState.set({ source, state: s }, s === state ? 1 : 0);
+  }
+
+  setFaceIndexStatus(s: IndexStatus): void {
+    this.faceIndexSize.set(s.size);
+    this.faceIndexDeleted.set(s.deleted);
+    this.faceIndexProgress.set(s.progress);
+    for (const state of HNSW_STATES) this.faceIndexState.set({ state }, state === s.hnsw ? 1 : 0);
   }
 
   /** Creates a live source's per-reason series at 0, so dashboards show 0 rather than nothing. */

@@ -94,6 +94,8 @@ export function mountDdfr(spec: DdfrSpec, ctx: TransportContext): MountedTranspo
   for (const model of [recognizer.opts.detector, recognizer.opts.embedder]) {
     pool.run({ op: 'load', model }).catch((err: Error) => log.error(`ddfr: ${err.message}`));
   }
+  // Load the known faces (or build their search graph) now rather than on the first frame.
+  persons.search?.warm();
   const out = metrics.wsMessages.labels(PROTOCOL, 'out');
   const inbound = metrics.wsMessages.labels(PROTOCOL, 'in');
   let warnedEmpty = false;
@@ -105,7 +107,7 @@ export function mountDdfr(spec: DdfrSpec, ctx: TransportContext): MountedTranspo
   const answer = async (data: Buffer): Promise<string> => {
     try {
       const r = await recognizer.recognize(data);
-      if (persons.index.size === 0 && !warnedEmpty) {
+      if (persons.indexSize === 0 && !warnedEmpty) {
         warnedEmpty = true;
         log.warn('ddfr: no known persons enrolled; detection only, every face is Unknown');
       }
