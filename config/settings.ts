@@ -40,6 +40,22 @@ const schema = {
     doc: 'Frames a pipeline may have in its stages at once; live sources drop the stale ones beyond it.',
     format: 'nat', default: 2, env: 'SIGHTLINE_MAX_IN_FLIGHT', arg: 'max-in-flight',
   },
+  cluster: {
+    doc: 'NATS URL(s) of a cluster to join, comma-separated (empty = single node, no NATS).',
+    format: String, default: '', env: 'SIGHTLINE_CLUSTER', arg: 'cluster',
+  },
+  role: {
+    doc: 'Role in a cluster: worker (leases sources, runs pipelines), gateway (serves the protocols), or all.',
+    format: ['worker', 'gateway', 'all'], default: 'all' as Settings['role'], env: 'SIGHTLINE_ROLE', arg: 'role',
+  },
+  nodeId: {
+    doc: 'Name of this node in the cluster (empty = host name and process id).',
+    format: String, default: '', env: 'SIGHTLINE_NODE_ID', arg: 'node-id',
+  },
+  leaseSeconds: {
+    doc: 'Cluster source lease time: a dead worker\'s sources are taken over after at most this long (plus a claim round).',
+    format: 'nat', default: 5, env: 'SIGHTLINE_LEASE_SECONDS', arg: 'lease-seconds',
+  },
 };
 
 export interface Settings {
@@ -51,6 +67,10 @@ export interface Settings {
   workers: number;
   ortThreads: number;
   maxInFlight: number;
+  cluster: string;
+  role: 'worker' | 'gateway' | 'all';
+  nodeId: string;
+  leaseSeconds: number;
 }
 
 /** Settings with the derived worker layout filled in (workers × ortThreads ≤ cores). */

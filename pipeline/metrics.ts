@@ -36,6 +36,13 @@ export class Metrics {
   readonly wsMessages = this.counter('sightline_ws_messages_total', 'WebSocket messages per protocol and direction (in, out).', ['protocol', 'direction']);
   readonly wsDropped = this.counter('sightline_ws_dropped_total', 'Messages not sent to a slow WebSocket client, per protocol.', ['protocol']);
   readonly wsErrors = this.counter('sightline_ws_errors_total', 'Bad client input answered with a protocol error, per protocol and kind.', ['protocol', 'kind']);
+  readonly clusterConnected = this.gauge('sightline_cluster_connected', '1 while connected to the NATS cluster, 0 while reconnecting (cluster mode only).', []);
+  readonly clusterReconnects = this.counter('sightline_cluster_reconnects_total', 'Times the NATS connection was re-established.', []);
+  readonly clusterLeasesHeld = this.gauge('sightline_cluster_leases_held', 'Sources this node holds a lease on (and runs).', []);
+  readonly clusterLeaseChanges = this.counter('sightline_cluster_lease_changes_total', 'Source leases claimed, lost (not renewed in time or taken), or released (rebalance, shutdown).', ['event']);
+  readonly clusterBridgeMessages = this.counter('sightline_cluster_bridge_messages_total', 'Bus events sent to (out) or received from (in) the cluster, by topic.', ['direction', 'topic']);
+  readonly clusterBridgeBytes = this.counter('sightline_cluster_bridge_bytes_total', 'Bytes of bus events sent to (out) or received from (in) the cluster.', ['direction']);
+  readonly clusterInference = this.counter('sightline_cluster_inference_total', 'Inference requests sent to workers (sent) or answered for gateways (served), by result.', ['side', 'result']);
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
