@@ -59,6 +59,12 @@ export class ClusterBridge {
   /** Gateway side: every node's events come in. */
   receive(): void {
     const bytesIn = this.metrics.clusterBridgeBytes.labels('in');
+    // When each source was last heard of: a source no worker runs shows as a growing age.
+    const lastSeen = new Map<string, number>();
+    this.metrics.onScrape(() => {
+      const now = Date.now();
+      for (const [source, at] of lastSeen) this.metrics.clusterResultAge.set({ source }, (now - at) / 1000);
+    });
     this.sub = this.nc.subscribe(RESULTS, {
       callback: (err, msg) => {
         if (err) { this.log.warn(`results subscription: ${err.message}`); return; }
@@ -72,6 +78,7 @@ export class ClusterBridge {
           return;
         }
         if (LOCAL_TOPICS.has(w.t)) return;
+        lastSeen.set(sourceOf(w.t, w.e), Date.now());
         this.metrics.clusterBridgeMessages.inc({ direction: 'in', topic: w.t });
         bytesIn.inc(msg.data.byteLength);
         this.republishing = true;

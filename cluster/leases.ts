@@ -92,7 +92,12 @@ export class LeaseKeeper {
       try {
         this.held.set(source, { revision: await this.o.leases.update(source, enc.encode(this.o.nodeId), h.revision), renewedAt: now });
       } catch (err) {
-        const taken = /wrong last sequence/i.test((err as Error).message);
+        let taken = /wrong last sequence/i.test((err as Error).message);
+        if (taken) {
+          // The key moved on without us: expired while NATS was away (or restarted). Still ours or free: keep it.
+          const revision = await this.claim(source).catch(() => null);
+          if (revision !== null) { this.held.set(source, { revision, renewedAt: now }); continue; }
+        }
         // Unreachable: keep running until the lease could have expired; then stop, someone else may have it.
         if (taken || now - h.renewedAt > this.o.ttlMs - this.intervalMs) {
           this.held.delete(source);

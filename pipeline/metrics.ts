@@ -42,6 +42,7 @@ export class Metrics {
   readonly clusterLeaseChanges = this.counter('sightline_cluster_lease_changes_total', 'Source leases claimed, lost (not renewed in time or taken), or released (rebalance, shutdown).', ['event']);
   readonly clusterBridgeMessages = this.counter('sightline_cluster_bridge_messages_total', 'Bus events sent to (out) or received from (in) the cluster, by topic.', ['direction', 'topic']);
   readonly clusterBridgeBytes = this.counter('sightline_cluster_bridge_bytes_total', 'Bytes of bus events sent to (out) or received from (in) the cluster.', ['direction']);
+  readonly clusterResultAge = this.gauge('sightline_cluster_result_age_seconds', 'Seconds since a gateway last received an event of a source (or pipeline) from the cluster.', ['source']);
   readonly clusterInference = this.counter('sightline_cluster_inference_total', 'Inference requests sent to workers (sent) or answered for gateways (served), by result.', ['side', 'result']);
 
   constructor() {
