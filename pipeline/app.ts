@@ -60,7 +60,9 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   const log = opts.log ?? createLogger(settings.logLevel);
   const bus = new EventBus();
   const metrics = new Metrics();
-  const pool = new InferencePool(settings.workers, settings.ortThreads, metrics);
+  // A cluster gateway sends model work to the workers: one idle thread is all its pool needs.
+  const gatewayOnly = Boolean(settings.cluster) && settings.role === 'gateway';
+  const pool = new InferencePool(gatewayOnly ? 1 : settings.workers, settings.ortThreads, metrics);
   const store = Store.open(settings.dataDir);
   // In a cluster a worker runs only the sources it holds leases on, and a gateway none.
   const cluster = settings.cluster ? await ClusterNode.join({ settings, bus, metrics, pool, store, log }) : null;
