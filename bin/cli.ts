@@ -27,7 +27,7 @@ const SETTINGS_FLAGS = {
   'metrics-port': { type: 'string' }, host: { type: 'string' }, 'data-dir': { type: 'string' },
   'model-dir': { type: 'string' }, 'log-level': { type: 'string' }, workers: { type: 'string' },
   'ort-threads': { type: 'string' }, 'max-in-flight': { type: 'string' },
-  cluster: { type: 'string' }, role: { type: 'string' }, 'node-id': { type: 'string' }, 'lease-seconds': { type: 'string' },
+  cluster: { type: 'string' }, role: { type: 'string' }, 'node-id': { type: 'string' }, 'lease-seconds': { type: 'string' }, 'cluster-replicas': { type: 'string' },
 } as const;
 
 export async function main(argv: string[]): Promise<number> {

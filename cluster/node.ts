@@ -114,10 +114,12 @@ export class ClusterNode {
     const { settings, metrics, log, pool, store, bus } = this.d;
     const js = this.nc.jetstream();
     const ttl = settings.leaseSeconds * 1000;
+    // Created by the first node that needs them; an existing bucket is used as it is (its TTL included).
+    const replicas = Math.max(1, settings.clusterReplicas);
     const [leases, workers, counts] = await Promise.all([
-      js.views.kv('sightline-leases', { ttl, history: 1 }),
-      js.views.kv('sightline-workers', { ttl, history: 1 }),
-      js.views.kv('sightline-counts', { history: 1 }),
+      js.views.kv('sightline-leases', { ttl, history: 1, replicas }),
+      js.views.kv('sightline-workers', { ttl, history: 1, replicas }),
+      js.views.kv('sightline-counts', { history: 1, replicas }),
     ]) as [KV, KV, KV];
     this.counts = new SharedCounts(counts, store, () => this.graph, (s) => this.held.has(s), log.child('counts'));
     this.counts.start(bus);

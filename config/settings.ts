@@ -56,6 +56,10 @@ const schema = {
     doc: 'Cluster source lease time: a dead worker\'s sources are taken over after at most this long (plus a claim round).',
     format: 'nat', default: 5, env: 'SIGHTLINE_LEASE_SECONDS', arg: 'lease-seconds',
   },
+  clusterReplicas: {
+    doc: 'JetStream replicas of the cluster\'s KV buckets when a node creates them (3 on a 3-server NATS cluster).',
+    format: 'nat', default: 1, env: 'SIGHTLINE_CLUSTER_REPLICAS', arg: 'cluster-replicas',
+  },
 };
 
 export interface Settings {
@@ -71,6 +75,7 @@ export interface Settings {
   role: 'worker' | 'gateway' | 'all';
   nodeId: string;
   leaseSeconds: number;
+  clusterReplicas: number;
 }
 
 /** Settings with the derived worker layout filled in (workers × ortThreads ≤ cores). */
