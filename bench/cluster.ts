@@ -1,7 +1,7 @@
 /**
  * Cluster benchmark: what the NATS hop costs a result, and how long a source is down when its worker dies.
  *
- *   node dist/bench/cluster.js [--seconds 5] [--kills 10] [--rates 200,1000] [--only bridge|failover]
+ *   node dist/bench/cluster.js [--seconds 5] [--kills 10] [--rates 200,1000] [--only bridge|failover] [--lease 5]
  *
  * 1. Results bridge, in one process against a real nats-server: events published on a worker's bus are
  *    forwarded (encode → NATS) and republished on a gateway's bus (NATS → decode), exactly as between nodes.
@@ -31,7 +31,7 @@ process.chdir(fileURLToPath(new URL('../..', import.meta.url))); // models/ are 
 
 const { values: args } = parseArgs({ options: {
   seconds: { type: 'string', default: '5' }, kills: { type: 'string', default: '10' },
-  rates: { type: 'string', default: '200,1000' }, only: { type: 'string' },
+  rates: { type: 'string', default: '200,1000' }, only: { type: 'string' }, lease: { type: 'string', default: '5' },
 } });
 const RATES = String(args.rates).split(',').map(Number);
 const SECONDS = Number(args.seconds);
@@ -150,7 +150,8 @@ async function failoverBench(): Promise<void> {
   const running: number[] = [];
   const firstFrame: number[] = [];
   try {
-    await Promise.all([cluster.spawn('w1', 'worker'), cluster.spawn('w2', 'worker')]);
+    const lease = ['--lease-seconds', String(args.lease)];
+    await Promise.all([cluster.spawn('w1', 'worker', lease), cluster.spawn('w2', 'worker', lease)]);
     const holder = async (): Promise<string | undefined> => {
       for (const w of cluster.nodes.keys()) if ((await cluster.running(w)).includes('cam1')) return w;
       return undefined;
@@ -168,13 +169,13 @@ async function failoverBench(): Promise<void> {
         (await cluster.value(survivor, 'sightline_frames_processed_total', { pipeline: 'cam1' })) > framesBefore, 60_000, 50);
       firstFrame.push(Date.now() - t0);
       console.log(`  kill ${i + 1}/${KILLS}: ${victim} → ${survivor}: running after ${running.at(-1)} ms, first frame after ${firstFrame.at(-1)} ms`);
-      await cluster.spawn(victim, 'worker');
+      await cluster.spawn(victim, 'worker', lease);
     }
   } finally {
     await cluster.stop();
   }
   const row = (name: string, v: number[]) => [name, v.length, percentile(v, 0.5), percentile(v, 0.95), Math.max(...v)];
-  table(`Failover after SIGKILL of the worker running a source (lease 5 s, renewed every 1 s; ${running.length} kills)`,
+  table(`Failover after SIGKILL of the worker running a source (lease ${args.lease} s, renewed every ${Number(args.lease) / 5} s; ${running.length} kills)`,
     ['from the kill until', 'kills', 'p50 ms', 'p95 ms', 'max ms'], [row('the source runs on the other worker', running), row('its first frame is processed there', firstFrame)]);
 }
 

@@ -113,7 +113,7 @@ export class ClusterNode {
     if (!this.runsPipelines) return;
     const { settings, metrics, log, pool, store, bus } = this.d;
     const js = this.nc.jetstream();
-    const ttl = settings.leaseSeconds * 1000;
+    const ttl = Math.max(1, settings.leaseSeconds) * 1000;
     // Created by the first node that needs them; an existing bucket is used as it is (its TTL included).
     const replicas = Math.max(1, settings.clusterReplicas);
     const [leases, workers, counts] = await Promise.all([
