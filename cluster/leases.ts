@@ -71,6 +71,7 @@ export class LeaseKeeper {
       try {
         await this.o.leases.delete(source, { previousSeq: h.revision });
         this.o.metrics.clusterLeaseChanges.inc({ event: 'released' });
+        this.o.log.info(`released source ${source}`);
       } catch { /* expired or unreachable: the TTL ends it */ }
     }));
     await this.o.workers.delete(this.o.nodeId).catch(() => undefined);

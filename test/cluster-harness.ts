@@ -89,7 +89,8 @@ export class Cluster {
       '--workers', '1', '--log-level', 'info', ...extra], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
     const log: string[] = [];
     proc.stderr!.on('data', (d: Buffer) => log.push(...d.toString().split('\n').filter(Boolean)));
-    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+    // 'close', not 'exit': the last lines of stderr are read by then.
+    const exited = new Promise<void>((r) => proc.once('close', () => r()));
     const node: NodeProcess = { name, role, metricsPort, proc, log, exited };
     this.nodes.set(name, node);
     await until(`${name} to serve metrics`, () => this.scrape(name).then(() => true), 60_000);

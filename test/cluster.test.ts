@@ -243,3 +243,23 @@ test.serial('a NATS server restart: nodes reconnect and the sources resume, each
   await until('results through the gateway after the restart', () => stats.filter((s) => s.at > mark).length >= 3, 30_000);
   t.false(pcClosed);
 });
+
+test.serial('SIGTERM gives the leases back; with no worker left, DDFR frames get null and the gateway stays up', async (t) => {
+  const where = await until('all four sources to run', allPlaced, 60_000);
+  const first = where.get('cam1')!;
+  const other = first === 'w1' ? 'w2' : 'w1';
+  const log = cluster.nodes.get(first)!.log;
+  await cluster.kill(first, 'SIGTERM');
+  t.true(log.some((l) => /released source cam1/.test(l)), 'the stopping worker deleted its lease on cam1');
+  await until(`every source on ${other}`, async () => { const p = await allPlaced(); return p && [...p.values()].every((w) => w === other); }, 60_000);
+  await cluster.kill(other, 'SIGTERM');
+  t.deepEqual(await leaseOwners(), new Map(), 'no lease is left behind');
+  const ws = new WebSocket(`ws://127.0.0.1:${ddfrPort}/ws`);
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  const reply = new Promise<string>((resolve) => ws.once('message', (m) => resolve(m.toString())));
+  ws.send(readFileSync(media('obama.jpg')));
+  t.is(await reply, 'null');
+  t.true((await cluster.value('gw', 'sightline_cluster_inference_total', { side: 'sent', result: 'unanswered' })) >= 1);
+  ws.close();
+  t.false(pcClosed, 'the People Counter client is still connected to the gateway');
+});
