@@ -12,6 +12,8 @@ import { ProgressReporter } from './progress.js';
 
 const USAGE = `Usage:
   sightline run <graph.yaml> [settings]                 serve the graph until SIGINT/SIGTERM
+  sightline run <graph.yaml> --cluster nats://HOST:4222 --role worker|gateway|all [settings]
+                                                        the same as one node of a cluster sharing the graph
   sightline process <graph.yaml> --input <video> [--output <file.jsonl>] [--source <id>] [settings]
                                                         run a video file to its end, write detections as JSON lines
   sightline validate <graph.yaml>                       check a graph and exit
