@@ -13,6 +13,8 @@ import { signToken } from './token.js';
 
 const USAGE = `Usage:
   sightline run <graph.yaml> [settings]                 serve the graph until SIGINT/SIGTERM
+  sightline run <graph.yaml> --cluster nats://HOST:4222 --role worker|gateway|all [settings]
+                                                        the same as one node of a cluster sharing the graph
   sightline process <graph.yaml> --input <video> [--output <file.jsonl>] [--source <id>] [settings]
                                                         run a video file to its end, write detections as JSON lines
   sightline validate <graph.yaml>                       check a graph and exit
@@ -30,6 +32,7 @@ const SETTINGS_FLAGS = {
   'metrics-port': { type: 'string' }, host: { type: 'string' }, 'data-dir': { type: 'string' },
   'model-dir': { type: 'string' }, 'log-level': { type: 'string' }, workers: { type: 'string' },
   'ort-threads': { type: 'string' }, 'max-in-flight': { type: 'string' },
+  cluster: { type: 'string' }, role: { type: 'string' }, 'node-id': { type: 'string' }, 'lease-seconds': { type: 'string' }, 'cluster-replicas': { type: 'string' },
 } as const;
 
 export async function main(argv: string[]): Promise<number> {

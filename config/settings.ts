@@ -56,6 +56,26 @@ const schema = {
     doc: 'HNSW build breadth (efConstruction) of the face index; a change rebuilds the persisted index.',
     format: 'nat', default: 120, env: 'SIGHTLINE_FACE_INDEX_EF_CONSTRUCTION', arg: 'face-index-ef-construction',
   },
+  cluster: {
+    doc: 'NATS URL(s) of a cluster to join, comma-separated (empty = single node, no NATS).',
+    format: String, default: '', env: 'SIGHTLINE_CLUSTER', arg: 'cluster',
+  },
+  role: {
+    doc: 'Role in a cluster: worker (leases sources, runs pipelines), gateway (serves the protocols), or all.',
+    format: ['worker', 'gateway', 'all'], default: 'all' as Settings['role'], env: 'SIGHTLINE_ROLE', arg: 'role',
+  },
+  nodeId: {
+    doc: 'Name of this node in the cluster (empty = host name and process id).',
+    format: String, default: '', env: 'SIGHTLINE_NODE_ID', arg: 'node-id',
+  },
+  leaseSeconds: {
+    doc: 'Cluster source lease time: a dead worker\'s sources are taken over after at most this long (plus a claim round).',
+    format: 'nat', default: 5, env: 'SIGHTLINE_LEASE_SECONDS', arg: 'lease-seconds',
+  },
+  clusterReplicas: {
+    doc: 'JetStream replicas of the cluster\'s KV buckets when a node creates them (3 on a 3-server NATS cluster).',
+    format: 'nat', default: 1, env: 'SIGHTLINE_CLUSTER_REPLICAS', arg: 'cluster-replicas',
+  },
 };
 
 export interface Settings {
@@ -71,6 +91,11 @@ export interface Settings {
   faceIndexEf: number;
   faceIndexM: number;
   faceIndexEfConstruction: number;
+  cluster: string;
+  role: 'worker' | 'gateway' | 'all';
+  nodeId: string;
+  leaseSeconds: number;
+  clusterReplicas: number;
 }
 
 /** Settings with the derived worker layout filled in (workers × ortThreads ≤ cores). */

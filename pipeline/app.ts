@@ -13,6 +13,8 @@ import { Runtime } from './runtime.js';
 import { Store } from './store.js';
 import { KnownPersons } from './known-persons.js';
 import { InferencePool } from './worker-pool.js';
+import { LocalInference } from './inference-client.js';
+import { ClusterNode } from '../cluster/node.js';
 
 export type ReloadResult = 'applied' | 'invalid' | 'unchanged';
 
@@ -25,6 +27,8 @@ export interface App {
   store: Store;
   persons: KnownPersons;
   runtime: Runtime;
+  /** Set when the settings name a cluster to join. */
+  cluster: ClusterNode | null;
   hub: HttpHub;
   log: Logger;
   /** Graph port → bound port (differs when a port of 0 asked for a free one). */
@@ -56,18 +60,29 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   const log = opts.log ?? createLogger(settings.logLevel);
   const bus = new EventBus();
   const metrics = new Metrics();
-  const pool = new InferencePool(settings.workers, settings.ortThreads, metrics);
+  // A cluster gateway sends model work to the workers: one idle thread is all its pool needs.
+  const gatewayOnly = Boolean(settings.cluster) && settings.role === 'gateway';
+  const pool = new InferencePool(gatewayOnly ? 1 : settings.workers, settings.ortThreads, metrics);
   const store = Store.open(settings.dataDir);
-  const runtime = new Runtime(initial, { settings, store, pool, bus, metrics, log });
+  // In a cluster a worker runs only the sources it holds leases on, and a gateway none.
+  const cluster = settings.cluster ? await ClusterNode.join({ settings, bus, metrics, pool, store, log }) : null;
+  const runtime = new Runtime(cluster ? cluster.initialGraph(initial) : initial, { settings, store, pool, bus, metrics, log });
   const hub = new HttpHub(settings.host, log.child('http'));
   const persons = new KnownPersons(store, settings, log, metrics);
-  const ctx: TransportContext = { hub, bus, metrics, settings, log, store, pool, persons, runtime: () => runtime };
+  const inference = cluster?.remoteInference ?? new LocalInference(pool);
+  const ctx: TransportContext = { hub, bus, metrics, settings, log, store, pool, inference, persons, runtime: () => runtime };
+  const wantedTransports = (graph: Graph): Map<string, TransportSpec & { port: number }> => {
+    const wanted = transportsOf(graph, settings);
+    // A cluster worker serves its metrics only; clients connect to gateways.
+    if (cluster && !cluster.servesProtocols) for (const id of [...wanted.keys()]) if (id !== 'metrics') wanted.delete(id);
+    return wanted;
+  };
   const mounted = new Map<string, { spec: TransportSpec & { port: number }; handle: MountedTransport }>();
   const serve = opts.serve !== false;
 
   const syncTransports = async (graph: Graph): Promise<void> => {
     if (!serve) return;
-    const wanted = transportsOf(graph, settings);
+    const wanted = wantedTransports(graph);
     for (const [id, m] of mounted) {
       if (isDeepStrictEqual(wanted.get(id), m.spec)) continue;
       await m.handle.close();
@@ -82,7 +97,8 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   };
 
   await syncTransports(initial);
-  await runtime.start();
+  if (cluster) await cluster.start(initial, runtime);
+  else await runtime.start();
 
   // Reloads run one at a time, in the order they were asked for.
   let reloading: Promise<ReloadResult> = Promise.resolve('unchanged');
@@ -98,8 +114,8 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
       bus.publish('config', { result: 'invalid', file, summary: 'invalid graph; running graph kept', errors, atMs: Date.now() });
       return 'invalid';
     }
-    const changes = await runtime.apply(next);
-    const transportsChanged = !isDeepStrictEqual(transportsOf(next, settings), new Map([...mounted].map(([id, m]) => [id, m.spec])));
+    const changes = cluster ? await cluster.apply(next) : await runtime.apply(next);
+    const transportsChanged = !isDeepStrictEqual(wantedTransports(next), new Map([...mounted].map(([id, m]) => [id, m.spec])));
     if (transportsChanged) await syncTransports(next);
     const result: ReloadResult = hasChanges(changes) || transportsChanged ? 'applied' : 'unchanged';
     const summary = describeChanges(changes);
@@ -119,6 +135,8 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   const stop = (): Promise<void> => (stopping ??= (async () => {
     watcher?.close();
     await reloading.catch(() => undefined);
+    // Gives the leases back once this node's pipelines stopped, so other workers take over at once.
+    await cluster?.close();
     await runtime.stop();
     for (const m of mounted.values()) await m.handle.close();
     await hub.close();
@@ -129,7 +147,7 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   })());
   return {
     get graph() { return runtime.graph; },
-    settings, bus, metrics, pool, store, persons, runtime, hub, log, ports: hub.bound,
+    settings, bus, metrics, pool, store, persons, runtime, cluster, hub, log, ports: hub.bound,
     portOf: (id) => { const m = mounted.get(id); return m ? hub.bound.get(m.spec.port) : undefined; },
     reload, stop,
   };

@@ -50,6 +50,8 @@ export type Topic = keyof BusEvents;
 export class EventBus {
   // One Subject per topic: a subscriber to rare events never pays for the per-frame ones.
   private readonly subjects = new Map<Topic, Subject<unknown>>();
+  // Observers of every topic (e.g. a bridge forwarding events to other nodes), called before subscribers.
+  private readonly taps: ((topic: Topic, event: unknown) => void)[] = [];
 
   private subject<K extends Topic>(topic: K): Subject<BusEvents[K]> {
     let s = this.subjects.get(topic);
@@ -58,11 +60,18 @@ export class EventBus {
   }
 
   publish<K extends Topic>(topic: K, event: BusEvents[K]): void {
+    for (const tap of this.taps) tap(topic, event);
     this.subjects.get(topic)?.next(event);
   }
 
   on<K extends Topic>(topic: K): Observable<BusEvents[K]> {
     return this.subject(topic).asObservable();
+  }
+
+  /** Sees every event of every topic, including topics added later; returns the function that removes it. */
+  tap(fn: (topic: Topic, event: unknown) => void): () => void {
+    this.taps.push(fn);
+    return () => { const i = this.taps.indexOf(fn); if (i >= 0) this.taps.splice(i, 1); };
   }
 
   complete(): void {

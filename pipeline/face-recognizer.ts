@@ -5,7 +5,7 @@
 import type { KnownPersons, Person } from './known-persons.js';
 import type { Box } from './types.js';
 import type { ModelRef, RecognizeImageResult } from './worker-protocol.js';
-import type { InferencePool } from './worker-pool.js';
+import type { InferenceClient } from './inference-client.js';
 
 export interface RecognizerOptions {
   detector: ModelRef;
@@ -29,14 +29,14 @@ export interface RecognizedFace {
 export class BadImageError extends Error {}
 
 export class FaceRecognizer {
-  constructor(private readonly pool: InferencePool, private readonly persons: KnownPersons, readonly opts: RecognizerOptions) {}
+  constructor(private readonly inference: Pick<InferenceClient, 'run'>, private readonly persons: KnownPersons, readonly opts: RecognizerOptions) {}
 
   async recognize(image: Uint8Array): Promise<{ width: number; height: number; faces: RecognizedFace[] }> {
     // Copy into a buffer of our own: it is transferred to the worker.
     const bytes = image.buffer.slice(image.byteOffset, image.byteOffset + image.byteLength) as ArrayBuffer;
     let r: RecognizeImageResult;
     try {
-      r = await this.pool.run<RecognizeImageResult>({
+      r = await this.inference.run<RecognizeImageResult>({
         op: 'recognize-image', image: bytes, maxPixels: this.opts.maxPixels, detector: this.opts.detector,
         embedder: this.opts.embedder, scoreThreshold: this.opts.faceScore, maxSide: this.opts.maxSide,
       }, [bytes]);

@@ -39,6 +39,14 @@ export class Metrics {
   readonly wsMessages = this.counter('sightline_ws_messages_total', 'WebSocket messages per protocol and direction (in, out).', ['protocol', 'direction']);
   readonly wsDropped = this.counter('sightline_ws_dropped_total', 'Messages not sent to a slow WebSocket client, per protocol.', ['protocol']);
   readonly wsErrors = this.counter('sightline_ws_errors_total', 'Bad client input answered with a protocol error, per protocol and kind.', ['protocol', 'kind']);
+  readonly clusterConnected = this.gauge('sightline_cluster_connected', '1 while connected to the NATS cluster, 0 while reconnecting (cluster mode only).', []);
+  readonly clusterReconnects = this.counter('sightline_cluster_reconnects_total', 'Times the NATS connection was re-established.', []);
+  readonly clusterLeasesHeld = this.gauge('sightline_cluster_leases_held', 'Sources this node holds a lease on (and runs).', []);
+  readonly clusterLeaseChanges = this.counter('sightline_cluster_lease_changes_total', 'Source leases claimed, lost (not renewed in time or taken), or released (rebalance, shutdown).', ['event']);
+  readonly clusterBridgeMessages = this.counter('sightline_cluster_bridge_messages_total', 'Bus events sent to (out) or received from (in) the cluster, by topic.', ['direction', 'topic']);
+  readonly clusterBridgeBytes = this.counter('sightline_cluster_bridge_bytes_total', 'Bytes of bus events sent to (out) or received from (in) the cluster.', ['direction']);
+  readonly clusterResultAge = this.gauge('sightline_cluster_result_age_seconds', 'Seconds since a gateway last received an event of a source (or pipeline) from the cluster.', ['source']);
+  readonly clusterInference = this.counter('sightline_cluster_inference_total', 'Inference requests sent to workers (sent) or answered for gateways (served), by result.', ['side', 'result']);
 
   readonly faceIndexSize = this.gauge('sightline_face_index_embeddings', 'Known-person face embeddings in the 1:N search index.', []);
   readonly faceIndexDeleted = this.gauge('sightline_face_index_deleted', 'Embeddings deleted but still in the HNSW graph (a rebuild drops them).', []);

@@ -81,6 +81,17 @@ export class Store {
     return { countIn: row?.count_in ?? 0, countOut: row?.count_out ?? 0, faceCount: row?.face_count ?? 0, eventCount: row?.event_count ?? 0 };
   }
 
+  /**
+   * Raises a day's totals to at least `c` (never lowers them): counts taken over from another node that
+   * ran this pipeline before, merged with what this node may have counted itself.
+   */
+  raiseDayCounters(pipeline: string, day: string, c: DayCounters): void {
+    this.db.prepare(`INSERT INTO day_counters (pipeline, day, count_in, count_out, face_count, event_count) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT(pipeline, day) DO UPDATE SET count_in = max(count_in, excluded.count_in), count_out = max(count_out, excluded.count_out),
+      face_count = max(face_count, excluded.face_count), event_count = max(event_count, excluded.event_count)`)
+      .run(pipeline, day, c.countIn, c.countOut, c.faceCount, c.eventCount);
+  }
+
   private bump(pipeline: string, day: string, column: 'count_in' | 'count_out' | 'face_count' | 'event_count'): void {
     this.db.prepare(`INSERT INTO day_counters (pipeline, day, ${column}) VALUES (?, ?, 1)
       ON CONFLICT(pipeline, day) DO UPDATE SET ${column} = ${column} + 1`).run(pipeline, day);

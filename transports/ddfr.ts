@@ -82,17 +82,17 @@ function parsePerson(body: unknown, partial: boolean): Partial<PersonInput> {
 }
 
 export function mountDdfr(spec: DdfrSpec, ctx: TransportContext): MountedTransport {
-  const { hub, metrics, log, persons, pool, settings } = ctx;
+  const { hub, metrics, log, persons, inference, settings } = ctx;
   const graph = ctx.runtime().graph;
   const maxImageBytes = spec.maxImageBytes ?? 10 * 1024 * 1024;
-  const recognizer = new FaceRecognizer(pool, persons, {
+  const recognizer = new FaceRecognizer(inference, persons, {
     detector: { path: modelPath(graph, settings, spec.detector), kind: 'yunet' },
     embedder: { path: modelPath(graph, settings, spec.embedder), kind: 'mobilefacenet' },
     faceScore: spec.faceScore ?? 0.8, threshold: spec.threshold ?? 0.4, maxSide: 1280, maxPixels: 40_000_000,
   });
   // Load both models now, so a missing or corrupt file is reported at start, not on the first frame.
   for (const model of [recognizer.opts.detector, recognizer.opts.embedder]) {
-    pool.run({ op: 'load', model }).catch((err: Error) => log.error(`ddfr: ${err.message}`));
+    inference.preload(model).catch((err: Error) => log.error(`ddfr: ${err.message}`));
   }
   // Load the known faces (or build their search graph) now rather than on the first frame.
   persons.search?.warm();
@@ -128,7 +128,7 @@ export function mountDdfr(spec: DdfrSpec, ctx: TransportContext): MountedTranspo
 
   wss.on('connection', (ws: WebSocket) => {
     metrics.wsClients.inc({ protocol: PROTOCOL });
-    // Frames of one connection are answered in order; different connections run in parallel on the pool.
+    // Frames of one connection are answered in order; different connections run in parallel.
     let chain = Promise.resolve();
     let pending = 0;
     ws.on('message', (raw, isBinary) => {

@@ -9,6 +9,7 @@ import type { Store } from '../pipeline/store.js';
 import type { KnownPersons } from '../pipeline/known-persons.js';
 import type { InferencePool } from '../pipeline/worker-pool.js';
 import { DEPTH_MODEL_KINDS } from '../stages/depth-models.js';
+import type { InferenceClient } from '../pipeline/inference-client.js';
 import type { HttpHub } from './http-hub.js';
 import { mountDdfr, type DdfrSpec } from './ddfr.js';
 import { mountMetrics } from './metrics.js';
@@ -91,6 +92,8 @@ export interface TransportContext {
   log: Logger;
   store: Store;
   pool: InferencePool;
+  /** Model work on client-sent images: the local pool, or the cluster's workers on a gateway. */
+  inference: InferenceClient;
   persons: KnownPersons;
   runtime: () => Runtime;
 }

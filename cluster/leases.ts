@@ -1,0 +1,180 @@
+/**
+ * Source leases in a JetStream KV bucket whose entries expire (the bucket's TTL): a worker runs a source only
+ * while it holds that source's key. Claiming is create-if-absent and renewing is an update at the revision
+ * last written, so two workers can never both hold a key: the loser of a race gets "wrong last sequence".
+ * A worker that dies stops renewing, its keys expire, and the others claim them on their next round.
+ *
+ * A worker that cannot renew (NATS unreachable) stops its sources before their leases can expire, so a
+ * partitioned worker never runs a source that another has meanwhile claimed.
+ */
+import type { KV } from 'nats';
+import type { Logger } from '../pipeline/log.js';
+import type { Metrics } from '../pipeline/metrics.js';
+
+export interface LeaseOptions {
+  nodeId: string;
+  /** Lease lifetime; renewals happen five times per lifetime. */
+  ttlMs: number;
+  leases: KV;
+  /** Presence of the workers (same TTL), to share the sources out evenly. */
+  workers: KV;
+  /** The sources the graph declares that some pipeline reads. */
+  sources: () => string[];
+  /** Called (never concurrently) with the sources this node now holds; resolves once they run or stopped. */
+  apply: (held: ReadonlySet<string>) => Promise<void>;
+  log: Logger;
+  metrics: Metrics;
+}
+
+interface Held { revision: number; renewedAt: number }
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export class LeaseKeeper {
+  private readonly held = new Map<string, Held>();
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private rounds = 0;
+  private running: Promise<void> = Promise.resolve();
+  private applying: Promise<void> = Promise.resolve();
+  private applied = '';
+
+  constructor(private readonly o: LeaseOptions) {}
+
+  get heldSources(): string[] {
+    return [...this.held.keys()].sort();
+  }
+
+  get intervalMs(): number {
+    return Math.max(200, Math.floor(this.o.ttlMs / 5));
+  }
+
+  start(): void {
+    const loop = (): void => {
+      if (this.stopped) return;
+      this.running = this.round().catch((err: Error) => this.o.log.warn(`lease round failed: ${err.message}`))
+        .finally(() => { if (!this.stopped) this.timer = setTimeout(loop, this.intervalMs); });
+    };
+    loop();
+  }
+
+  /** Stops the sources held, then gives their leases back so other workers take them at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+    const given = [...this.held];
+    this.held.clear();
+    await this.sync();
+    await Promise.all(given.map(async ([source, h]) => {
+      try {
+        await this.o.leases.delete(source, { previousSeq: h.revision });
+        this.o.metrics.clusterLeaseChanges.inc({ event: 'released' });
+        this.o.log.info(`released source ${source}`);
+      } catch { /* expired or unreachable: the TTL ends it */ }
+    }));
+    await this.o.workers.delete(this.o.nodeId).catch(() => undefined);
+  }
+
+  private async round(): Promise<void> {
+    this.rounds++;
+    const now = Date.now();
+    await this.o.workers.put(this.o.nodeId, enc.encode(String(now))).catch(() => undefined);
+    await this.renew(now);
+    // Workers started together see each other before claiming, so they share the sources from the start.
+    if (this.rounds > 1) await this.claimOrRelease();
+    // Starting pipelines may take a while (models load): renewals go on meanwhile.
+    void this.sync();
+  }
+
+  private async renew(now: number): Promise<void> {
+    for (const [source, h] of [...this.held]) {
+      try {
+        this.held.set(source, { revision: await this.o.leases.update(source, enc.encode(this.o.nodeId), h.revision), renewedAt: now });
+      } catch (err) {
+        let taken = /wrong last sequence/i.test((err as Error).message);
+        if (taken) {
+          // The key moved on without us: expired while NATS was away (or restarted). Still ours or free: keep it.
+          const revision = await this.claim(source).catch(() => null);
+          if (revision !== null) { this.held.set(source, { revision, renewedAt: now }); continue; }
+        }
+        // Unreachable: keep running until the lease could have expired; then stop, someone else may have it.
+        if (taken || now - h.renewedAt > this.o.ttlMs - this.intervalMs) {
+          this.held.delete(source);
+          this.o.metrics.clusterLeaseChanges.inc({ event: 'lost' });
+          this.o.log.warn(`lease on ${source} lost (${taken ? 'taken by another worker' : 'not renewed in time'}); stopping it`);
+        }
+      }
+    }
+  }
+
+  private async claimOrRelease(): Promise<void> {
+    const sources = this.o.sources();
+    const wanted = new Set(sources);
+    for (const source of this.heldSources) {
+      if (!wanted.has(source)) await this.release(source);
+    }
+    let workers = 0;
+    for await (const _ of await this.o.workers.keys()) workers++;
+    const target = Math.ceil(sources.length / Math.max(1, workers));
+    if (this.held.size > target) {
+      // A worker joined: give one source back per round; it stops here before anyone else can claim it.
+      await this.release(this.heldSources[this.held.size - 1]);
+      return;
+    }
+    // Start the scan at a place of our own, so workers do not all race for the same key first.
+    const offset = hash(this.o.nodeId) % Math.max(1, sources.length);
+    for (let i = 0; i < sources.length && this.held.size < target; i++) {
+      const source = sources[(offset + i) % sources.length];
+      if (this.held.has(source)) continue;
+      const revision = await this.claim(source);
+      if (revision === null) continue;
+      this.held.set(source, { revision, renewedAt: Date.now() });
+      this.o.metrics.clusterLeaseChanges.inc({ event: 'claimed' });
+      this.o.log.info(`claimed source ${source}`);
+    }
+  }
+
+  private async claim(source: string): Promise<number | null> {
+    const entry = await this.o.leases.get(source);
+    const owner = entry && entry.operation === 'PUT' ? dec.decode(entry.value) : '';
+    try {
+      // Our own key (e.g. after a reconnect during which we stopped): take it up again at its revision.
+      if (owner === this.o.nodeId) return await this.o.leases.update(source, enc.encode(this.o.nodeId), entry!.revision);
+      if (owner) return null;
+      return await this.o.leases.create(source, enc.encode(this.o.nodeId));
+    } catch {
+      return null; // another worker was faster
+    }
+  }
+
+  private async release(source: string): Promise<void> {
+    const h = this.held.get(source);
+    if (!h) return;
+    this.held.delete(source);
+    await this.sync();
+    await this.o.leases.delete(source, { previousSeq: h.revision }).catch(() => undefined);
+    this.o.metrics.clusterLeaseChanges.inc({ event: 'released' });
+    this.o.log.info(`released source ${source}`);
+  }
+
+  /** Runs exactly the sources held; resolves once that is done (one change at a time, in order). */
+  private sync(): Promise<void> {
+    this.o.metrics.clusterLeasesHeld.set(this.held.size);
+    const held = new Set(this.held.keys());
+    this.applying = this.applying.then(async () => {
+      const key = [...held].sort().join('\n');
+      if (key === this.applied) return;
+      this.applied = key;
+      await this.o.apply(held);
+    }).catch((err: Error) => this.o.log.error(`applying the held sources failed: ${err.message}`));
+    return this.applying;
+  }
+}
+
+function hash(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 0;
+}

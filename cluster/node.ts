@@ -1,0 +1,171 @@
+/**
+ * A Sightline node in a NATS cluster. By role:
+ * - worker: holds leases on sources and runs only their pipelines, forwards its bus events, answers
+ *   inference requests, shares its counting state; serves no protocol but metrics.
+ * - gateway: runs no pipeline; republishes every worker's events on its bus (so every transport serves
+ *   every source) and sends client-sent images to the workers.
+ * - all: both, with inference on its own pool.
+ */
+import os from 'node:os';
+import { connect, type ConnectionOptions, type KV, type NatsConnection, type Subscription } from 'nats';
+import type { Graph } from '../config/graph.js';
+import type { ResolvedSettings } from '../config/settings.js';
+import type { EventBus } from '../pipeline/event-bus.js';
+import { diffGraphs, type GraphChanges } from '../pipeline/graph-diff.js';
+import type { InferenceClient } from '../pipeline/inference-client.js';
+import type { Logger } from '../pipeline/log.js';
+import type { Metrics } from '../pipeline/metrics.js';
+import type { Runtime } from '../pipeline/runtime.js';
+import type { Store } from '../pipeline/store.js';
+import type { InferencePool } from '../pipeline/worker-pool.js';
+import { ClusterBridge } from './bridge.js';
+import { LeaseKeeper } from './leases.js';
+import { RemoteInference, serveInference } from './remote-inference.js';
+import { SharedCounts } from './shared-counts.js';
+
+export type Role = ResolvedSettings['role'];
+
+export interface ClusterDeps {
+  settings: ResolvedSettings;
+  bus: EventBus;
+  metrics: Metrics;
+  pool: InferencePool;
+  store: Store;
+  log: Logger;
+}
+
+/** Only the held sources, and the pipelines that read them (models and transports stay). */
+export function graphFor(graph: Graph, held: ReadonlySet<string>): Graph {
+  return {
+    ...graph,
+    sources: Object.fromEntries(Object.entries(graph.sources).filter(([id]) => held.has(id))),
+    pipelines: Object.fromEntries(Object.entries(graph.pipelines).filter(([, p]) => held.has(p.source))),
+  };
+}
+
+/** Sources some pipeline reads: the ones worth a lease. */
+const leasedSources = (graph: Graph): string[] =>
+  [...new Set(Object.values(graph.pipelines).map((p) => p.source))].filter((s) => s in graph.sources).sort();
+
+export class ClusterNode {
+  readonly nodeId: string;
+  readonly role: Role;
+  /** For transports on a gateway: inference on the workers. Null where the local pool serves. */
+  readonly remoteInference: InferenceClient | null;
+  private graph!: Graph;
+  private runtime!: Runtime;
+  private leases: LeaseKeeper | null = null;
+  private counts: SharedCounts | null = null;
+  private readonly bridge: ClusterBridge;
+  private inferSub: Subscription | null = null;
+  private applying: Promise<unknown> = Promise.resolve();
+  private held: ReadonlySet<string> = new Set();
+
+  private constructor(readonly nc: NatsConnection, private readonly d: ClusterDeps) {
+    this.role = d.settings.role;
+    this.nodeId = d.settings.nodeId || `${os.hostname()}-${process.pid}`;
+    this.bridge = new ClusterBridge(nc, d.bus, d.metrics, d.log.child('bridge'));
+    this.remoteInference = this.role === 'gateway' ? new RemoteInference(nc, d.metrics) : null;
+  }
+
+  static async join(d: ClusterDeps): Promise<ClusterNode> {
+    const log = d.log.child('cluster');
+    const opts: ConnectionOptions = {
+      servers: d.settings.cluster.split(',').map((s) => s.trim()).filter(Boolean),
+      name: `sightline-${d.settings.role}-${d.settings.nodeId || `${os.hostname()}-${process.pid}`}`,
+      // Keep trying for ever: a NATS restart must not end the node; the client buffers publishes meanwhile.
+      reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: true,
+      // A dead server is noticed within a few seconds, well inside a lease's lifetime.
+      pingInterval: 2000, maxPingOut: 2,
+      // A node does not receive its own results back (role all serves them from its bus already).
+      noEcho: true,
+    };
+    const nc = await connect(opts);
+    const node = new ClusterNode(nc, d);
+    d.metrics.clusterConnected.set(1);
+    log.info(`joined ${nc.getServer()} as ${node.role} ${node.nodeId}`);
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect') { d.metrics.clusterConnected.set(0); log.warn(`disconnected from ${String(s.data)}`); }
+        if (s.type === 'reconnect') { d.metrics.clusterConnected.set(1); d.metrics.clusterReconnects.inc(); log.info(`reconnected to ${String(s.data)}`); }
+      }
+    })();
+    return node;
+  }
+
+  get runsPipelines(): boolean {
+    return this.role !== 'gateway';
+  }
+
+  get servesProtocols(): boolean {
+    return this.role !== 'worker';
+  }
+
+  /** The graph the local runtime starts with: none of the sources until leases are held. */
+  initialGraph(graph: Graph): Graph {
+    return this.runsPipelines ? graphFor(graph, new Set()) : graph;
+  }
+
+  async start(graph: Graph, runtime: Runtime): Promise<void> {
+    this.graph = graph;
+    this.runtime = runtime;
+    if (this.servesProtocols) this.bridge.receive();
+    if (!this.runsPipelines) return;
+    const { settings, metrics, log, pool, store, bus } = this.d;
+    const js = this.nc.jetstream();
+    const ttl = Math.max(1, settings.leaseSeconds) * 1000;
+    // Created by the first node that needs them; an existing bucket is used as it is (its TTL included).
+    const replicas = Math.max(1, settings.clusterReplicas);
+    const [leases, workers, counts] = await Promise.all([
+      js.views.kv('sightline-leases', { ttl, history: 1, replicas }),
+      js.views.kv('sightline-workers', { ttl, history: 1, replicas }),
+      js.views.kv('sightline-counts', { history: 1, replicas }),
+    ]) as [KV, KV, KV];
+    this.counts = new SharedCounts(counts, store, () => this.graph, (s) => this.held.has(s), log.child('counts'));
+    this.counts.start(bus);
+    this.bridge.forward();
+    this.inferSub = serveInference(this.nc, pool, settings.modelDir, this.nodeId, metrics, log.child('infer'));
+    this.leases = new LeaseKeeper({
+      nodeId: this.nodeId, ttlMs: ttl, leases, workers, log: log.child('leases'), metrics,
+      sources: () => leasedSources(this.graph),
+      apply: (held) => this.runHeld(held),
+    });
+    this.leases.start();
+  }
+
+  /** A graph reload: a worker re-derives what it runs; a gateway only takes the new graph. */
+  async apply(next: Graph): Promise<GraphChanges> {
+    const before = this.graph;
+    this.graph = next;
+    if (!this.runsPipelines) {
+      this.runtime.graph = next;
+      return diffGraphs(before, next);
+    }
+    return this.serial(() => this.runtime.apply(graphFor(next, this.held)));
+  }
+
+  private async runHeld(held: ReadonlySet<string>): Promise<void> {
+    const added = [...held].filter((s) => !this.held.has(s));
+    await this.serial(async () => {
+      // Counts first, so the pipelines start from the totals reached on the node that ran them before.
+      await this.counts?.restore(added);
+      this.held = held;
+      await this.runtime.apply(graphFor(this.graph, held));
+    });
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.applying.then(fn, fn);
+    this.applying = next.catch(() => undefined);
+    return next;
+  }
+
+  async close(): Promise<void> {
+    await this.leases?.stop();
+    await this.counts?.close();
+    this.bridge.close();
+    this.inferSub?.unsubscribe();
+    await this.nc.drain().catch(() => this.nc.close());
+    this.d.metrics.clusterConnected.set(0);
+  }
+}
