@@ -40,6 +40,7 @@ import { parseArgs } from 'node:util';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { isMainThread, Worker, workerData } from 'node:worker_threads';
 import { loadavg as load, percentile, summarize, table, waitForQuietMachine as waitForQuiet } from './report.js';
+import { prng as rng } from '../test/prng.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MEDIA = path.join(ROOT, 'media');
@@ -96,17 +97,6 @@ function cpuMeter(): () => CpuUse {
 
 // ---------------------------------------------------------------------------------------------------
 // Seeded random unit vectors (reproducible from run to run).
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(rand: () => number): () => number {
   let spare: number | null = null;

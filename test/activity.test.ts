@@ -13,6 +13,7 @@ import { activityStage } from '../stages/activity.js';
 import { COCO_KEYPOINTS, type Box, type Keypoint, type KeypointName, type PersonPose } from '../pipeline/types.js';
 import { ActivityAnalyzer, type ActivityUpdate } from '../stages/activity/analyzer.js';
 import { classifyPosture } from '../stages/activity/posture.js';
+import { prng } from './prng.js';
 
 // ---------- synthetic skeletons ----------
 
@@ -94,18 +95,6 @@ function sequence(start: Skeleton, steps: Step[]): Skeleton[] {
     }
   }
   return frames;
-}
-
-/** mulberry32: tiny deterministic PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Real keypoints jitter and drop out: ± `px` on each coordinate, and a share of them below visibility. */

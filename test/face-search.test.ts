@@ -15,19 +15,9 @@ import { KnownPersons, type SearchSettings } from '../pipeline/known-persons.js'
 import { Metrics } from '../pipeline/metrics.js';
 import { Store } from '../pipeline/store.js';
 import { graph, media, memoryLogger, metric, scrape, testSettings } from './helpers.js';
+import { prng as rng } from './prng.js';
 
 const DIM = 128;
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(seed: number): () => number {
   const rand = rng(seed);

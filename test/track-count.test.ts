@@ -9,6 +9,7 @@ import { linearAssignment } from '../stages/track/assignment.js';
 import { boxToXyah, KalmanBoxFilter, xyahToBox, type Xyah } from '../stages/track/kalman.js';
 import { ByteTracker, type ByteTrackOptions, type Track } from '../stages/track/bytetrack.js';
 import { LineCounter, type Crossing, type LineCounterOptions } from '../stages/count/line-counter.js';
+import { prng } from './prng.js';
 
 // ---------- synthetic walkers ----------
 
@@ -16,18 +17,6 @@ const W = 1280;
 const H = 720;
 const HYST = 0.02; // LineCounter default
 type Pt = [number, number];
-
-/** mulberry32: tiny deterministic PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Anchor (bottom-centre) positions of a straight walk, `frames` samples including both ends. */
 function walk(from: Pt, to: Pt, frames: number): Pt[] {
