@@ -1,0 +1,209 @@
+/**
+ * Known persons across the cluster: every change asked for through any gateway's API is a message on the
+ * JetStream stream `sightline-persons`, and every gateway applies the stream, in order, to its own store
+ * (and so to its face search). The stream is the truth; each store is a copy that remembers how far it got.
+ *
+ * Ids are agreed without coordination: a new person's or photo's id is the stream sequence of the message
+ * that created it (unique, increasing, an integer as the DDFR protocol wants). A writer answers only once
+ * its own copy has applied its message, so the API answers from the same state the stream produced; a
+ * node that starts late (or was offline) replays what it missed before it serves.
+ */
+import type { JetStreamClient, JetStreamManager, NatsConnection } from 'nats';
+import type { Logger } from '../pipeline/log.js';
+import type { KnownPersons, Person, PersonInput, PersonsWriter, Photo } from '../pipeline/known-persons.js';
+import type { Store } from '../pipeline/store.js';
+
+export const PERSONS_STREAM = 'sightline-persons';
+const SUBJECT = 'sightline.persons';
+
+type Change =
+  /** Create (no id: the message's sequence is the id) or replace (with id). */
+  | { op: 'person'; id?: number; name: string; surname: string | null; birthday: string | null; relationship: string | null; role: Person['role']; createdMs: number }
+  | { op: 'delete-person'; id: number }
+  /** A photo's embedding (float32, base64); its id is the message's sequence. */
+  | { op: 'photo'; personId: number; sha256: string; createdMs: number; vector: string }
+  | { op: 'delete-photo'; personId: number; id: number };
+
+const MARK = `CREATE TABLE IF NOT EXISTS shared_logs (name TEXT PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL)`;
+
+export class SharedPersons implements PersonsWriter {
+  private applied = 0;
+  private waiters: { seq: number; resolve: () => void }[] = [];
+  private closed = false;
+  private stopConsuming: (() => void) | null = null;
+  private running: Promise<void> = Promise.resolve();
+  private readonly js: JetStreamClient;
+
+  private constructor(nc: NatsConnection, private readonly persons: KnownPersons, private readonly store: Store,
+    private readonly log: Logger, private readonly waitMs: number) {
+    this.js = nc.jetstream();
+  }
+
+  /** Joins (or creates) the stream, catches up with it, then keeps applying it; API writes go through it. */
+  static async start(nc: NatsConnection, persons: KnownPersons, store: Store, log: Logger, replicas: number, waitMs = 15_000): Promise<SharedPersons> {
+    const jsm = await nc.jetstreamManager();
+    const info = await SharedPersons.stream(jsm, replicas);
+    const shared = new SharedPersons(nc, persons, store, log, waitMs);
+    shared.begin(info.created);
+    const last = info.state.last_seq;
+    shared.consume();
+    // Serve only what the cluster already agreed on.
+    await shared.until(last);
+    persons.writer = shared;
+    log.info(`known persons: ${persons.list().length} from ${PERSONS_STREAM} (sequence ${last})`);
+    return shared;
+  }
+
+  private static async stream(jsm: JetStreamManager, replicas: number) {
+    try {
+      return await jsm.streams.info(PERSONS_STREAM);
+    } catch {
+      // Kept for ever: the history is the persons (about 1 KB per photo); two nodes may race to create it.
+      try {
+        return await jsm.streams.add({ name: PERSONS_STREAM, subjects: [SUBJECT], num_replicas: replicas });
+      } catch {
+        return await jsm.streams.info(PERSONS_STREAM);
+      }
+    }
+  }
+
+  /** Where this store's copy stands; a copy made from an older stream of the same name starts over. */
+  private begin(streamCreated: string): void {
+    const db = this.store.db;
+    db.exec(MARK);
+    const mark = db.prepare('SELECT stream, seq FROM shared_logs WHERE name = ?').get(PERSONS_STREAM) as { stream: string; seq: number } | undefined;
+    if (mark && mark.stream === streamCreated) {
+      this.applied = mark.seq;
+      return;
+    }
+    if (mark) {
+      this.log.warn(`${PERSONS_STREAM} was recreated: the local copy of the known persons is dropped and replayed`);
+      this.persons.clear();
+    } else if (this.persons.list().length) {
+      this.log.warn(`persons enrolled on this node before it joined the cluster are not shared; ids from ${PERSONS_STREAM} replace them where they collide`);
+    }
+    db.prepare('INSERT OR REPLACE INTO shared_logs (name, stream, seq) VALUES (?, ?, 0)').run(PERSONS_STREAM, streamCreated);
+    this.applied = 0;
+  }
+
+  /** Applies the stream from after the last applied message, for as long as the node runs. */
+  private consume(): void {
+    this.running = (async () => {
+      while (!this.closed) {
+        try {
+          const consumer = await this.js.consumers.get(PERSONS_STREAM, { opt_start_seq: this.applied + 1 });
+          const messages = await consumer.consume();
+          this.stopConsuming = () => { void messages.close(); };
+          if (this.closed) break;
+          for await (const m of messages) {
+            this.applyMessage(m.seq, m.data);
+            if (this.closed) break;
+          }
+        } catch (err) {
+          if (!this.closed) this.log.warn(`reading ${PERSONS_STREAM}: ${(err as Error).message}; retrying`);
+        }
+        if (!this.closed) await new Promise((r) => setTimeout(r, 1000));
+      }
+    })();
+  }
+
+  private applyMessage(seq: number, data: Uint8Array): void {
+    if (seq <= this.applied) return;
+    let change: Change | null = null;
+    try {
+      change = JSON.parse(Buffer.from(data).toString('utf8')) as Change;
+    } catch {
+      this.log.warn(`${PERSONS_STREAM} message ${seq} is not JSON; skipped`);
+    }
+    const db = this.store.db;
+    db.transaction(() => {
+      if (change) this.apply(seq, change);
+      db.prepare('UPDATE shared_logs SET seq = ? WHERE name = ?').run(seq, PERSONS_STREAM);
+    })();
+    this.applied = seq;
+    const due = this.waiters.filter((w) => w.seq <= seq);
+    this.waiters = this.waiters.filter((w) => w.seq > seq);
+    for (const w of due) w.resolve();
+  }
+
+  private apply(seq: number, c: Change): void {
+    switch (c.op) {
+      case 'person':
+        this.persons.put({ id: c.id ?? seq, name: c.name, surname: c.surname, birthday: c.birthday, relationship: c.relationship, role: c.role, createdMs: c.createdMs });
+        break;
+      case 'delete-person':
+        this.persons.delete(c.id);
+        break;
+      case 'photo': {
+        const bytes = Buffer.from(c.vector, 'base64');
+        const vector = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+        this.persons.putPhoto({ id: seq, personId: c.personId, sha256: c.sha256, createdMs: c.createdMs }, vector);
+        break;
+      }
+      case 'delete-photo':
+        this.persons.deletePhoto(c.personId, c.id);
+        break;
+    }
+  }
+
+  /** Resolves once this node's copy has applied message `seq`. */
+  private until(seq: number): Promise<void> {
+    if (seq <= this.applied) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the known persons did not reach sequence ${seq} of ${PERSONS_STREAM} in ${this.waitMs} ms`)), this.waitMs);
+      this.waiters.push({ seq, resolve: () => { clearTimeout(timer); resolve(); } });
+    });
+  }
+
+  /** Publishes a change and waits until this node applied it; answers its sequence. */
+  private async publish(change: Change): Promise<number> {
+    const ack = await this.js.publish(SUBJECT, JSON.stringify(change), { expect: { streamName: PERSONS_STREAM } });
+    await this.until(ack.seq);
+    return ack.seq;
+  }
+
+  async create(p: PersonInput): Promise<Person> {
+    const seq = await this.publish({
+      op: 'person', name: p.name, surname: p.surname ?? null, birthday: p.birthday ?? null,
+      relationship: p.relationship ?? null, role: p.role ?? 'guest', createdMs: Date.now(),
+    });
+    const person = this.persons.get(seq);
+    if (!person) throw new Error(`person ${seq} was deleted as it was created`);
+    return person;
+  }
+
+  async update(id: number, patch: Partial<PersonInput>): Promise<Person | undefined> {
+    const current = this.persons.get(id);
+    if (!current) return undefined;
+    const next = { ...current, ...patch };
+    await this.publish({
+      op: 'person', id, name: next.name, surname: next.surname ?? null, birthday: next.birthday ?? null,
+      relationship: next.relationship ?? null, role: next.role, createdMs: current.createdMs,
+    });
+    return this.persons.get(id);
+  }
+
+  async delete(id: number): Promise<boolean> {
+    if (!this.persons.get(id)) return false;
+    await this.publish({ op: 'delete-person', id });
+    return true;
+  }
+
+  async addPhoto(personId: number, embedding: Float32Array, sha256: string): Promise<Photo | undefined> {
+    const vector = Buffer.from(embedding.buffer, embedding.byteOffset, embedding.byteLength).toString('base64');
+    const seq = await this.publish({ op: 'photo', personId, sha256, createdMs: Date.now(), vector });
+    return this.persons.photos(personId).find((ph) => ph.id === seq);
+  }
+
+  async deletePhoto(personId: number, photoId: number): Promise<boolean> {
+    if (!this.persons.photos(personId).some((ph) => ph.id === photoId)) return false;
+    await this.publish({ op: 'delete-photo', personId, id: photoId });
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.stopConsuming?.();
+    await this.running;
+  }
+}
