@@ -113,10 +113,10 @@ export class ClusterNode {
    */
   async shareState(persons: KnownPersons): Promise<void> {
     if (!this.servesProtocols) return;
-    const { settings, store, log } = this.d;
+    const { settings, store, log, metrics } = this.d;
     const replicas = Math.max(1, settings.clusterReplicas);
     this.embeddingKey = await sharedEmbeddingKey(this.nc, settings.dataDir, replicas);
-    this.sharedPersons = await SharedPersons.start(this.nc, persons, store, log.child('persons'), replicas);
+    this.sharedPersons = await SharedPersons.start(this.nc, persons, store, log.child('persons'), metrics, replicas);
   }
 
   /** The graph the local runtime starts with: none of the sources until leases are held. */

@@ -10,7 +10,8 @@
  */
 import type { JetStreamClient, JetStreamManager, NatsConnection } from 'nats';
 import type { Logger } from '../pipeline/log.js';
-import type { KnownPersons, Person, PersonInput, PersonsWriter, Photo } from '../pipeline/known-persons.js';
+import { PersonsUnavailableError, type KnownPersons, type Person, type PersonInput, type PersonsWriter, type Photo } from '../pipeline/known-persons.js';
+import type { Metrics } from '../pipeline/metrics.js';
 import type { Store } from '../pipeline/store.js';
 
 export const PERSONS_STREAM = 'sightline-persons';
@@ -35,20 +36,20 @@ export class SharedPersons implements PersonsWriter {
   private readonly js: JetStreamClient;
 
   private constructor(nc: NatsConnection, private readonly persons: KnownPersons, private readonly store: Store,
-    private readonly log: Logger, private readonly waitMs: number) {
+    private readonly log: Logger, private readonly metrics: Metrics, private readonly waitMs: number) {
     this.js = nc.jetstream();
   }
 
   /** Joins (or creates) the stream, catches up with it, then keeps applying it; API writes go through it. */
-  static async start(nc: NatsConnection, persons: KnownPersons, store: Store, log: Logger, replicas: number, waitMs = 15_000): Promise<SharedPersons> {
+  static async start(nc: NatsConnection, persons: KnownPersons, store: Store, log: Logger, metrics: Metrics, replicas: number, waitMs = 15_000): Promise<SharedPersons> {
     const jsm = await nc.jetstreamManager();
     const info = await SharedPersons.stream(jsm, replicas);
-    const shared = new SharedPersons(nc, persons, store, log, waitMs);
+    const shared = new SharedPersons(nc, persons, store, log, metrics, waitMs);
     shared.begin(info.created);
     const last = info.state.last_seq;
     shared.consume();
-    // Serve only what the cluster already agreed on.
-    await shared.until(last);
+    // Serve only what the cluster already agreed on: however long the replay of a large history takes.
+    await shared.until(last, null);
     persons.writer = shared;
     log.info(`known persons: ${persons.list().length} from ${PERSONS_STREAM} (sequence ${last})`);
     return shared;
@@ -113,6 +114,7 @@ export class SharedPersons implements PersonsWriter {
     try {
       change = JSON.parse(Buffer.from(data).toString('utf8')) as Change;
     } catch {
+      this.metrics.clusterSharedChanges.inc({ state: 'persons', result: 'skipped' });
       this.log.warn(`${PERSONS_STREAM} message ${seq} is not JSON; skipped`);
     }
     const db = this.store.db;
@@ -121,6 +123,7 @@ export class SharedPersons implements PersonsWriter {
       db.prepare('UPDATE shared_logs SET seq = ? WHERE name = ?').run(seq, PERSONS_STREAM);
     })();
     this.applied = seq;
+    if (change) this.metrics.clusterSharedChanges.inc({ state: 'persons', result: 'applied' });
     const due = this.waiters.filter((w) => w.seq <= seq);
     this.waiters = this.waiters.filter((w) => w.seq > seq);
     for (const w of due) w.resolve();
@@ -146,20 +149,29 @@ export class SharedPersons implements PersonsWriter {
     }
   }
 
-  /** Resolves once this node's copy has applied message `seq`. */
-  private until(seq: number): Promise<void> {
+  /** Resolves once this node's copy has applied message `seq` (or fails after `waitMs`, unless null). */
+  private until(seq: number, waitMs: number | null = this.waitMs): Promise<void> {
     if (seq <= this.applied) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the known persons did not reach sequence ${seq} of ${PERSONS_STREAM} in ${this.waitMs} ms`)), this.waitMs);
+      const timer = waitMs === null ? undefined : setTimeout(() => reject(new PersonsUnavailableError(`the change was taken (sequence ${seq} of ${PERSONS_STREAM}) but this node has not applied it within ${waitMs} ms; it will appear here once it has`)), waitMs);
       this.waiters.push({ seq, resolve: () => { clearTimeout(timer); resolve(); } });
     });
   }
 
   /** Publishes a change and waits until this node applied it; answers its sequence. */
   private async publish(change: Change): Promise<number> {
-    const ack = await this.js.publish(SUBJECT, JSON.stringify(change), { expect: { streamName: PERSONS_STREAM } });
-    await this.until(ack.seq);
-    return ack.seq;
+    let seq: number;
+    try {
+      seq = (await this.js.publish(SUBJECT, JSON.stringify(change), { expect: { streamName: PERSONS_STREAM }, timeout: this.waitMs })).seq;
+    } catch (err) {
+      this.metrics.clusterSharedChanges.inc({ state: 'persons', result: 'failed' });
+      this.log.warn(`a change of the known persons was not taken by ${PERSONS_STREAM}: ${(err as Error).message}`);
+      // A publish buffered while NATS was away may still land once it is back: say so rather than "not changed".
+      throw new PersonsUnavailableError(`the cluster's store of known persons did not confirm the change (${(err as Error).message}); it may still be applied once the cluster is reachable: list the persons before trying again`);
+    }
+    this.metrics.clusterSharedChanges.inc({ state: 'persons', result: 'published' });
+    await this.until(seq);
+    return seq;
   }
 
   async create(p: PersonInput): Promise<Person> {

@@ -59,6 +59,9 @@ export interface SearchSettings {
  * log every node applies (cluster/shared-persons.ts), so ids agree and every gateway recognises the same
  * persons. `addPhoto` answers undefined when the person was deleted meanwhile.
  */
+/** The place changes go could not take one (a cluster's log while NATS is unreachable): try again later. */
+export class PersonsUnavailableError extends Error {}
+
 export interface PersonsWriter {
   create(p: PersonInput): Promise<Person>;
   update(id: number, patch: Partial<PersonInput>): Promise<Person | undefined>;

@@ -180,3 +180,21 @@ test.serial('a WatchMe token uploaded on gateway A is accepted by single_frame a
   t.is(replies[2].status, 'error');
   t.regex(String(replies[2].message), /authentication/);
 });
+
+test.serial('NATS away: a change is answered 503 and counted; after a restart the gateways agree again and follow new changes', async (t) => {
+  await cluster.nats.stop();
+  const res = await api('gA', '/persons', json({ name: 'During', surname: 'Outage' }));
+  t.is(res.status, 503);
+  t.regex((await res.json() as { detail: string }).detail, /did not confirm the change/);
+  t.true(await cluster.value('gA', 'sightline_cluster_shared_changes_total', { state: 'persons', result: 'failed' }) >= 1);
+  await cluster.nats.start();
+  // Whatever the outage left (a buffered publish may land after the restart), both gateways end up equal.
+  const res2 = await until('a create once NATS is back', async () => {
+    const r = await api('gA', '/persons', json({ name: 'After', surname: 'Restart' }));
+    return r.status === 201 ? r : undefined;
+  }, 60_000, 500);
+  const after = await res2.json() as PersonJson;
+  await until('gateway B to follow the stream again', async () => (await api('gB', `/persons/${after.id}`)).ok, 30_000, 200);
+  t.deepEqual(await (await api('gB', '/persons')).json(), await (await api('gA', '/persons')).json());
+  t.true(await cluster.value('gB', 'sightline_cluster_shared_changes_total', { state: 'persons', result: 'applied' }) >= 10);
+});

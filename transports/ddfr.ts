@@ -7,7 +7,7 @@ import type http from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { TransportSpec } from '../config/graph.js';
 import { BadImageError, FaceRecognizer } from '../pipeline/face-recognizer.js';
-import { ageOn, type Person, type PersonInput } from '../pipeline/known-persons.js';
+import { ageOn, PersonsUnavailableError, type Person, type PersonInput } from '../pipeline/known-persons.js';
 import { modelPath } from '../pipeline/runtime.js';
 import { HttpError, readJson, readUploadedFile } from './http-body.js';
 import { sendJson } from './http-hub.js';
@@ -172,6 +172,7 @@ export function mountDdfr(spec: DdfrSpec, ctx: TransportContext): MountedTranspo
         await handler(req, res, pattern.exec(url.pathname)!);
       } catch (err) {
         if (err instanceof HttpError) sendJson(res, err.status, { detail: err.message });
+        else if (err instanceof PersonsUnavailableError) sendJson(res, 503, { detail: err.message });
         else throw err;
       }
     });
