@@ -5,7 +5,9 @@
  * the DDFR inference and runs one small, slow source (the WatchMe `start_tracking` target).
  */
 import test from 'ava';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { media } from './helpers.js';
@@ -184,6 +186,21 @@ test.serial('a WatchMe token uploaded on gateway A is accepted by single_frame a
   t.is(replies[1].status, 'tracking_started');
   t.is(replies[2].status, 'error');
   t.regex(String(replies[2].message), /authentication/);
+});
+
+test.serial('`sightline enroll --cluster` enrols for every gateway; run again it skips what the cluster has', async (t) => {
+  const folder = path.join(cluster.dir, 'enroll');
+  mkdirSync(path.join(folder, 'Joe_Biden'), { recursive: true });
+  copyFileSync(media('biden.jpg'), path.join(folder, 'Joe_Biden', 'portrait.jpg'));
+  const enroll = () => promisify(execFile)(process.execPath, ['dist/bin/sightline.cjs', 'enroll', folder, '--cluster', cluster.nats.url,
+    '--data-dir', path.join(cluster.dir, 'enroll-data'), '--workers', '1'], { timeout: 120_000 });
+  t.regex((await enroll()).stdout, /enrolled 1 photo\(s\) of 1 person\(s\); 0 already enrolled; 0 refused/);
+  const faces = await until('Joe on both gateways', async () => {
+    const [a, b] = await Promise.all(['gA', 'gB'].map((gw) => recognize(gw, photo('biden2.jpg'))));
+    return a[0]?.name === 'Joe' && b[0]?.name === 'Joe' ? [a, b] : undefined;
+  }, 20_000, 100);
+  t.is(faces[1][0].surname, 'Biden');
+  t.regex((await enroll()).stdout, /skip {4}Joe_Biden\/portrait\.jpg \(already enrolled\)/);
 });
 
 test.serial('NATS away: a change is answered 503 and counted; after a restart the gateways agree again and follow new changes', async (t) => {
