@@ -110,42 +110,57 @@ export class SharedPersons implements PersonsWriter {
 
   private applyMessage(seq: number, data: Uint8Array): void {
     if (seq <= this.applied) return;
-    let change: Change | null = null;
-    try {
-      change = JSON.parse(Buffer.from(data).toString('utf8')) as Change;
-    } catch {
-      this.metrics.clusterSharedChanges.inc({ state: 'persons', result: 'skipped' });
-      this.log.warn(`${PERSONS_STREAM} message ${seq} is not JSON; skipped`);
-    }
     const db = this.store.db;
-    db.transaction(() => {
-      if (change) this.apply(seq, change);
+    let ok = true;
+    try {
+      // A message no gateway could have written (another publisher on the subject) is skipped, never retried
+      // for ever: the mark moves past it in the same transaction either way.
+      db.transaction(() => {
+        const change = JSON.parse(Buffer.from(data).toString('utf8')) as Change;
+        this.apply(seq, change);
+        db.prepare('UPDATE shared_logs SET seq = ? WHERE name = ?').run(seq, PERSONS_STREAM);
+      })();
+    } catch (err) {
+      ok = false;
       db.prepare('UPDATE shared_logs SET seq = ? WHERE name = ?').run(seq, PERSONS_STREAM);
-    })();
+      this.log.warn(`${PERSONS_STREAM} message ${seq} skipped: ${(err as Error).message}`);
+    }
     this.applied = seq;
-    if (change) this.metrics.clusterSharedChanges.inc({ state: 'persons', result: 'applied' });
+    this.metrics.clusterSharedChanges.inc({ state: 'persons', result: ok ? 'applied' : 'skipped' });
     const due = this.waiters.filter((w) => w.seq <= seq);
     this.waiters = this.waiters.filter((w) => w.seq > seq);
     for (const w of due) w.resolve();
   }
 
   private apply(seq: number, c: Change): void {
-    switch (c.op) {
-      case 'person':
-        this.persons.put({ id: c.id ?? seq, name: c.name, surname: c.surname, birthday: c.birthday, relationship: c.relationship, role: c.role, createdMs: c.createdMs });
+    const id = (v: unknown): number => {
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new Error(`bad id ${JSON.stringify(v)}`);
+      return v;
+    };
+    switch (c?.op) {
+      case 'person': {
+        const fields = { name: c.name, surname: c.surname, birthday: c.birthday, relationship: c.relationship, role: c.role };
+        if (typeof c.name !== 'string' || (c.role !== 'user' && c.role !== 'guest')) throw new Error('not a person');
+        // An update of a person deleted earlier in the stream stays deleted; only a create inserts.
+        if (c.id === undefined) this.persons.put({ id: seq, ...fields, createdMs: Number(c.createdMs) || Date.now() });
+        else this.persons.update(id(c.id), fields);
         break;
+      }
       case 'delete-person':
-        this.persons.delete(c.id);
+        this.persons.delete(id(c.id));
         break;
       case 'photo': {
-        const bytes = Buffer.from(c.vector, 'base64');
+        const bytes = Buffer.from(String(c.vector), 'base64');
+        if (bytes.length !== this.persons.dim * 4) throw new Error(`an embedding of ${bytes.length} bytes, not ${this.persons.dim} floats`);
         const vector = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-        this.persons.putPhoto({ id: seq, personId: c.personId, sha256: c.sha256, createdMs: c.createdMs }, vector);
+        this.persons.putPhoto({ id: seq, personId: id(c.personId), sha256: String(c.sha256), createdMs: Number(c.createdMs) || Date.now() }, vector);
         break;
       }
       case 'delete-photo':
-        this.persons.deletePhoto(c.personId, c.id);
+        this.persons.deletePhoto(id(c.personId), id(c.id));
         break;
+      default:
+        throw new Error(`unknown change ${JSON.stringify((c as { op?: unknown } | null)?.op ?? null)}`);
     }
   }
 
