@@ -114,7 +114,7 @@ export class SharedPersons implements PersonsWriter {
     let ok = true;
     try {
       // A message no gateway could have written (another publisher on the subject) is skipped, never retried
-      // for ever: the mark moves past it in the same transaction either way.
+      // for ever: the mark moves past it either way (with the change, in one transaction, when it applies).
       db.transaction(() => {
         const change = JSON.parse(Buffer.from(data).toString('utf8')) as Change;
         this.apply(seq, change);
