@@ -20,6 +20,7 @@ const USAGE = `Usage:
   sightline validate <graph.yaml>                       check a graph and exit
   sightline enroll <folder> [--detector FILE] [--embedder FILE] [settings]
                                                         enroll known persons: <folder>/<Name_Surname>/<photo>.jpg
+                                                        (with --cluster nats://…: for every gateway of the cluster)
   sightline token <graph.yaml> [--subject NAME] [--ttl SECONDS]
                                                         print a JWT for the graph's pose-stream-v1 (HS256 secret)
   sightline assets install [--models-from DIR] [--media-from DIR]

@@ -8,6 +8,9 @@ import { KnownPersons } from '../pipeline/known-persons.js';
 import { createLogger } from '../pipeline/log.js';
 import { Store } from '../pipeline/store.js';
 import { InferencePool } from '../pipeline/worker-pool.js';
+import { Metrics } from '../pipeline/metrics.js';
+import { SharedPersons } from '../cluster/shared-persons.js';
+import { connect, type NatsConnection } from 'nats';
 
 const IMAGE = /\.(jpe?g|png|webp|bmp)$/i;
 
@@ -19,7 +22,15 @@ export async function enrollFolder(folder: string, settings: ResolvedSettings, o
   if (!people.length) { print(`enroll: ${folder} has no person folders (expected <folder>/<Name_Surname>/<photo>.jpg)`); return 2; }
   const store = Store.open(settings.dataDir);
   // Writes only: a running server picks the new rows up itself, so no search index is loaded here.
-  const persons = new KnownPersons(store, null, createLogger(settings.logLevel));
+  const log = createLogger(settings.logLevel);
+  const persons = new KnownPersons(store, null, log);
+  // With --cluster the persons go to the cluster's stream (every gateway applies it), not this store alone.
+  let nc: NatsConnection | null = null;
+  let shared: SharedPersons | null = null;
+  if (settings.cluster) {
+    nc = await connect({ servers: settings.cluster.split(',').map((s) => s.trim()).filter(Boolean), name: 'sightline-enroll' });
+    shared = await SharedPersons.start(nc, persons, store, log, new Metrics(), Math.max(1, settings.clusterReplicas));
+  }
   const pool = new InferencePool(settings.workers, settings.ortThreads);
   const recognizer = new FaceRecognizer(pool, persons, {
     detector: { path: path.resolve(settings.modelDir, opts.detector), kind: 'yunet' },
@@ -33,7 +44,7 @@ export async function enrollFolder(folder: string, settings: ResolvedSettings, o
     for (const dir of people) {
       const [name, ...rest] = dir.split(/[_ ]+/);
       const surname = rest.join(' ') || null;
-      const person = persons.list().find((p) => p.name === name && p.surname === surname) ?? persons.create({ name, surname });
+      const person = persons.list().find((p) => p.name === name && p.surname === surname) ?? await persons.writer.create({ name, surname });
       const known = new Set(persons.photos(person.id).map((p) => p.sha256));
       for (const file of readdirSync(path.join(folder, dir)).filter((f) => IMAGE.test(f)).sort()) {
         const bytes = readFileSync(path.join(folder, dir, file));
@@ -43,7 +54,7 @@ export async function enrollFolder(folder: string, settings: ResolvedSettings, o
         try {
           const { faces } = await recognizer.recognize(bytes);
           if (faces.length !== 1) { refused++; print(`  refuse  ${label}: ${faces.length} faces (need exactly one)`); continue; }
-          persons.addPhoto(person.id, faces[0].embedding, sha);
+          if (!await persons.writer.addPhoto(person.id, faces[0].embedding, sha)) throw new Error(`person ${person.id} was deleted meanwhile`);
           added++;
           print(`  add     ${label} → person ${person.id} (${name}${surname ? ` ${surname}` : ''})`);
         } catch (err) {
@@ -54,6 +65,8 @@ export async function enrollFolder(folder: string, settings: ResolvedSettings, o
     }
   } finally {
     await pool.close();
+    await shared?.close();
+    await nc?.drain();
     store.close();
   }
   print(`enrolled ${added} photo(s) of ${people.length} person(s); ${skipped} already enrolled; ${refused} refused`);

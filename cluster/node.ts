@@ -22,6 +22,9 @@ import { ClusterBridge } from './bridge.js';
 import { LeaseKeeper } from './leases.js';
 import { RemoteInference, serveInference } from './remote-inference.js';
 import { SharedCounts } from './shared-counts.js';
+import { sharedEmbeddingKey } from './shared-key.js';
+import { SharedPersons } from './shared-persons.js';
+import type { KnownPersons } from '../pipeline/known-persons.js';
 
 export type Role = ResolvedSettings['role'];
 
@@ -60,6 +63,9 @@ export class ClusterNode {
   private inferSub: Subscription | null = null;
   private applying: Promise<unknown> = Promise.resolve();
   private held: ReadonlySet<string> = new Set();
+  private sharedPersons: SharedPersons | null = null;
+  /** The WatchMe token key every node uses (set by shareState on nodes that serve protocols). */
+  embeddingKey: Buffer | undefined;
 
   private constructor(readonly nc: NatsConnection, private readonly d: ClusterDeps) {
     this.role = d.settings.role;
@@ -99,6 +105,18 @@ export class ClusterNode {
 
   get servesProtocols(): boolean {
     return this.role !== 'worker';
+  }
+
+  /**
+   * Before the transports mount, on a node that serves them: the known persons follow the cluster's stream
+   * of changes (caught up first) and the token key comes from the cluster.
+   */
+  async shareState(persons: KnownPersons): Promise<void> {
+    if (!this.servesProtocols) return;
+    const { settings, store, log, metrics } = this.d;
+    const replicas = Math.max(1, settings.clusterReplicas);
+    this.embeddingKey = await sharedEmbeddingKey(this.nc, settings.dataDir, replicas);
+    this.sharedPersons = await SharedPersons.start(this.nc, persons, store, log.child('persons'), metrics, replicas);
   }
 
   /** The graph the local runtime starts with: none of the sources until leases are held. */
@@ -163,6 +181,7 @@ export class ClusterNode {
   async close(): Promise<void> {
     await this.leases?.stop();
     await this.counts?.close();
+    await this.sharedPersons?.close();
     this.bridge.close();
     this.inferSub?.unsubscribe();
     await this.nc.drain().catch(() => this.nc.close());

@@ -69,8 +69,12 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   const runtime = new Runtime(cluster ? cluster.initialGraph(initial) : initial, { settings, store, pool, bus, metrics, log });
   const hub = new HttpHub(settings.host, log.child('http'));
   const persons = new KnownPersons(store, settings, log, metrics);
+  // Known persons and the token key of a cluster are shared: caught up before any transport answers.
+  await cluster?.shareState(persons);
   const inference = cluster?.remoteInference ?? new LocalInference(pool);
-  const ctx: TransportContext = { hub, bus, metrics, settings, log, store, pool, inference, persons, runtime: () => runtime };
+  const ctx: TransportContext = {
+    hub, bus, metrics, settings, log, store, pool, inference, persons, runtime: () => runtime, embeddingKey: cluster?.embeddingKey,
+  };
   const wantedTransports = (graph: Graph): Map<string, TransportSpec & { port: number }> => {
     const wanted = transportsOf(graph, settings);
     // A cluster worker serves its metrics only; clients connect to gateways.

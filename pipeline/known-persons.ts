@@ -54,9 +54,33 @@ export interface SearchSettings {
   faceIndexEfConstruction: number;
 }
 
+/**
+ * Changes asked for through the API. Locally they are written at once; in a cluster they go through a
+ * log every node applies (cluster/shared-persons.ts), so ids agree and every gateway recognises the same
+ * persons. `addPhoto` answers undefined when the person was deleted meanwhile.
+ */
+/** The place changes go could not take one (a cluster's log while NATS is unreachable): try again later. */
+export class PersonsUnavailableError extends Error {}
+
+export interface PersonsWriter {
+  create(p: PersonInput): Promise<Person>;
+  update(id: number, patch: Partial<PersonInput>): Promise<Person | undefined>;
+  delete(id: number): Promise<boolean>;
+  addPhoto(personId: number, embedding: Float32Array, sha256: string): Promise<Photo | undefined>;
+  deletePhoto(personId: number, photoId: number): Promise<boolean>;
+}
+
 export class KnownPersons {
   /** The search worker, or null when this process does not search. */
   readonly search: FaceSearch | null;
+  /** Where the API's changes go: this store, or the cluster's log of changes. */
+  writer: PersonsWriter = {
+    create: async (p) => this.create(p),
+    update: async (id, patch) => this.update(id, patch),
+    delete: async (id) => this.delete(id),
+    addPhoto: async (personId, embedding, sha256) => this.addPhoto(personId, embedding, sha256),
+    deletePhoto: async (personId, photoId) => this.deletePhoto(personId, photoId),
+  };
 
   constructor(private readonly store: Store, search: SearchSettings | null, log: Logger, metrics?: Metrics, readonly dim = 128) {
     this.search = search && new FaceSearch({
@@ -104,6 +128,30 @@ export class KnownPersons {
     const deleted = this.db.prepare('DELETE FROM persons WHERE id = ?').run(id).changes > 0;
     if (deleted) this.search?.removePerson(id);
     return deleted;
+  }
+
+  /** Writes a person with the id agreed elsewhere (a change from the cluster's log): insert or replace. */
+  put(p: Person): void {
+    this.db.prepare(`INSERT INTO persons (id, name, surname, birthday, relationship, role, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT(id) DO UPDATE SET name = excluded.name, surname = excluded.surname, birthday = excluded.birthday,
+      relationship = excluded.relationship, role = excluded.role`)
+      .run(p.id, p.name, p.surname, p.birthday, p.relationship, p.role, p.createdMs);
+  }
+
+  /** Writes a photo's embedding with the id agreed elsewhere; ignored when its person is gone. */
+  putPhoto(photo: Photo, embedding: Float32Array): boolean {
+    const vector = Buffer.from(embedding.buffer, embedding.byteOffset, embedding.byteLength);
+    const added = this.db.prepare(`INSERT INTO person_embeddings (id, person_id, vector, photo_sha256, created_ms)
+      SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM persons WHERE id = ?) ON CONFLICT(id) DO NOTHING`)
+      .run(photo.id, photo.personId, vector, photo.sha256, photo.createdMs, photo.personId).changes > 0;
+    if (added) this.search?.add(photo.id, photo.personId, embedding);
+    return added;
+  }
+
+  /** Forgets every person (a node whose copy came from a log that no longer exists). */
+  clear(): void {
+    this.db.exec('DELETE FROM person_embeddings; DELETE FROM persons;');
+    this.search?.reload();
   }
 
   photos(personId: number): Photo[] {

@@ -80,11 +80,12 @@ export class Cluster {
     return c;
   }
 
-  async spawn(name: string, role: NodeProcess['role'], extra: string[] = []): Promise<NodeProcess> {
+  /** Starts a node; `graphFile` lets nodes on one host differ (e.g. each gateway on its own ports). */
+  async spawn(name: string, role: NodeProcess['role'], extra: string[] = [], graphFile = this.graphFile): Promise<NodeProcess> {
     const metricsPort = await freePort();
     const dataDir = path.join(this.dir, name);
     mkdirSync(dataDir, { recursive: true });
-    const proc = spawn(process.execPath, [BIN, 'run', this.graphFile, '--cluster', this.nats.url, '--role', role,
+    const proc = spawn(process.execPath, [BIN, 'run', graphFile, '--cluster', this.nats.url, '--role', role,
       '--node-id', name, '--data-dir', dataDir, '--metrics-port', String(metricsPort), '--host', '127.0.0.1',
       '--workers', '1', '--log-level', 'info', ...extra], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
     const log: string[] = [];

@@ -7,7 +7,7 @@ import type http from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { TransportSpec } from '../config/graph.js';
 import { BadImageError, FaceRecognizer } from '../pipeline/face-recognizer.js';
-import { ageOn, type Person, type PersonInput } from '../pipeline/known-persons.js';
+import { ageOn, PersonsUnavailableError, type Person, type PersonInput } from '../pipeline/known-persons.js';
 import { modelPath } from '../pipeline/runtime.js';
 import { HttpError, readJson, readUploadedFile } from './http-body.js';
 import { sendJson } from './http-hub.js';
@@ -172,6 +172,7 @@ export function mountDdfr(spec: DdfrSpec, ctx: TransportContext): MountedTranspo
         await handler(req, res, pattern.exec(url.pathname)!);
       } catch (err) {
         if (err instanceof HttpError) sendJson(res, err.status, { detail: err.message });
+        else if (err instanceof PersonsUnavailableError) sendJson(res, 503, { detail: err.message });
         else throw err;
       }
     });
@@ -185,7 +186,7 @@ export function mountDdfr(spec: DdfrSpec, ctx: TransportContext): MountedTranspo
   route('GET', /^\/persons$/, (_req, res) => sendJson(res, 200, persons.list().map((p) => personJson(p))));
   route('POST', /^\/persons$/, async (req, res) => {
     const input = parsePerson(await readJson(req, 64 * 1024), false) as PersonInput;
-    sendJson(res, 201, personJson({ ...persons.create(input), photos: 0 }));
+    sendJson(res, 201, personJson({ ...await persons.writer.create(input), photos: 0 }));
   });
   route('GET', /^\/persons\/(\d{1,15})$/, (_req, res, m) => {
     const p = personOr404(m[1]);
@@ -193,14 +194,15 @@ export function mountDdfr(spec: DdfrSpec, ctx: TransportContext): MountedTranspo
   });
   const update = async (req: http.IncomingMessage, res: http.ServerResponse, m: RegExpExecArray) => {
     const p = personOr404(m[1]);
-    const updated = persons.update(p.id, parsePerson(await readJson(req, 64 * 1024), true))!;
+    const updated = await persons.writer.update(p.id, parsePerson(await readJson(req, 64 * 1024), true));
+    if (!updated) throw new HttpError(404, `person ${m[1]} not found`);
     sendJson(res, 200, personJson({ ...updated, photos: persons.photos(p.id).length }));
   };
   route('PATCH', /^\/persons\/(\d{1,15})$/, update);
   route('PUT', /^\/persons\/(\d{1,15})$/, update);
-  route('DELETE', /^\/persons\/(\d{1,15})$/, (_req, res, m) => {
+  route('DELETE', /^\/persons\/(\d{1,15})$/, async (_req, res, m) => {
     personOr404(m[1]);
-    persons.delete(Number(m[1]));
+    await persons.writer.delete(Number(m[1]));
     res.writeHead(204).end();
   });
   route('GET', /^\/persons\/(\d{1,15})\/photos$/, (_req, res, m) => {
@@ -219,12 +221,13 @@ export function mountDdfr(spec: DdfrSpec, ctx: TransportContext): MountedTranspo
     }
     if (faces.length === 0) throw new HttpError(422, 'no face found in the photo; send a photo with exactly one clearly visible face');
     if (faces.length > 1) throw new HttpError(422, `${faces.length} faces found in the photo; send a photo with exactly one face`);
-    const photo = persons.addPhoto(p.id, faces[0].embedding, createHash('sha256').update(image).digest('hex'));
+    const photo = await persons.writer.addPhoto(p.id, faces[0].embedding, createHash('sha256').update(image).digest('hex'));
+    if (!photo) throw new HttpError(404, `person ${m[1]} not found`);
     sendJson(res, 201, { id: photo.id, person_id: p.id, sha256: photo.sha256, created_at: new Date(photo.createdMs).toISOString() });
   });
-  route('DELETE', /^\/persons\/(\d{1,15})\/photos\/(\d{1,15})$/, (_req, res, m) => {
+  route('DELETE', /^\/persons\/(\d{1,15})\/photos\/(\d{1,15})$/, async (_req, res, m) => {
     personOr404(m[1]);
-    if (!persons.deletePhoto(Number(m[1]), Number(m[2]))) throw new HttpError(404, `photo ${m[2]} of person ${m[1]} not found`);
+    if (!await persons.writer.deletePhoto(Number(m[1]), Number(m[2]))) throw new HttpError(404, `photo ${m[2]} of person ${m[1]} not found`);
     res.writeHead(204).end();
   });
 

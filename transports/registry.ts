@@ -96,6 +96,8 @@ export interface TransportContext {
   inference: InferenceClient;
   persons: KnownPersons;
   runtime: () => Runtime;
+  /** The cluster's embedding-token key (WatchMe), shared by every node; unset on a single node. */
+  embeddingKey?: Buffer;
 }
 
 /** What a mounted transport holds besides its routes (sockets, timers), released on unmount. */

@@ -87,7 +87,8 @@ const now = (): number => Date.now() / 1000;
 export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedTransport {
   const { hub, metrics, log, pool, settings, bus } = ctx;
   const graph = (): Graph => ctx.runtime().graph;
-  const key = loadOrCreateKey(settings.dataDir, spec.key);
+  // A key in the graph wins; in a cluster every node uses the shared one, so tokens open on any gateway.
+  const key = spec.key ? loadOrCreateKey(settings.dataDir, spec.key) : ctx.embeddingKey ?? loadOrCreateKey(settings.dataDir);
   const threshold = spec.threshold ?? 0.4;
   const faceWeight = spec.faceWeight ?? 0.5;
   const maxImageBytes = spec.maxImageBytes ?? 10 * 1024 * 1024;

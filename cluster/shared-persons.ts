@@ -1,0 +1,236 @@
+/**
+ * Known persons across the cluster: every change asked for through any gateway's API is a message on the
+ * JetStream stream `sightline-persons`, and every gateway applies the stream, in order, to its own store
+ * (and so to its face search). The stream is the truth; each store is a copy that remembers how far it got.
+ *
+ * Ids are agreed without coordination: a new person's or photo's id is the stream sequence of the message
+ * that created it (unique, increasing, an integer as the DDFR protocol wants). A writer answers only once
+ * its own copy has applied its message, so the API answers from the same state the stream produced; a
+ * node that starts late (or was offline) replays what it missed before it serves.
+ */
+import type { JetStreamClient, JetStreamManager, NatsConnection } from 'nats';
+import type { Logger } from '../pipeline/log.js';
+import { PersonsUnavailableError, type KnownPersons, type Person, type PersonInput, type PersonsWriter, type Photo } from '../pipeline/known-persons.js';
+import type { Metrics } from '../pipeline/metrics.js';
+import type { Store } from '../pipeline/store.js';
+
+export const PERSONS_STREAM = 'sightline-persons';
+const SUBJECT = 'sightline.persons';
+
+type Change =
+  /** Create (no id: the message's sequence is the id) or replace (with id). */
+  | { op: 'person'; id?: number; name: string; surname: string | null; birthday: string | null; relationship: string | null; role: Person['role']; createdMs: number }
+  | { op: 'delete-person'; id: number }
+  /** A photo's embedding (float32, base64); its id is the message's sequence. */
+  | { op: 'photo'; personId: number; sha256: string; createdMs: number; vector: string }
+  | { op: 'delete-photo'; personId: number; id: number };
+
+const MARK = `CREATE TABLE IF NOT EXISTS shared_logs (name TEXT PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL)`;
+
+export class SharedPersons implements PersonsWriter {
+  private applied = 0;
+  private waiters: { seq: number; resolve: () => void }[] = [];
+  private closed = false;
+  private stopConsuming: (() => void) | null = null;
+  private running: Promise<void> = Promise.resolve();
+  private readonly js: JetStreamClient;
+
+  private constructor(nc: NatsConnection, private readonly persons: KnownPersons, private readonly store: Store,
+    private readonly log: Logger, private readonly metrics: Metrics, private readonly waitMs: number) {
+    this.js = nc.jetstream();
+  }
+
+  /** Joins (or creates) the stream, catches up with it, then keeps applying it; API writes go through it. */
+  static async start(nc: NatsConnection, persons: KnownPersons, store: Store, log: Logger, metrics: Metrics, replicas: number, waitMs = 15_000): Promise<SharedPersons> {
+    const jsm = await nc.jetstreamManager();
+    const info = await SharedPersons.stream(jsm, replicas);
+    const shared = new SharedPersons(nc, persons, store, log, metrics, waitMs);
+    shared.begin(info.created);
+    const last = info.state.last_seq;
+    shared.consume();
+    // Serve only what the cluster already agreed on: however long the replay of a large history takes.
+    await shared.until(last, null);
+    persons.writer = shared;
+    log.info(`known persons: ${persons.list().length} from ${PERSONS_STREAM} (sequence ${last})`);
+    return shared;
+  }
+
+  private static async stream(jsm: JetStreamManager, replicas: number) {
+    try {
+      return await jsm.streams.info(PERSONS_STREAM);
+    } catch {
+      // Kept for ever: the history is the persons (about 1 KB per photo); two nodes may race to create it.
+      try {
+        return await jsm.streams.add({ name: PERSONS_STREAM, subjects: [SUBJECT], num_replicas: replicas });
+      } catch {
+        return await jsm.streams.info(PERSONS_STREAM);
+      }
+    }
+  }
+
+  /** Where this store's copy stands; a copy made from an older stream of the same name starts over. */
+  private begin(streamCreated: string): void {
+    const db = this.store.db;
+    db.exec(MARK);
+    const mark = db.prepare('SELECT stream, seq FROM shared_logs WHERE name = ?').get(PERSONS_STREAM) as { stream: string; seq: number } | undefined;
+    if (mark && mark.stream === streamCreated) {
+      this.applied = mark.seq;
+      return;
+    }
+    if (mark) {
+      this.log.warn(`${PERSONS_STREAM} was recreated: the local copy of the known persons is dropped and replayed`);
+      this.persons.clear();
+    } else if (this.persons.list().length) {
+      this.log.warn(`persons enrolled on this node before it joined the cluster are not shared; ids from ${PERSONS_STREAM} replace them where they collide`);
+    }
+    db.prepare('INSERT OR REPLACE INTO shared_logs (name, stream, seq) VALUES (?, ?, 0)').run(PERSONS_STREAM, streamCreated);
+    this.applied = 0;
+  }
+
+  /** Applies the stream from after the last applied message, for as long as the node runs. */
+  private consume(): void {
+    this.running = (async () => {
+      while (!this.closed) {
+        try {
+          const consumer = await this.js.consumers.get(PERSONS_STREAM, { opt_start_seq: this.applied + 1 });
+          const messages = await consumer.consume();
+          this.stopConsuming = () => { void messages.close(); };
+          if (this.closed) break;
+          for await (const m of messages) {
+            this.applyMessage(m.seq, m.data);
+            if (this.closed) break;
+          }
+        } catch (err) {
+          if (!this.closed) this.log.warn(`reading ${PERSONS_STREAM}: ${(err as Error).message}; retrying`);
+        }
+        if (!this.closed) await new Promise((r) => setTimeout(r, 1000));
+      }
+    })();
+  }
+
+  private applyMessage(seq: number, data: Uint8Array): void {
+    if (seq <= this.applied) return;
+    const db = this.store.db;
+    let ok = true;
+    try {
+      // A message no gateway could have written (another publisher on the subject) is skipped, never retried
+      // for ever: the mark moves past it either way (with the change, in one transaction, when it applies).
+      db.transaction(() => {
+        const change = JSON.parse(Buffer.from(data).toString('utf8')) as Change;
+        this.apply(seq, change);
+        db.prepare('UPDATE shared_logs SET seq = ? WHERE name = ?').run(seq, PERSONS_STREAM);
+      })();
+    } catch (err) {
+      ok = false;
+      db.prepare('UPDATE shared_logs SET seq = ? WHERE name = ?').run(seq, PERSONS_STREAM);
+      this.log.warn(`${PERSONS_STREAM} message ${seq} skipped: ${(err as Error).message}`);
+    }
+    this.applied = seq;
+    this.metrics.clusterSharedChanges.inc({ state: 'persons', result: ok ? 'applied' : 'skipped' });
+    const due = this.waiters.filter((w) => w.seq <= seq);
+    this.waiters = this.waiters.filter((w) => w.seq > seq);
+    for (const w of due) w.resolve();
+  }
+
+  private apply(seq: number, c: Change): void {
+    const id = (v: unknown): number => {
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new Error(`bad id ${JSON.stringify(v)}`);
+      return v;
+    };
+    switch (c?.op) {
+      case 'person': {
+        const fields = { name: c.name, surname: c.surname, birthday: c.birthday, relationship: c.relationship, role: c.role };
+        if (typeof c.name !== 'string' || (c.role !== 'user' && c.role !== 'guest')) throw new Error('not a person');
+        // An update of a person deleted earlier in the stream stays deleted; only a create inserts.
+        if (c.id === undefined) this.persons.put({ id: seq, ...fields, createdMs: Number(c.createdMs) || Date.now() });
+        else this.persons.update(id(c.id), fields);
+        break;
+      }
+      case 'delete-person':
+        this.persons.delete(id(c.id));
+        break;
+      case 'photo': {
+        const bytes = Buffer.from(String(c.vector), 'base64');
+        if (bytes.length !== this.persons.dim * 4) throw new Error(`an embedding of ${bytes.length} bytes, not ${this.persons.dim} floats`);
+        const vector = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+        this.persons.putPhoto({ id: seq, personId: id(c.personId), sha256: String(c.sha256), createdMs: Number(c.createdMs) || Date.now() }, vector);
+        break;
+      }
+      case 'delete-photo':
+        this.persons.deletePhoto(id(c.personId), id(c.id));
+        break;
+      default:
+        throw new Error(`unknown change ${JSON.stringify((c as { op?: unknown } | null)?.op ?? null)}`);
+    }
+  }
+
+  /** Resolves once this node's copy has applied message `seq` (or fails after `waitMs`, unless null). */
+  private until(seq: number, waitMs: number | null = this.waitMs): Promise<void> {
+    if (seq <= this.applied) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = waitMs === null ? undefined : setTimeout(() => reject(new PersonsUnavailableError(`the change was taken (sequence ${seq} of ${PERSONS_STREAM}) but this node has not applied it within ${waitMs} ms; it will appear here once it has`)), waitMs);
+      this.waiters.push({ seq, resolve: () => { clearTimeout(timer); resolve(); } });
+    });
+  }
+
+  /** Publishes a change and waits until this node applied it; answers its sequence. */
+  private async publish(change: Change): Promise<number> {
+    let seq: number;
+    try {
+      seq = (await this.js.publish(SUBJECT, JSON.stringify(change), { expect: { streamName: PERSONS_STREAM }, timeout: this.waitMs })).seq;
+    } catch (err) {
+      this.metrics.clusterSharedChanges.inc({ state: 'persons', result: 'failed' });
+      this.log.warn(`a change of the known persons was not taken by ${PERSONS_STREAM}: ${(err as Error).message}`);
+      // A publish buffered while NATS was away may still land once it is back: say so rather than "not changed".
+      throw new PersonsUnavailableError(`the cluster's store of known persons did not confirm the change (${(err as Error).message}); it may still be applied once the cluster is reachable: list the persons before trying again`);
+    }
+    this.metrics.clusterSharedChanges.inc({ state: 'persons', result: 'published' });
+    await this.until(seq);
+    return seq;
+  }
+
+  async create(p: PersonInput): Promise<Person> {
+    const seq = await this.publish({
+      op: 'person', name: p.name, surname: p.surname ?? null, birthday: p.birthday ?? null,
+      relationship: p.relationship ?? null, role: p.role ?? 'guest', createdMs: Date.now(),
+    });
+    const person = this.persons.get(seq);
+    if (!person) throw new Error(`person ${seq} was deleted as it was created`);
+    return person;
+  }
+
+  async update(id: number, patch: Partial<PersonInput>): Promise<Person | undefined> {
+    const current = this.persons.get(id);
+    if (!current) return undefined;
+    const next = { ...current, ...patch };
+    await this.publish({
+      op: 'person', id, name: next.name, surname: next.surname ?? null, birthday: next.birthday ?? null,
+      relationship: next.relationship ?? null, role: next.role, createdMs: current.createdMs,
+    });
+    return this.persons.get(id);
+  }
+
+  async delete(id: number): Promise<boolean> {
+    if (!this.persons.get(id)) return false;
+    await this.publish({ op: 'delete-person', id });
+    return true;
+  }
+
+  async addPhoto(personId: number, embedding: Float32Array, sha256: string): Promise<Photo | undefined> {
+    const vector = Buffer.from(embedding.buffer, embedding.byteOffset, embedding.byteLength).toString('base64');
+    const seq = await this.publish({ op: 'photo', personId, sha256, createdMs: Date.now(), vector });
+    return this.persons.photos(personId).find((ph) => ph.id === seq);
+  }
+
+  async deletePhoto(personId: number, photoId: number): Promise<boolean> {
+    if (!this.persons.photos(personId).some((ph) => ph.id === photoId)) return false;
+    await this.publish({ op: 'delete-photo', personId, id: photoId });
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.stopConsuming?.();
+    await this.running;
+  }
+}
