@@ -12,7 +12,7 @@ import type { Graph } from '../config/graph.js';
 import type { ResolvedSettings } from '../config/settings.js';
 import type { EventBus } from '../pipeline/event-bus.js';
 import { diffGraphs, type GraphChanges } from '../pipeline/graph-diff.js';
-import type { InferenceClient } from '../pipeline/inference-client.js';
+import { LocalInference, type InferenceClient } from '../pipeline/inference-client.js';
 import type { Logger } from '../pipeline/log.js';
 import type { Metrics } from '../pipeline/metrics.js';
 import type { Runtime } from '../pipeline/runtime.js';
@@ -71,7 +71,7 @@ export class ClusterNode {
     this.role = d.settings.role;
     this.nodeId = d.settings.nodeId || `${os.hostname()}-${process.pid}`;
     this.bridge = new ClusterBridge(nc, d.bus, d.metrics, d.log.child('bridge'));
-    this.remoteInference = this.role === 'gateway' ? new RemoteInference(nc, d.metrics) : null;
+    this.remoteInference = this.role === 'gateway' ? new RemoteInference(nc, d.metrics, new LocalInference(d.pool)) : null;
   }
 
   static async join(d: ClusterDeps): Promise<ClusterNode> {

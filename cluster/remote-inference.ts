@@ -1,8 +1,14 @@
 /**
- * Model work for client-sent images across the cluster: a gateway sends each task as a NATS request on
- * `sightline.infer`; the workers answer from a queue group, so NATS spreads requests over them and a
- * worker that dies simply stops being picked. Replies may arrive in any order: transports that must answer
- * in order (DDFR) already chain their replies per connection.
+ * Model work for client-sent images across the cluster (DDFR frames, WatchMe photos and `single_frame`s,
+ * reconstruction images): a gateway sends each task as a NATS request on `sightline.infer`; the workers
+ * answer from a queue group, so NATS spreads requests over them and a worker that dies simply stops being
+ * picked. Tasks and results cross in the cluster codec: images, pixels, depth maps and embeddings as raw
+ * bytes after a small JSON header. Replies may arrive in any order: every transport that must answer in
+ * order (DDFR, WatchMe, reconstruction) already chains its replies per connection.
+ *
+ * A message is bounded by the server's max_payload (1 MB by default). A task too large to send, or whose
+ * result is too large to send back (a 10 MB photo, a depth view at a high process_res), runs on the
+ * gateway's own pool instead: slower than a worker, but answered, and counted as `local`.
  */
 import path from 'node:path';
 import type { NatsConnection, Subscription } from 'nats';
@@ -15,25 +21,41 @@ import { buffersOf, decode, encode } from './codec.js';
 
 export const INFER_SUBJECT = 'sightline.infer';
 const QUEUE = 'sightline-workers';
+/** The server's default, for a connection that has not received its INFO yet. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
-type Reply<R> = { ok: true; result: R; node: string } | { ok: false; error: string; node: string };
+type Reply<R> = { ok: true; result: R; node: string } | { ok: false; error: string; node: string; tooLarge?: true };
+
+const maxPayload = (nc: NatsConnection): number => nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
 
 export class RemoteInference implements InferenceClient {
-  constructor(private readonly nc: NatsConnection, private readonly metrics: Metrics, private readonly timeoutMs = 15_000) {}
+  /** `local`: the gateway's own pool, for tasks or results too large for one NATS message. */
+  constructor(private readonly nc: NatsConnection, private readonly metrics: Metrics,
+    private readonly local: InferenceClient, private readonly timeoutMs = 15_000) {}
 
-  async run<R>(task: WorkerTask): Promise<R> {
+  async run<R>(task: WorkerTask, transferList: ArrayBuffer[] = []): Promise<R> {
+    const bytes = encode(task);
+    if (bytes.byteLength > maxPayload(this.nc)) return this.runLocally(task, transferList);
+    this.metrics.clusterInferenceOps.inc({ side: 'sent', op: task.op });
     let reply: Reply<R>;
     try {
-      const msg = await this.nc.request(INFER_SUBJECT, encode(task), { timeout: this.timeoutMs });
+      const msg = await this.nc.request(INFER_SUBJECT, bytes, { timeout: this.timeoutMs });
       reply = decode<Reply<R>>(msg.data);
     } catch (err) {
       this.metrics.clusterInference.inc({ side: 'sent', result: 'unanswered' });
       throw new Error(`no worker answered the ${task.op} request: ${(err as Error).message}`);
     }
+    // The task's buffers were only encoded, not transferred: still whole for the local pool.
+    if (!reply.ok && reply.tooLarge) return this.runLocally(task, transferList);
     this.metrics.clusterInference.inc({ side: 'sent', result: reply.ok ? 'ok' : 'error' });
     // The worker's own error text, so callers tell bad input (e.g. "not a decodable image") from failures.
     if (!reply.ok) throw new Error(reply.error);
     return reply.result;
+  }
+
+  private runLocally<R>(task: WorkerTask, transferList: ArrayBuffer[]): Promise<R> {
+    this.metrics.clusterInference.inc({ side: 'sent', result: 'local' });
+    return this.local.run<R>(task, transferList);
   }
 
   /** Workers load models on first use (each keeps them); nothing to do from a gateway. */
@@ -43,25 +65,33 @@ export class RemoteInference implements InferenceClient {
 /** Worker side: answers inference requests with the local pool, as one member of the queue group. */
 export function serveInference(nc: NatsConnection, pool: InferencePool, modelDir: string, nodeId: string,
   metrics: Metrics, log: Logger): Subscription {
-  const answer = async (data: Uint8Array): Promise<Reply<unknown>> => {
+  const answer = async (data: Uint8Array): Promise<Uint8Array> => {
+    let reply: Reply<unknown>;
     try {
       const task = decode<WorkerTask>(data);
       if (typeof task !== 'object' || task === null || typeof task.op !== 'string') throw new Error('not a worker task');
+      metrics.clusterInferenceOps.inc({ side: 'served', op: task.op.slice(0, 32) });
       localModels(task, modelDir);
-      const result = await pool.run(task, [...buffersOf(task)]);
-      metrics.clusterInference.inc({ side: 'served', result: 'ok' });
-      return { ok: true, result, node: nodeId };
+      reply = { ok: true, result: await pool.run(task, [...buffersOf(task)]), node: nodeId };
     } catch (err) {
       metrics.clusterInference.inc({ side: 'served', result: 'error' });
       log.debug(`inference request failed: ${(err as Error).message}`);
-      return { ok: false, error: (err as Error).message, node: nodeId };
+      return encode({ ok: false, error: (err as Error).message, node: nodeId } satisfies Reply<unknown>);
     }
+    const bytes = encode(reply);
+    if (bytes.byteLength <= maxPayload(nc)) {
+      metrics.clusterInference.inc({ side: 'served', result: 'ok' });
+      return bytes;
+    }
+    // Too large to publish: the gateway runs the task itself rather than waiting for a reply that cannot come.
+    metrics.clusterInference.inc({ side: 'served', result: 'too_large' });
+    return encode({ ok: false, tooLarge: true, error: `result of ${bytes.byteLength} bytes exceeds max_payload`, node: nodeId } satisfies Reply<unknown>);
   };
   return nc.subscribe(INFER_SUBJECT, {
     queue: QUEUE,
     callback: (err, msg) => {
       if (err) { log.warn(`inference subscription: ${err.message}`); return; }
-      void answer(msg.data).then((r) => msg.respond(encode(r)));
+      void answer(msg.data).then((r) => msg.respond(r)).catch((e: Error) => log.warn(`inference reply not sent: ${e.message}`));
     },
   });
 }

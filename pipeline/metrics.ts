@@ -48,6 +48,7 @@ export class Metrics {
   readonly clusterResultAge = this.gauge('sightline_cluster_result_age_seconds', 'Seconds since a gateway last received an event of a source (or pipeline) from the cluster.', ['source']);
   readonly clusterSharedChanges = this.counter('sightline_cluster_shared_changes_total', 'Changes to state shared by the cluster (known persons), by result: published by this node, applied to its store, failed to publish, skipped (unreadable).', ['state', 'result']);
   readonly clusterInference = this.counter('sightline_cluster_inference_total', 'Inference requests sent to workers (sent) or answered for gateways (served), by result.', ['side', 'result']);
+  readonly clusterInferenceOps = this.counter('sightline_cluster_inference_ops_total', 'Inference requests sent to workers or served for gateways, by worker task (op).', ['side', 'op']);
 
   readonly faceIndexSize = this.gauge('sightline_face_index_embeddings', 'Known-person face embeddings in the 1:N search index.', []);
   readonly faceIndexDeleted = this.gauge('sightline_face_index_deleted', 'Embeddings deleted but still in the HNSW graph (a rebuild drops them).', []);

@@ -1,7 +1,8 @@
 /**
  * Reconstruction (reconstruction.md): sessions created over REST, images streamed over WS
  * `/ws/reconstruct/{session_id}` as base64 JSON, a GLB point cloud back with progress on the way, and
- * `/dashboard` to browse sessions and view their models. Depth, fusion and GLB writing run in the worker pool.
+ * `/dashboard` to browse sessions and view their models. Depth, fusion and GLB writing run in the worker pool;
+ * on a cluster gateway the depth model runs on the workers (see `depthView`).
  */
 import type http from 'node:http';
 import { readFile } from 'node:fs/promises';
@@ -73,7 +74,7 @@ export function sessionJson(s: ReconstructionSession, ttlMs: number) {
 }
 
 export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportContext): MountedTransport {
-  const { hub, metrics, log, pool, settings, store } = ctx;
+  const { hub, metrics, log, pool, inference, settings, store } = ctx;
   const graph = ctx.runtime().graph;
   const model: ModelRef = { path: modelPath(graph, settings, spec.model), kind: graph.models[spec.model].kind };
   const ttlMs = (spec.sessionTtl ?? 3600) * 1000;
@@ -84,7 +85,7 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
   // The websockets library's default max_size, which the document's Python client keeps.
   const maxMessageBytes = spec.maxMessageBytes ?? 1024 * 1024;
   const sessions = new ReconstructionSessions(store, settings.dataDir);
-  pool.run({ op: 'load', model }).catch((err: Error) => log.error(`reconstruction: ${err.message}`));
+  inference.preload(model).catch((err: Error) => log.error(`reconstruction: ${err.message}`));
   const out = metrics.wsMessages.labels(PROTOCOL, 'out');
   const inbound = metrics.wsMessages.labels(PROTOCOL, 'in');
   const countError = (kind: string) => metrics.wsErrors.inc({ protocol: PROTOCOL, kind });
@@ -115,10 +116,14 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
     send(ws, { type: 'error', message });
   };
 
+  /**
+   * Decoding and the depth model: through `inference`, i.e. on the workers of a cluster when this node is a
+   * gateway (an encoded image out, ~0.8 MB of pixels and depth back at the default process_res).
+   */
   const depthView = async (image: Buffer, processRes: number): Promise<DepthView> => {
     const bytes = image.buffer.slice(image.byteOffset, image.byteOffset + image.byteLength) as ArrayBuffer;
     try {
-      const r = await pool.run<DepthImageResult>({ op: 'depth-image', model, image: bytes, maxSide: processRes, maxPixels: 50_000_000 }, [bytes]);
+      const r = await inference.run<DepthImageResult>({ op: 'depth-image', model, image: bytes, maxSide: processRes, maxPixels: 50_000_000 }, [bytes]);
       metrics.inferenceSeconds.observe({ model: spec.model }, r.inferenceMs / 1000);
       return r.view;
     } catch (err) {
@@ -153,6 +158,8 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
     const views = s.images.map((img) => ({ ...l.views.get(img.index)!, name: img.filename }));
     const transfer = views.flatMap((v) => [v.rgb, v.depth.data]);
     const fit = messagePoints(views.length);
+    // Fusion stays on this node's pool, even on a cluster gateway: it runs no model, and its task carries every
+    // view's pixels and depth (about 0.8 MB each), far over a NATS message's 1 MB max_payload for any real session.
     const budgets = maxPoints > fit ? [maxPoints, fit] : [maxPoints];
     const r = await pool.run<ReconstructResult>({ op: 'reconstruct', views, fovDeg, maxPoints: budgets, relativeRange }, transfer);
     // The views come back untouched: keep them for the next model.

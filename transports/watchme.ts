@@ -85,7 +85,7 @@ interface MatchJson { bbox: number[]; distance: number; confidence: number }
 const now = (): number => Date.now() / 1000;
 
 export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedTransport {
-  const { hub, metrics, log, pool, settings, bus } = ctx;
+  const { hub, metrics, log, pool, inference, settings, bus } = ctx;
   const graph = (): Graph => ctx.runtime().graph;
   // A key in the graph wins; in a cluster every node uses the shared one, so tokens open on any gateway.
   const key = spec.key ? loadOrCreateKey(settings.dataDir, spec.key) : ctx.embeddingKey ?? loadOrCreateKey(settings.dataDir);
@@ -103,9 +103,10 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
   const face: FaceModels | undefined = spec.faceDetector && spec.faceEmbedder
     ? { detector: model(spec.faceDetector, 'yunet'), embedder: model(spec.faceEmbedder, 'mobilefacenet'), scoreThreshold: spec.faceScore ?? 0.8 }
     : undefined;
-  // Load the models now, so a missing or corrupt file is reported at start, not on the first request.
+  // Load the models now, so a missing or corrupt file is reported at start, not on the first request
+  // (where the models run: the local pool, or the workers of a cluster, which load them on first use).
   for (const m of [detector, reid, ...(face ? [face.detector, face.embedder] : [])]) {
-    pool.loadEverywhere(m).catch((err: Error) => log.error(`watchme: ${err.message}`));
+    inference.preload(m).catch((err: Error) => log.error(`watchme: ${err.message}`));
   }
   const out = metrics.wsMessages.labels(PROTOCOL, 'out');
   const inbound = metrics.wsMessages.labels(PROTOCOL, 'in');
@@ -127,12 +128,13 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
     return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer;
   };
 
+  /** Photos and client frames: on the workers of a cluster when this node is a gateway. */
   const describeImage = async (image: ArrayBuffer, field: string, wholeImageIsPerson: boolean): Promise<PersonEmbedResult> => {
     const task: PersonEmbedTask = {
       op: 'person-embed', reid, face, image, maxPixels: MAX_PIXELS, detector, personScore: spec.personScore ?? 0.3, wholeImageIsPerson,
     };
     try {
-      return await pool.run<PersonEmbedResult>(task, [image]);
+      return await inference.run<PersonEmbedResult>(task, [image]);
     } catch (err) {
       const message = (err as Error).message;
       if (/not a decodable image|more than \d+ pixels/.test(message)) {
@@ -276,7 +278,8 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
       const boxes = dueTracks ? dueTracks.map((t) => t.box) : (p.detections ?? []).filter(isPerson).map((d) => d.box);
       let described: PersonEmbedResult | null = null;
       if (boxes.length) {
-        // A copy: the packet's buffer belongs to the pipeline and to the other subscribers.
+        // A copy: the packet's buffer belongs to the pipeline and to the other subscribers. Always the local
+        // pool: only a node that runs the pipeline has its pixels (a gateway receives packets without them).
         const data = frame.data.slice(0);
         const faces = p.faces?.map((f) => ({ box: f.box, score: f.score, landmarks: f.landmarks }));
         const task: PersonEmbedTask = { op: 'person-embed', reid, face, width: frame.width, height: frame.height, data, boxes, faces };
