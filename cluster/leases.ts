@@ -68,11 +68,11 @@ export class LeaseKeeper {
     this.held.clear();
     await this.sync();
     await Promise.all(given.map(async ([source, h]) => {
-      try {
-        await this.o.leases.delete(source, { previousSeq: h.revision });
+      // Not given back (expired, taken, or NATS unreachable): the TTL ends it.
+      if (await this.giveBack(source, h.revision)) {
         this.o.metrics.clusterLeaseChanges.inc({ event: 'released' });
         this.o.log.info(`released source ${source}`);
-      } catch { /* expired or unreachable: the TTL ends it */ }
+      }
     }));
     await this.o.workers.delete(this.o.nodeId).catch(() => undefined);
   }
@@ -149,12 +149,33 @@ export class LeaseKeeper {
     }
   }
 
+  /**
+   * Deletes our lease key. Right after a NATS restart the first attempt can time out, or the key may have
+   * moved to a newer revision of ours (re-claimed by a renewal): retry a few times, deleting only while the
+   * key is still ours, so a clean stop hands the source over at once instead of after the TTL.
+   */
+  private async giveBack(source: string, revision: number): Promise<boolean> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await this.o.leases.delete(source, { previousSeq: revision });
+        return true;
+      } catch {
+        const entry = await this.o.leases.get(source).catch(() => undefined);
+        if (entry === null || (entry && entry.operation !== 'PUT')) return true; // already gone
+        if (entry && dec.decode(entry.value) !== this.o.nodeId) return false; // another worker's now
+        if (entry) revision = entry.revision;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    }
+    return false;
+  }
+
   private async release(source: string): Promise<void> {
     const h = this.held.get(source);
     if (!h) return;
     this.held.delete(source);
     await this.sync();
-    await this.o.leases.delete(source, { previousSeq: h.revision }).catch(() => undefined);
+    await this.giveBack(source, h.revision);
     this.o.metrics.clusterLeaseChanges.inc({ event: 'released' });
     this.o.log.info(`released source ${source}`);
   }

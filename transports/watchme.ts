@@ -353,18 +353,19 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
     status(s, 'tracking_started', `Started tracking on source: ${typeof msg.video_source === 'string' || typeof msg.video_source === 'number' ? msg.video_source : 0}`);
   };
 
-  const singleFrame = async (s: Session, msg: Record<string, unknown>): Promise<void> => {
+  /** The `matches` answer to a client's frame; the caller sends it in message order. */
+  const singleFrame = async (s: Session, msg: Record<string, unknown>): Promise<Record<string, unknown>> => {
     const receivedAt = now();
     const reference = openToken(msg.person_embed);
     const image = decodeBase64(msg.frame, 'frame');
     const frameNumber = s.framesSent++;
     const r = await describeImage(image, 'frame', false);
-    send(s, {
+    return {
       type: 'matches',
       matches: matchesOf(r.persons.map((p) => ({ box: p.box, look: p })), reference),
       timestamp: receivedAt,
       frame_info: { frame_number: frameNumber, width: r.width, height: r.height, processed_at: now() },
-    });
+    };
   };
 
   const onMessage = (s: Session, raw: RawData, isBinary: boolean): void => {
@@ -415,9 +416,14 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
           break;
         }
         s.pendingFrames++;
-        // Started now (different sessions and frames run in parallel on the pool), answered in order.
-        const done = singleFrame(s, m).then(() => null, (err: Error) => err).finally(() => { s.pendingFrames--; });
-        reply(async () => { const err = await done; if (err) throw err; });
+        // Started now (different sessions and frames run in parallel on the pool), answered in order:
+        // the answer is sent from the reply chain, never by the frame's own (possibly earlier) completion.
+        const done = singleFrame(s, m).then((answer) => ({ answer }), (err: Error) => ({ err })).finally(() => { s.pendingFrames--; });
+        reply(async () => {
+          const r = await done;
+          if ('err' in r) throw r.err;
+          send(s, r.answer);
+        });
         break;
       }
       default:
