@@ -17,7 +17,7 @@ import { startApp, type App } from '../pipeline/app.js';
 import { createLogger } from '../pipeline/log.js';
 import { gstPipelines } from '../pipeline/sources/gst-source.js';
 import { graph, testSettings } from '../test/helpers.js';
-import { outage, processThreads, type OutageCycle } from '../test/outage.js';
+import { outage, outageGraph, processThreads, type OutageCycle } from '../test/outage.js';
 import { startRtspServer, type RtspServer } from '../test/rtsp-server.js';
 import { loadavg, percentile, table, waitForQuietMachine } from './report.js';
 
@@ -64,24 +64,7 @@ async function main(): Promise<void> {
   await waitForQuietMachine('measure');
   const logLines: string[] = [];
   const server = await startRtspServer();
-  const app = await startApp(graph(`
-sources:
-  cam: { uri: "${server.url}", width: 384, height: 288, latency: 100, watchdog: 2 }
-  steady: { uri: "test://ball", width: 160, height: 120, fps: 5 }
-models:
-  people: { file: yolox_nano.onnx, kind: yolox }
-pipelines:
-  cam:
-    source: cam
-    stages:
-      - { id: detect, use: detect, with: { model: people, classes: [person], score: 0.1 } }
-      - { id: track, use: track }
-  steady:
-    source: steady
-    stages: [{ id: detect, use: detect, with: { model: people } }]
-transports:
-  metrics: { port: 0 }
-`), testSettings(), { log: createLogger('warn', 'bench', (l) => logLines.push(l)) });
+  const app = await startApp(graph(outageGraph(server.url)), testSettings(), { log: createLogger('warn', 'bench', (l) => logLines.push(l)) });
 
   const steadyPackets = gapMeter();
   const steadyFrames = gapMeter();

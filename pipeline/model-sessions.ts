@@ -32,3 +32,22 @@ async function createSession(model: ModelRef, intraOpNumThreads: number): Promis
     throw new Error(`cannot load model ${model.path} as ONNX: ${(err as Error).message.split('\n')[0]}`);
   }
 }
+
+type ValueMetadata = ort.InferenceSession.ValueMetadata;
+const shapeChecked = new WeakSet<ort.InferenceSession>();
+
+/**
+ * Checks a session's first input and output once: a model of the wrong shape fails with a message naming
+ * what it takes and gives and what the stage expects, instead of a tensor error deep inside a run.
+ */
+export function checkModelShape(session: ort.InferenceSession, stage: string, file: string,
+  ok: (input: ValueMetadata | undefined, output: ValueMetadata | undefined) => boolean, expected: string): void {
+  if (shapeChecked.has(session)) return;
+  const input = session.inputMetadata[0];
+  const output = session.outputMetadata[0];
+  if (!ok(input, output)) {
+    const dims = (m: ValueMetadata | undefined): string => (m?.isTensor ? `[${m.shape.join(',')}]` : '?');
+    throw new Error(`${stage}: ${file} takes ${dims(input)} and gives ${dims(output)}; expected ${expected}`);
+  }
+  shapeChecked.add(session);
+}

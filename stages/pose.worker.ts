@@ -4,7 +4,7 @@
  * batch of 3), so the task runs the model once per person, back to back, reusing one input buffer.
  */
 import * as ort from 'onnxruntime-node';
-import { getSession } from '../pipeline/model-sessions.js';
+import { checkModelShape, getSession } from '../pipeline/model-sessions.js';
 import type { Keypoint } from '../pipeline/types.js';
 import type { PoseResult, PoseTask } from './pose.protocol.js';
 import {
@@ -15,7 +15,6 @@ import {
 // (tests) gets its own buffer instead of overwriting one a running model still reads.
 const shared = new Float32Array(POSE_TENSOR_SIZE);
 let sharedBusy = false;
-const checked = new WeakSet<ort.InferenceSession>();
 
 export async function estimatePoses(task: PoseTask, threads: number): Promise<PoseResult> {
   const rgb = new Uint8Array(task.data);
@@ -60,16 +59,9 @@ export async function estimatePoses(task: PoseTask, threads: number): Promise<Po
 
 /** The model must take one NCHW 256×192 crop and give 17 heat maps, so a wrong model fails clearly, once. */
 function checkModel(session: ort.InferenceSession, file: string): void {
-  if (checked.has(session)) return;
-  const input = session.inputMetadata[0];
-  const output = session.outputMetadata[0];
-  const dims = (m: ort.InferenceSession.ValueMetadata | undefined) => (m?.isTensor ? `[${m.shape.join(',')}]` : '?');
-  const ok = input?.isTensor && input.type === 'float32' && input.shape.length === 4 &&
+  checkModelShape(session, 'pose', file, (input, output) => Boolean(
+    input?.isTensor && input.type === 'float32' && input.shape.length === 4 &&
     input.shape[1] === 3 && input.shape[2] === POSE_HEIGHT && input.shape[3] === POSE_WIDTH &&
-    output?.isTensor && output.shape.length === 4 && output.shape[1] === POSE_KEYPOINTS;
-  if (!ok) {
-    throw new Error(`pose: ${file} takes ${dims(input)} and gives ${dims(output)}; expected a top-down pose model with input ` +
-      `[1,3,${POSE_HEIGHT},${POSE_WIDTH}] and heat maps [1,${POSE_KEYPOINTS},${HEATMAP_HEIGHT},${HEATMAP_WIDTH}] (Ultralight-Nano-SimplePose)`);
-  }
-  checked.add(session);
+    output?.isTensor && output.shape.length === 4 && output.shape[1] === POSE_KEYPOINTS),
+  `a top-down pose model with input [1,3,${POSE_HEIGHT},${POSE_WIDTH}] and heat maps [1,${POSE_KEYPOINTS},${HEATMAP_HEIGHT},${HEATMAP_WIDTH}] (Ultralight-Nano-SimplePose)`);
 }

@@ -5,7 +5,7 @@
  * one input buffer) rather than once per batch.
  */
 import * as ort from 'onnxruntime-node';
-import { getSession } from '../pipeline/model-sessions.js';
+import { checkModelShape, getSession } from '../pipeline/model-sessions.js';
 import { REID_EMBEDDING_SIZE, type ReidResult, type ReidTask } from './reid.protocol.js';
 import { clipReidBox, REID_HEIGHT, REID_TENSOR_SIZE, REID_WIDTH, reidInput } from './reid.js';
 
@@ -13,9 +13,6 @@ import { clipReidBox, REID_HEIGHT, REID_TENSOR_SIZE, REID_WIDTH, reidInput } fro
 // anyway (direct callers, tests) gets its own buffer instead of overwriting one a running model still reads.
 const shared = new Float32Array(REID_TENSOR_SIZE);
 let sharedBusy = false;
-
-/** Sessions whose input/output shapes were checked, so a wrong model fails with a clear message once. */
-const checked = new WeakSet<ort.InferenceSession>();
 
 export async function reidEmbed(task: ReidTask, threads: number): Promise<ReidResult> {
   const rgb = new Uint8Array(task.data);
@@ -56,22 +53,13 @@ export async function reidEmbed(task: ReidTask, threads: number): Promise<ReidRe
 
 /** The model must take one NHWC 256×128 BGR crop (batch 1 or dynamic) and give a 256-d vector. */
 function checkModel(session: ort.InferenceSession, file: string): void {
-  if (checked.has(session)) return;
-  const input = session.inputMetadata[0];
-  const output = session.outputMetadata[0];
-  const dims = (m: ort.InferenceSession.ValueMetadata | undefined) => (m?.isTensor ? `[${m.shape.join(',')}]` : '?');
-  const inputOk = input?.isTensor && input.type === 'float32' && input.shape.length === 4 &&
-    (input.shape[0] === 1 || typeof input.shape[0] === 'string' || input.shape[0] === -1) &&
-    input.shape[1] === REID_HEIGHT && input.shape[2] === REID_WIDTH && input.shape[3] === 3;
-  const outLast = output?.isTensor ? output.shape[output.shape.length - 1] : undefined;
-  const outputOk = output?.isTensor && (outLast === REID_EMBEDDING_SIZE || typeof outLast === 'string');
-  if (!inputOk || !outputOk) {
-    throw new Error(
-      `reid: ${file} takes ${dims(input)} and gives ${dims(output)}; expected a person ReID model with NHWC input ` +
-      `[1,${REID_HEIGHT},${REID_WIDTH},3] and output [1,${REID_EMBEDDING_SIZE}] (person-reidentification-retail-0287)`,
-    );
-  }
-  checked.add(session);
+  checkModelShape(session, 'reid', file, (input, output) => {
+    const inputOk = input?.isTensor && input.type === 'float32' && input.shape.length === 4 &&
+      (input.shape[0] === 1 || typeof input.shape[0] === 'string' || input.shape[0] === -1) &&
+      input.shape[1] === REID_HEIGHT && input.shape[2] === REID_WIDTH && input.shape[3] === 3;
+    const outLast = output?.isTensor ? output.shape[output.shape.length - 1] : undefined;
+    return Boolean(inputOk && output?.isTensor && (outLast === REID_EMBEDDING_SIZE || typeof outLast === 'string'));
+  }, `a person ReID model with NHWC input [1,${REID_HEIGHT},${REID_WIDTH},3] and output [1,${REID_EMBEDDING_SIZE}] (person-reidentification-retail-0287)`);
 }
 
 /** The 256-d output scaled to unit length, copied into its own ArrayBuffer (transferable alone). */

@@ -7,8 +7,7 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { NodeIO } from '@gltf-transform/core';
-import WebSocket from 'ws';
-import { media } from './helpers.js';
+import { media, openQueuedSocket } from './helpers.js';
 import { Cluster, until } from './cluster-harness.js';
 import { freePort } from './rtsp-server.js';
 
@@ -28,23 +27,7 @@ let cluster: Cluster;
 let watchmePort: number;
 let reconPort: number;
 
-/** A WebSocket whose messages are queued, to be awaited one at a time. */
-async function open(url: string): Promise<{ ws: WebSocket; next: () => Promise<Msg>; send: (m: unknown) => void }> {
-  const ws = new WebSocket(url, { maxPayload: 64 * 1024 * 1024 });
-  const queue: Msg[] = [];
-  const waiters: ((m: Msg) => void)[] = [];
-  ws.on('message', (data) => {
-    const m = JSON.parse(data.toString()) as Msg;
-    const w = waiters.shift();
-    if (w) w(m); else queue.push(m);
-  });
-  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
-  return {
-    ws,
-    next: () => (queue.length ? Promise.resolve(queue.shift()!) : new Promise((r) => waiters.push(r))),
-    send: (m) => ws.send(JSON.stringify(m)),
-  };
-}
+const open = (url: string) => openQueuedSocket<Msg>(url);
 
 const b64 = (name: string): string => readFileSync(media(name)).toString('base64');
 

@@ -2,6 +2,7 @@
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import WebSocket from 'ws';
 import { parseGraph, type Graph } from '../config/graph.js';
 import { loadSettings, type ResolvedSettings } from '../config/settings.js';
 import { createLogger, type Logger } from '../pipeline/log.js';
@@ -41,4 +42,26 @@ export function metric(text: string, name: string, labels: Record<string, string
     if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[4]);
   }
   return undefined;
+}
+
+/** A JSON WebSocket client whose messages are queued, so a test awaits them one at a time, in order. */
+export interface QueuedSocket<M> { ws: WebSocket; next: () => Promise<M>; send: (m: unknown) => void }
+
+export async function openQueuedSocket<M = Record<string, unknown> & { type: string }>(url: string,
+  maxPayload = 64 * 1024 * 1024): Promise<QueuedSocket<M>> {
+  const ws = new WebSocket(url, { maxPayload });
+  const queue: M[] = [];
+  const waiters: ((m: M) => void)[] = [];
+  ws.on('message', (data) => {
+    const m = JSON.parse(data.toString()) as M;
+    const w = waiters.shift();
+    if (w) w(m); else queue.push(m);
+  });
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  return {
+    ws,
+    next: () => (queue.length ? Promise.resolve(queue.shift()!) : new Promise((r) => waiters.push(r))),
+    // A string goes as it is (tests send malformed JSON on purpose); anything else as JSON.
+    send: (m) => ws.send(typeof m === 'string' ? m : JSON.stringify(m)),
+  };
 }

@@ -17,6 +17,28 @@ export interface OutageCycle {
   threads: number;
 }
 
+/** The graph both the outage test and its benchmark run: an RTSP camera that goes away, and a steady source beside it. */
+export function outageGraph(url: string): string {
+  return `
+sources:
+  cam: { uri: "${url}", width: 384, height: 288, latency: 100, watchdog: 2 }
+  steady: { uri: "test://ball", width: 160, height: 120, fps: 5 }
+models:
+  people: { file: yolox_nano.onnx, kind: yolox }
+pipelines:
+  cam:
+    source: cam
+    stages:
+      - { id: detect, use: detect, with: { model: people, classes: [person], score: 0.1 } }
+      - { id: track, use: track }
+  steady:
+    source: steady
+    stages: [{ id: detect, use: detect, with: { model: people } }]
+transports:
+  metrics: { port: 0 }
+`;
+}
+
 export function processThreads(): number {
   const m = /^Threads:\s+(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'));
   return m ? Number(m[1]) : 0;

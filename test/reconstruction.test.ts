@@ -14,7 +14,7 @@ import { NodeIO, Primitive, type Document } from '@gltf-transform/core';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 import WebSocket from 'ws';
 import { startApp, type App } from '../pipeline/app.js';
-import { graph, media, memoryLogger, metric, scrape, testSettings } from './helpers.js';
+import { graph, media, memoryLogger, metric, scrape, testSettings, openQueuedSocket } from './helpers.js';
 import { SYSTEM_PYTHON } from './rtsp-server.js';
 
 const GRAPH = (extra = '') => graph(`
@@ -39,23 +39,7 @@ test.after.always(() => app?.stop());
 type Msg = Record<string, unknown> & { type: string };
 const b64 = (name: string) => readFileSync(media(name)).toString('base64');
 
-/** A WebSocket that queues every message, so a test can await them one at a time. */
-async function connect(url: string): Promise<{ ws: WebSocket; next: () => Promise<Msg>; send: (m: unknown) => void }> {
-  const ws = new WebSocket(url, { maxPayload: 512 * 1024 * 1024 });
-  const queue: Msg[] = [];
-  const waiters: ((m: Msg) => void)[] = [];
-  ws.on('message', (data) => {
-    const m = JSON.parse(data.toString()) as Msg;
-    const w = waiters.shift();
-    if (w) w(m); else queue.push(m);
-  });
-  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
-  return {
-    ws,
-    next: () => (queue.length ? Promise.resolve(queue.shift()!) : new Promise((r) => waiters.push(r))),
-    send: (m) => ws.send(typeof m === 'string' ? m : JSON.stringify(m)),
-  };
-}
+const connect = (url: string) => openQueuedSocket<Msg>(url, 512 * 1024 * 1024);
 
 async function createSession(query = ''): Promise<Record<string, unknown> & { session_id: string }> {
   const res = await fetch(`${base}/ws/session/create${query}`, { method: 'POST' });

@@ -8,7 +8,7 @@ import { startApp } from '../pipeline/app.js';
 import { gstPipelines } from '../pipeline/sources/gst-source.js';
 import type { Packet } from '../pipeline/types.js';
 import { graph, memoryLogger, metric, scrape, testSettings } from './helpers.js';
-import { outage, type OutageCycle } from './outage.js';
+import { outage, outageGraph, type OutageCycle } from './outage.js';
 import { startRtspServer } from './rtsp-server.js';
 
 const CYCLES = 10;
@@ -16,24 +16,7 @@ const CYCLES = 10;
 test('an RTSP source survives repeated camera outages without leaking or replaying stale frames', async (t) => {
   const server = await startRtspServer();
   t.teardown(() => server.stop());
-  const app = await startApp(graph(`
-sources:
-  cam: { uri: "${server.url}", width: 384, height: 288, latency: 100, watchdog: 2 }
-  steady: { uri: "test://ball", width: 160, height: 120, fps: 5 }
-models:
-  people: { file: yolox_nano.onnx, kind: yolox }
-pipelines:
-  cam:
-    source: cam
-    stages:
-      - { id: detect, use: detect, with: { model: people, classes: [person], score: 0.1 } }
-      - { id: track, use: track }
-  steady:
-    source: steady
-    stages: [{ id: detect, use: detect, with: { model: people } }]
-transports:
-  metrics: { port: 0 }
-`), testSettings(), { log: memoryLogger() });
+  const app = await startApp(graph(outageGraph(server.url)), testSettings(), { log: memoryLogger() });
   t.teardown(() => app.stop());
 
   const runner = app.runtime.pipelines.get('cam')!;
