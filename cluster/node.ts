@@ -25,6 +25,8 @@ import { SharedCounts } from './shared-counts.js';
 import { sharedEmbeddingKey } from './shared-key.js';
 import { SharedPersons } from './shared-persons.js';
 import type { KnownPersons } from '../pipeline/known-persons.js';
+import type { LooksDemand, PersonLooks } from '../pipeline/person-looks.js';
+import { RemoteLooks, serveLooks } from './shared-looks.js';
 
 export type Role = ResolvedSettings['role'];
 
@@ -35,6 +37,8 @@ export interface ClusterDeps {
   pool: InferencePool;
   store: Store;
   log: Logger;
+  /** The node's own live looks (WatchMe): served for gateways on nodes that run pipelines. */
+  looks: PersonLooks;
 }
 
 /** Only the held sources, and the pipelines that read them (models and transports stay). */
@@ -55,6 +59,10 @@ export class ClusterNode {
   readonly role: Role;
   /** For transports on a gateway: inference on the workers. Null where the local pool serves. */
   readonly remoteInference: InferenceClient | null;
+  /** For transports: live looks from the node that runs each pipeline (announced to the cluster's workers). */
+  readonly looks: LooksDemand;
+  private readonly remoteLooks: RemoteLooks | null;
+  private looksServer: { close(): void } | null = null;
   private graph!: Graph;
   private runtime!: Runtime;
   private leases: LeaseKeeper | null = null;
@@ -72,6 +80,8 @@ export class ClusterNode {
     this.nodeId = d.settings.nodeId || `${os.hostname()}-${process.pid}`;
     this.bridge = new ClusterBridge(nc, d.bus, d.metrics, d.log.child('bridge'));
     this.remoteInference = this.role === 'gateway' ? new RemoteInference(nc, d.metrics, new LocalInference(d.pool)) : null;
+    this.remoteLooks = this.servesProtocols ? new RemoteLooks(nc, this.runsPipelines ? d.looks : null) : null;
+    this.looks = this.remoteLooks ?? d.looks;
   }
 
   static async join(d: ClusterDeps): Promise<ClusterNode> {
@@ -99,6 +109,11 @@ export class ClusterNode {
     return node;
   }
 
+  /** The graph as configured: every source, including those other nodes run. */
+  get configured(): Graph {
+    return this.graph;
+  }
+
   get runsPipelines(): boolean {
     return this.role !== 'gateway';
   }
@@ -121,6 +136,7 @@ export class ClusterNode {
 
   /** The graph the local runtime starts with: none of the sources until leases are held. */
   initialGraph(graph: Graph): Graph {
+    this.graph = graph;
     return this.runsPipelines ? graphFor(graph, new Set()) : graph;
   }
 
@@ -143,6 +159,7 @@ export class ClusterNode {
     this.counts.start(bus);
     this.bridge.forward();
     this.inferSub = serveInference(this.nc, pool, settings.modelDir, this.nodeId, metrics, log.child('infer'));
+    this.looksServer = serveLooks(this.nc, this.d.looks, metrics, log.child('looks'));
     this.leases = new LeaseKeeper({
       nodeId: this.nodeId, ttlMs: ttl, leases, workers, log: log.child('leases'), metrics,
       sources: () => leasedSources(this.graph),
@@ -183,6 +200,8 @@ export class ClusterNode {
     await this.counts?.close();
     await this.sharedPersons?.close();
     this.bridge.close();
+    this.remoteLooks?.close();
+    this.looksServer?.close();
     this.inferSub?.unsubscribe();
     await this.nc.drain().catch(() => this.nc.close());
     this.d.metrics.clusterConnected.set(0);

@@ -9,11 +9,13 @@ import { EventBus } from './event-bus.js';
 import { describeChanges, hasChanges } from './graph-diff.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
-import { Runtime } from './runtime.js';
+import { modelPath, Runtime } from './runtime.js';
 import { Store } from './store.js';
 import { KnownPersons } from './known-persons.js';
 import { InferencePool } from './worker-pool.js';
 import { LocalInference } from './inference-client.js';
+import { PersonLooks } from './person-looks.js';
+import type { ModelRef } from './worker-protocol.js';
 import { ClusterNode } from '../cluster/node.js';
 
 export type ReloadResult = 'applied' | 'invalid' | 'unchanged';
@@ -65,7 +67,13 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   const pool = new InferencePool(gatewayOnly ? 1 : settings.workers, settings.ortThreads, metrics);
   const store = Store.open(settings.dataDir);
   // In a cluster a worker runs only the sources it holds leases on, and a gateway none.
-  const cluster = settings.cluster ? await ClusterNode.join({ settings, bus, metrics, pool, store, log }) : null;
+  // Live looks (WatchMe) are described on the node that runs the pipeline, with the models of its graph.
+  const looks: PersonLooks = new PersonLooks({
+    bus, pool, log: log.child('looks'),
+    model: (id: string, kind: string): ModelRef => ({ path: modelPath(runtime.graph, settings, id), kind }),
+    described: (pipeline) => metrics.personLooks.inc({ pipeline }),
+  });
+  const cluster = settings.cluster ? await ClusterNode.join({ settings, bus, metrics, pool, store, log, looks }) : null;
   const runtime = new Runtime(cluster ? cluster.initialGraph(initial) : initial, { settings, store, pool, bus, metrics, log });
   const hub = new HttpHub(settings.host, log.child('http'));
   const persons = new KnownPersons(store, settings, log, metrics);
@@ -73,7 +81,8 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   await cluster?.shareState(persons);
   const inference = cluster?.remoteInference ?? new LocalInference(pool);
   const ctx: TransportContext = {
-    hub, bus, metrics, settings, log, store, pool, inference, persons, runtime: () => runtime, embeddingKey: cluster?.embeddingKey,
+    hub, bus, metrics, settings, log, store, pool, inference, persons, looks: cluster?.looks ?? looks,
+    graph: () => cluster?.configured ?? runtime.graph, runtime: () => runtime, embeddingKey: cluster?.embeddingKey,
   };
   const wantedTransports = (graph: Graph): Map<string, TransportSpec & { port: number }> => {
     const wanted = transportsOf(graph, settings);
@@ -143,6 +152,7 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
     await cluster?.close();
     await runtime.stop();
     for (const m of mounted.values()) await m.handle.close();
+    looks.close();
     await hub.close();
     await pool.close();
     await persons.close();

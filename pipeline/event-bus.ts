@@ -4,6 +4,7 @@
  */
 import { Subject, type Observable } from 'rxjs';
 import type { GraphChanges } from './graph-diff.js';
+import type { PersonLooksEvent } from './person-looks.js';
 import type { Detection, Packet } from './types.js';
 
 export type SourceState = 'starting' | 'running' | 'retrying' | 'stopped' | 'failed';
@@ -41,6 +42,8 @@ export interface BusEvents {
   occupancy: { pipeline: string; source: string; count: number; previous: number; changeType: 'increase' | 'decrease'; atMs: number };
   /** The reconstruct stage wrote a new point cloud (GLB) of what a pipeline's camera sees. */
   'reconstruction.model': { pipeline: string; source: string; path: string; numPoints: number; numFrames: number; glbSizeBytes: number; atMs: number };
+  /** What the persons of a watched pipeline look like, for live matching (WatchMe), computed where it runs. */
+  'person.looks': PersonLooksEvent;
   /** A graph reload: applied (with what changed), invalid (old graph kept) or unchanged. */
   config: { result: 'applied' | 'invalid' | 'unchanged'; file: string; summary: string; changes?: GraphChanges; errors?: string[]; atMs: number };
 }

@@ -50,6 +50,8 @@ export class Metrics {
   readonly clusterInference = this.counter('sightline_cluster_inference_total', 'Inference requests sent to workers (sent) or answered for gateways (served), by result.', ['side', 'result']);
   readonly clusterInferenceOps = this.counter('sightline_cluster_inference_ops_total', 'Inference requests sent to workers or served for gateways, by worker task (op).', ['side', 'op']);
 
+  readonly personLooks = this.counter('sightline_person_looks_frames_total', 'Frames whose persons were described for live matching (WatchMe), by pipeline.', ['pipeline']);
+
   readonly faceIndexSize = this.gauge('sightline_face_index_embeddings', 'Known-person face embeddings in the 1:N search index.', []);
   readonly faceIndexDeleted = this.gauge('sightline_face_index_deleted', 'Embeddings deleted but still in the HNSW graph (a rebuild drops them).', []);
   readonly faceIndexState = this.gauge('sightline_face_index_hnsw_state', '1 for the state the HNSW graph is in (none, building, loading, ready), 0 for the others.', ['state']);

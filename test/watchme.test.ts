@@ -15,11 +15,11 @@ import ort from 'onnxruntime-node';
 import WebSocket from 'ws';
 import { startApp, type App } from '../pipeline/app.js';
 import { loadOrCreateKey, openVectors, sealVectors } from '../pipeline/embedding-token.js';
-import { gstreamer } from '../pipeline/sources/gstreamer.js';
 import type { Box, TrackedObject } from '../pipeline/types.js';
 import { iou } from '../stages/nms.js';
 import { decodeYolox, letterbox, YOLOX_INPUT } from '../stages/yolox.js';
 import { graph, media, memoryLogger, metric, scrape, testSettings } from './helpers.js';
+import { encode, videoFrames, type RgbImage } from './video-frames.js';
 import { SYSTEM_PYTHON } from './rtsp-server.js';
 
 /** vtest.avi frame 20: the pedestrian in the red jacket on the right (YOLOX box), walking up the road for ~9 s. */
@@ -30,47 +30,12 @@ const LAST_TRUTH_FRAME = 110;
 const MAX_IMAGE = 2 * 1024 * 1024;
 const RATE = 20;
 
-interface RgbImage { rgb: Uint8Array; width: number; height: number }
 type Msg = Record<string, unknown> & { type: string; status?: string; message?: string };
 interface MatchesMsg {
   type: 'matches';
   matches: { bbox: Box; distance: number; confidence: number }[];
   timestamp: number;
   frame_info: { frame_number: number; width: number; height: number; processed_at: number };
-}
-
-/** Decoded RGB frames `first..last` of a video, pulled with GStreamer the way a source delivers them. */
-function videoFrames(file: string, first: number, last: number): Promise<Map<number, RgbImage>> {
-  const p = new gstreamer.Pipeline(
-    `filesrc location="${file}" ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=4 drop=false`,
-  );
-  const sink = p.findChild('sink')!;
-  const frames = new Map<number, RgbImage>();
-  let n = 0;
-  p.play();
-  return new Promise((resolve, reject) => {
-    const pull = (): void => sink.pull((buf, caps) => {
-      if (!buf) { p.stop(); reject(new Error(`${file} ended after ${n} frames`)); return; }
-      if (n >= first) frames.set(n, { rgb: new Uint8Array(buf), width: Number(caps.width), height: Number(caps.height) });
-      if (n++ >= last) { p.stop(); resolve(frames); } else pull();
-    });
-    pull();
-  });
-}
-
-/** Encodes `box` of an RGB frame (or all of it) as PNG or JPEG. */
-async function encode(img: RgbImage, box: Box = [0, 0, img.width, img.height], as: 'png' | 'jpeg' = 'png'): Promise<Buffer> {
-  const [x1, y1, x2, y2] = box.map(Math.round);
-  const c = createCanvas(img.width, img.height);
-  const ctx = c.getContext('2d');
-  const data = ctx.createImageData(img.width, img.height);
-  for (let i = 0, j = 0; i < img.rgb.length; i += 3, j += 4) {
-    data.data[j] = img.rgb[i]; data.data[j + 1] = img.rgb[i + 1]; data.data[j + 2] = img.rgb[i + 2]; data.data[j + 3] = 255;
-  }
-  ctx.putImageData(data, 0, 0);
-  const crop = createCanvas(x2 - x1, y2 - y1);
-  crop.getContext('2d').drawImage(c, x1, y1, x2 - x1, y2 - y1, 0, 0, x2 - x1, y2 - y1);
-  return as === 'png' ? crop.encode('png') : crop.encode('jpeg', 85);
 }
 
 /** A client that records every message and can wait for one that matches. */

@@ -83,7 +83,7 @@ function parsePerson(body: unknown, partial: boolean): Partial<PersonInput> {
 
 export function mountDdfr(spec: DdfrSpec, ctx: TransportContext): MountedTransport {
   const { hub, metrics, log, persons, inference, settings } = ctx;
-  const graph = ctx.runtime().graph;
+  const graph = ctx.graph();
   const maxImageBytes = spec.maxImageBytes ?? 10 * 1024 * 1024;
   const recognizer = new FaceRecognizer(inference, persons, {
     detector: { path: modelPath(graph, settings, spec.detector), kind: 'yunet' },

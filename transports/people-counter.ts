@@ -54,7 +54,7 @@ export function mountPeopleCounter(spec: PeopleCounterSpec, ctx: TransportContex
   const inbound = metrics.wsMessages.labels(PROTOCOL, 'in');
   const dropped = metrics.wsDropped.labels(PROTOCOL);
   const dir = facesDir(settings.dataDir, pipeline);
-  const hasFaces = (): boolean => ctx.runtime().graph.pipelines[pipeline]?.stages.some((s) => s.use === 'faces') ?? false;
+  const hasFaces = (): boolean => ctx.graph().pipelines[pipeline]?.stages.some((s) => s.use === 'faces') ?? false;
 
   const push = (message: object, droppable: boolean): void => {
     if (wss.clients.size === 0) return;

@@ -89,14 +89,14 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
     if (!s || s.source !== source) stats.set(pipeline, (s = new SourceStats(source)));
     return s;
   };
-  const environments = (): string[] => Object.keys(ctx.runtime().graph.sources);
+  const environments = (): string[] => Object.keys(ctx.graph().sources);
 
   // Model files a pipeline runs, reported as the document's model_version.
   const modelVersions = new Map<string, string>();
   const modelVersion = (pipeline: string): string => {
     let v = modelVersions.get(pipeline);
     if (v === undefined) {
-      const graph = ctx.runtime().graph;
+      const graph = ctx.graph();
       v = graph.pipelines[pipeline] ? modelsOf(graph, pipeline).map((m) => graph.models[m]?.file ?? m).join('+') || 'none' : 'none';
       modelVersions.set(pipeline, v);
     }
@@ -213,7 +213,7 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
   const components = (pipeline: string, source: string | undefined): Record<string, string> => {
     const rt = ctx.runtime();
     const state = source ? rt.sources.get(source)?.state.value.state : undefined;
-    const spec_ = rt.graph.pipelines[pipeline];
+    const spec_ = ctx.graph().pipelines[pipeline];
     const runner = rt.pipelines.get(pipeline)?.state;
     return {
       // The pipeline's stages (the models run there): failed when the pipeline failed (e.g. a model did not load).
@@ -223,7 +223,7 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
     };
   };
   subs.push(bus.on('pipeline.state').subscribe(guard('pipeline.state', (e) => {
-    const source = ctx.runtime().graph.pipelines[e.pipeline]?.source;
+    const source = ctx.graph().pipelines[e.pipeline]?.source;
     const data = M.systemEvent(e, source, sessionId, components(e.pipeline, source));
     emit('system_event', source, 'system_event', () => data, severityAccepts(data.severity));
   })));
@@ -232,7 +232,7 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
     for (const id of e.changes?.sources.removed ?? []) { lastFrameMs.delete(id); down.delete(id); }
     for (const id of e.changes?.pipelines.removed ?? []) { stats.delete(id); occupancy.delete(id); }
     if (e.result === 'applied' && e.changes) {
-      const data = M.configUpdate(e, e.changes, ctx.runtime().graph as unknown as Record<string, Record<string, unknown>>);
+      const data = M.configUpdate(e, e.changes, ctx.graph() as unknown as Record<string, Record<string, unknown>>);
       emit('config_update', undefined, 'config_update', () => data);
     } else if (e.result === 'invalid') {
       const data = { event: 'config_rejected', status: 'running', severity: 'error', session_id: sessionId, message: e.summary, errors: e.errors ?? [] };

@@ -75,7 +75,7 @@ export function sessionJson(s: ReconstructionSession, ttlMs: number) {
 
 export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportContext): MountedTransport {
   const { hub, metrics, log, pool, inference, settings, store } = ctx;
-  const graph = ctx.runtime().graph;
+  const graph = ctx.graph();
   const model: ModelRef = { path: modelPath(graph, settings, spec.model), kind: graph.models[spec.model].kind };
   const ttlMs = (spec.sessionTtl ?? 3600) * 1000;
   const maxImageBytes = spec.maxImageBytes ?? 20 * 1024 * 1024;

@@ -1,5 +1,5 @@
 /** Every transport a graph's `transports` section may configure, by name. */
-import type { TransportSpec } from '../config/graph.js';
+import type { Graph, TransportSpec } from '../config/graph.js';
 import type { ResolvedSettings } from '../config/settings.js';
 import type { EventBus } from '../pipeline/event-bus.js';
 import type { Logger } from '../pipeline/log.js';
@@ -10,6 +10,7 @@ import type { KnownPersons } from '../pipeline/known-persons.js';
 import type { InferencePool } from '../pipeline/worker-pool.js';
 import { DEPTH_MODEL_KINDS } from '../stages/depth-models.js';
 import type { InferenceClient } from '../pipeline/inference-client.js';
+import type { LooksDemand } from '../pipeline/person-looks.js';
 import type { HttpHub } from './http-hub.js';
 import { mountDdfr, type DdfrSpec } from './ddfr.js';
 import { mountMetrics } from './metrics.js';
@@ -95,6 +96,11 @@ export interface TransportContext {
   /** Model work on client-sent images: the local pool, or the cluster's workers on a gateway. */
   inference: InferenceClient;
   persons: KnownPersons;
+  /** Live persons' looks of a pipeline, computed where it runs (this node or a cluster's workers). */
+  looks: LooksDemand;
+  /** The graph as configured (in a cluster, all of it, not only the sources this node runs). */
+  graph: () => Graph;
+  /** This node's running sources and pipelines. */
   runtime: () => Runtime;
   /** The cluster's embedding-token key (WatchMe), shared by every node; unset on a single node. */
   embeddingKey?: Buffer;

@@ -8,10 +8,11 @@ import type { Subscription } from 'rxjs';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Graph, TransportSpec } from '../config/graph.js';
 import { loadOrCreateKey, openVectors, sealVectors, TokenError } from '../pipeline/embedding-token.js';
-import { matchConfidence, personDistance, TrackGallery, type Appearance } from '../pipeline/person-gallery.js';
+import { matchConfidence, personDistance, type Appearance } from '../pipeline/person-gallery.js';
+import { looksKey, type LooksModels, type PersonLooksEvent } from '../pipeline/person-looks.js';
 import { filePath, sourceKind } from '../pipeline/sources/launch.js';
 import { modelPath } from '../pipeline/runtime.js';
-import type { Box, Packet } from '../pipeline/types.js';
+import type { Box } from '../pipeline/types.js';
 import type { ModelRef } from '../pipeline/worker-protocol.js';
 import type { FaceModels, PersonEmbedResult, PersonEmbedTask } from '../stages/person-embed.protocol.js';
 import { HttpError, readJson } from './http-body.js';
@@ -70,7 +71,7 @@ interface WatchedFeed {
 interface Session {
   id: string;
   ws: WebSocket;
-  tracking: { feed: WatchedFeed; reference: Appearance; minGapMs: number; nextAt: number } | null;
+  tracking: { feed: WatchedFeed; reference: Appearance; minGapMs: number; nextAt: number; unwatch: () => void } | null;
   /** Token bucket of the message rate limit. */
   tokens: number;
   refilledAt: number;
@@ -85,8 +86,8 @@ interface MatchJson { bbox: number[]; distance: number; confidence: number }
 const now = (): number => Date.now() / 1000;
 
 export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedTransport {
-  const { hub, metrics, log, pool, inference, settings, bus } = ctx;
-  const graph = (): Graph => ctx.runtime().graph;
+  const { hub, metrics, log, inference, looks, settings, bus } = ctx;
+  const graph = (): Graph => ctx.graph();
   // A key in the graph wins; in a cluster every node uses the shared one, so tokens open on any gateway.
   const key = spec.key ? loadOrCreateKey(settings.dataDir, spec.key) : ctx.embeddingKey ?? loadOrCreateKey(settings.dataDir);
   const threshold = spec.threshold ?? 0.4;
@@ -231,81 +232,46 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
     return { source, pipeline: pick.id };
   };
 
-  /** One per watched pipeline, shared by every session tracking it: its tracks' appearance is computed once. */
+  const looksModels: LooksModels = {
+    reid: spec.reid, faceDetector: spec.faceDetector, faceEmbedder: spec.faceEmbedder, faceScore: spec.faceScore, refreshFrames,
+  };
+  const looksOf = looksKey(looksModels);
+
+  /**
+   * One per watched pipeline, shared by every session tracking someone in it. The persons' looks are computed
+   * where the pipeline runs (this node, or a cluster worker) while the feed lasts, as fast as its most demanding
+   * session asks; each session is answered at its own rate.
+   */
   class SourceFeed implements WatchedFeed {
     readonly sessions = new Set<Session>();
-    private readonly gallery = new TrackGallery({ refreshFrames, history: 5, forgetFrames: 300, maxOccluded: 0.3 });
     private readonly sub: Subscription;
-    private busy = false;
 
     constructor(readonly source: string, readonly pipeline: string) {
-      this.sub = bus.on('packet').subscribe((p) => { if (p.pipeline === this.pipeline) this.onPacket(p); });
+      this.sub = bus.on('person.looks').subscribe((e) => { if (e.pipeline === pipeline && e.models === looksOf) this.onLooks(e); });
     }
 
-    private onPacket(p: Packet): void {
-      // Latest frame wins: while one frame is being described, newer ones pass by without costing anything.
-      if (this.busy) return;
-      // A frame a stage failed on has no reliable persons (nor, perhaps, its pixels): wait for the next one.
-      if (p.errors?.length || p.frame.data.byteLength !== p.frame.width * p.frame.height * 3) return;
+    private onLooks(e: PersonLooksEvent): void {
       const t = Date.now();
-      const due = [...this.sessions].filter((s) => s.tracking && t >= s.tracking.nextAt);
-      if (!due.length) return;
-      for (const s of due) s.tracking!.nextAt = Math.max(s.tracking!.nextAt + s.tracking!.minGapMs, t + s.tracking!.minGapMs / 2);
-      this.busy = true;
-      this.describe(p)
-        .then((people) => {
-          const frameInfo = { frame_number: p.frame.seq, width: p.frame.width, height: p.frame.height };
-          for (const s of due) {
-            if (!s.tracking || s.tracking.feed !== this) continue;
-            // A client that stops reading skips live results instead of growing the server's memory.
-            if (s.ws.bufferedAmount > MAX_QUEUED_BYTES) { dropped.inc(); continue; }
-            send(s, { type: 'matches', matches: matchesOf(people, s.tracking.reference), timestamp: p.frame.capturedAtMs / 1000, frame_info: { ...frameInfo, processed_at: now() } });
-          }
-        })
-        .catch((err: Error) => {
-          countError('internal');
-          log.warn(`watchme: frame ${p.frame.seq} of ${this.source} not matched: ${err.message}`);
-        })
-        .finally(() => { this.busy = false; });
-    }
-
-    /** The persons of a packet with their appearance: tracks from the gallery (refreshed when due), or detections. */
-    private async describe(p: Packet): Promise<{ box: Box; look: Appearance }[]> {
-      const { frame } = p;
-      const isPerson = (o: { label: string }): boolean => o.label === 'person';
-      const tracks = p.tracks?.filter(isPerson);
-      const dueTracks = tracks ? this.gallery.due(tracks, frame.seq) : null;
-      const boxes = dueTracks ? dueTracks.map((t) => t.box) : (p.detections ?? []).filter(isPerson).map((d) => d.box);
-      let described: PersonEmbedResult | null = null;
-      if (boxes.length) {
-        // A copy: the packet's buffer belongs to the pipeline and to the other subscribers. Always the local
-        // pool: only a node that runs the pipeline has its pixels (a gateway receives packets without them).
-        const data = frame.data.slice(0);
-        const faces = p.faces?.map((f) => ({ box: f.box, score: f.score, landmarks: f.landmarks }));
-        const task: PersonEmbedTask = { op: 'person-embed', reid, face, width: frame.width, height: frame.height, data, boxes, faces };
-        described = await pool.run<PersonEmbedResult>(task, [data]);
+      const people = e.persons.map((p) => ({ box: p.box, look: p }));
+      const frameInfo = { frame_number: e.seq, width: e.width, height: e.height };
+      for (const s of this.sessions) {
+        if (!s.tracking || t < s.tracking.nextAt) continue;
+        s.tracking.nextAt = Math.max(s.tracking.nextAt + s.tracking.minGapMs, t + s.tracking.minGapMs / 2);
+        // A client that stops reading skips live results instead of growing the server's memory.
+        if (s.ws.bufferedAmount > MAX_QUEUED_BYTES) { dropped.inc(); continue; }
+        send(s, { type: 'matches', matches: matchesOf(people, s.tracking.reference), timestamp: e.capturedAtMs / 1000, frame_info: { ...frameInfo, processed_at: now() } });
       }
-      if (!tracks || !dueTracks) return described?.persons.map((d) => ({ box: d.box, look: d })) ?? [];
-      dueTracks.forEach((t, i) => {
-        const d = described!.persons[i];
-        this.gallery.update(t.id, frame.seq, { body: d.body, face: d.face }, t.covered);
-      });
-      this.gallery.prune(frame.seq);
-      return tracks.flatMap((t) => {
-        const look = this.gallery.get(t.id);
-        return look ? [{ box: t.box, look }] : [];
-      });
     }
 
     close(): void {
       this.sub.unsubscribe();
-      this.gallery.clear();
     }
   }
 
   const feeds = new Map<string, SourceFeed>();
   const leaveFeed = (s: Session): void => {
     const feed = s.tracking?.feed;
+    s.tracking?.unwatch();
     s.tracking = null;
     if (!feed) return;
     feed.sessions.delete(s);
@@ -349,7 +315,9 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
     let feed = feeds.get(target.pipeline);
     if (!feed) feeds.set(target.pipeline, (feed = new SourceFeed(target.source, target.pipeline)));
     feed.sessions.add(s);
-    s.tracking = { feed, reference, minGapMs: 1000 / Math.min(fps, maxFps), nextAt: 0 };
+    const looksFps = Math.min(fps, maxFps);
+    const unwatch = looks.watch({ pipeline: target.pipeline, models: looksModels, fps: looksFps });
+    s.tracking = { feed, reference, minGapMs: 1000 / looksFps, nextAt: 0, unwatch };
     status(s, 'tracking_started', `Started tracking on source: ${typeof msg.video_source === 'string' || typeof msg.video_source === 'number' ? msg.video_source : 0}`);
   };
 
