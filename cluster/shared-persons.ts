@@ -7,6 +7,11 @@
  * that created it (unique, increasing, an integer as the DDFR protocol wants). A writer answers only once
  * its own copy has applied its message, so the API answers from the same state the stream produced; a
  * node that starts late (or was offline) replays what it missed before it serves.
+ *
+ * The stream is compacted as it goes: once a delete is in it, the writer removes the messages that carried
+ * what was deleted (a person's create and photos, with their embeddings). The small delete messages stay,
+ * for copies that applied the create but not yet the delete; a copy replaying from the start applies them as
+ * no-ops. So the stream holds about what the persons hold, not every change ever made.
  */
 import type { JetStreamClient, JetStreamManager, NatsConnection } from 'nats';
 import type { Logger } from '../pipeline/log.js';
@@ -35,8 +40,8 @@ export class SharedPersons implements PersonsWriter {
   private running: Promise<void> = Promise.resolve();
   private readonly js: JetStreamClient;
 
-  private constructor(nc: NatsConnection, private readonly persons: KnownPersons, private readonly store: Store,
-    private readonly log: Logger, private readonly metrics: Metrics, private readonly waitMs: number) {
+  private constructor(nc: NatsConnection, private readonly jsm: JetStreamManager, private readonly persons: KnownPersons,
+    private readonly store: Store, private readonly log: Logger, private readonly metrics: Metrics, private readonly waitMs: number) {
     this.js = nc.jetstream();
   }
 
@@ -44,7 +49,7 @@ export class SharedPersons implements PersonsWriter {
   static async start(nc: NatsConnection, persons: KnownPersons, store: Store, log: Logger, metrics: Metrics, replicas: number, waitMs = 15_000): Promise<SharedPersons> {
     const jsm = await nc.jetstreamManager();
     const info = await SharedPersons.stream(jsm, replicas);
-    const shared = new SharedPersons(nc, persons, store, log, metrics, waitMs);
+    const shared = new SharedPersons(nc, jsm, persons, store, log, metrics, waitMs);
     shared.begin(info.created);
     const last = info.state.last_seq;
     shared.consume();
@@ -212,7 +217,9 @@ export class SharedPersons implements PersonsWriter {
 
   async delete(id: number): Promise<boolean> {
     if (!this.persons.get(id)) return false;
+    const photos = this.persons.photos(id).map((ph) => ph.id);
     await this.publish({ op: 'delete-person', id });
+    await this.compact([id, ...photos]);
     return true;
   }
 
@@ -225,7 +232,21 @@ export class SharedPersons implements PersonsWriter {
   async deletePhoto(personId: number, photoId: number): Promise<boolean> {
     if (!this.persons.photos(personId).some((ph) => ph.id === photoId)) return false;
     await this.publish({ op: 'delete-photo', personId, id: photoId });
+    await this.compact([photoId]);
     return true;
+  }
+
+  /** Removes the messages of deleted persons and photos from the stream (ids are their sequences). */
+  private async compact(seqs: number[]): Promise<void> {
+    for (const seq of seqs) {
+      try {
+        await this.jsm.streams.deleteMessage(PERSONS_STREAM, seq, false);
+        this.metrics.clusterSharedChanges.inc({ state: 'persons', result: 'compacted' });
+      } catch (err) {
+        // Gone already (another writer compacted it), or NATS away: a leftover message costs only space.
+        this.log.debug(`${PERSONS_STREAM} message ${seq} not removed: ${(err as Error).message}`);
+      }
+    }
   }
 
   async close(): Promise<void> {

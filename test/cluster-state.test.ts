@@ -14,6 +14,7 @@ import WebSocket from 'ws';
 import { media } from './helpers.js';
 import { Cluster, until } from './cluster-harness.js';
 import { freePort } from './rtsp-server.js';
+import { PERSONS_STREAM } from '../cluster/shared-persons.js';
 
 interface Ports { ddfr: number; watchme: number }
 
@@ -128,7 +129,9 @@ test.serial('a gateway started after the enrolment knows the person', async (t) 
   await cluster.kill('gC', 'SIGTERM');
 });
 
-test.serial('a delete on gateway B makes the person Unknown on gateway A', async (t) => {
+test.serial('a delete on gateway B makes the person Unknown on gateway A, and removes his messages from the stream', async (t) => {
+  const photoIds = (await (await api('gB', `/persons/${obamaId}/photos`)).json() as { id: number }[]).map((ph) => ph.id);
+  t.is(photoIds.length, 1);
   t.is((await api('gB', `/persons/${obamaId}`, { method: 'DELETE' })).status, 204);
   t.is((await api('gB', `/persons/${obamaId}`)).status, 404);
   const deletedAt = Date.now();
@@ -138,6 +141,22 @@ test.serial('a delete on gateway B makes the person Unknown on gateway A', async
   t.is(faces[0].name, 'Unknown');
   t.deepEqual(await (await api('gA', '/persons')).json(), []);
   t.is((await api('gA', `/persons/${obamaId}`, { method: 'DELETE' })).status, 404, 'a second delete finds nothing');
+
+  // Compaction: his create and photo messages (the embedding) are gone from the stream; the delete stays.
+  const nc = await connect({ servers: cluster.nats.url });
+  const jsm = await nc.jetstreamManager();
+  const held = async (seq: number): Promise<string | null> => {
+    try { return (await jsm.streams.getMessage(PERSONS_STREAM, { seq })).json<{ op: string }>().op; } catch { return null; }
+  };
+  t.deepEqual(await Promise.all([obamaId, ...photoIds].map(held)), [null, null]);
+  const last = (await jsm.streams.info(PERSONS_STREAM)).state.last_seq;
+  t.is(await held(last), 'delete-person');
+  await nc.close();
+  // A gateway replaying the compacted stream from the start ends with the same persons as the others.
+  await gateway('gD');
+  t.deepEqual(await (await api('gD', '/persons')).json(), await (await api('gA', '/persons')).json());
+  t.is((await api('gD', `/persons/${obamaId}`)).status, 404);
+  await cluster.kill('gD', 'SIGTERM');
 });
 
 test.serial('persons created at the same time on two gateways get distinct ids, the same on both', async (t) => {
