@@ -74,6 +74,7 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   const inference = cluster?.remoteInference ?? new LocalInference(pool);
   const ctx: TransportContext = {
     hub, bus, metrics, settings, log, store, pool, inference, persons, runtime: () => runtime, embeddingKey: cluster?.embeddingKey,
+    reconstructionSessions: cluster?.reconstructionSessions,
   };
   const wantedTransports = (graph: Graph): Map<string, TransportSpec & { port: number }> => {
     const wanted = transportsOf(graph, settings);
