@@ -13,11 +13,11 @@ import { media, openQueuedSocket } from './helpers.js';
 import { Cluster, until } from './cluster-harness.js';
 import { freePort } from './rtsp-server.js';
 
-const GRAPH = (port: number): string => `
+const GRAPH = (port: number, extra = ''): string => `
 models:
   depth: { file: depth_estimation_fastdepth_224x224.onnx, kind: fastdepth }
 transports:
-  reconstruction: { port: ${port}, model: depth }
+  reconstruction: { port: ${port}, model: depth${extra} }
 `;
 
 type Msg = Record<string, unknown> & { type: string };
@@ -35,10 +35,10 @@ const getSession = async (gw: string, id: string): Promise<SessionJson | undefin
 const model = async (gw: string, id: string): Promise<Buffer> => Buffer.from(await (await fetch(url(gw, `/dashboard/models/${id}.glb`))).arrayBuffer());
 const meshNames = async (glb: Uint8Array): Promise<string[]> => (await new NodeIO().readBinary(glb)).getRoot().listMeshes().map((m) => m.getName());
 
-async function gateway(name: string): Promise<void> {
+async function gateway(name: string, extra = ''): Promise<void> {
   ports.set(name, await freePort());
   const file = path.join(cluster.dir, `${name}.yaml`);
-  writeFileSync(file, GRAPH(ports.get(name)!));
+  writeFileSync(file, GRAPH(ports.get(name)!, extra));
   await cluster.spawn(name, 'gateway', [], file);
   await until(`${name} to serve reconstruction`, () => fetch(url(name, '/ws/sessions')).then((r) => r.ok), 60_000);
 }
@@ -184,4 +184,23 @@ test.serial('records no gateway wrote are skipped and counted; an expiry that lo
     t.is(await cluster.value(gw, SHARED, { state: 'reconstruction', result: 'skipped' }), junk.length, gw);
     t.like(await getSession(gw, s.session_id), { status: 'created', num_images: 0 }, `the session stays on ${gw}`);
   }
+});
+
+test.serial('a session kept open on one gateway is not expired by another; once idle, it expires on both', async (t) => {
+  // Two gateways with a short idle time (4 s): activity is shared at least every second.
+  await Promise.all([gateway('gD', ', sessionTtl: 4'), gateway('gE', ', sessionTtl: 4')]);
+  const s = await (await fetch(url('gD', '/ws/session/create'), { method: 'POST' })).json() as SessionJson;
+  const d = await open('gD', s.session_id);
+  t.like(await d.next(), { type: 'connected' });
+  // Idle but connected on D for two and a half idle times: E, which has no socket on it, keeps it too.
+  await new Promise((r) => setTimeout(r, 10_000));
+  for (const gw of ['gD', 'gE']) t.truthy(await getSession(gw, s.session_id), `still on ${gw}`);
+  const seenOnE = await getSession('gE', s.session_id);
+  t.log(`after 10 s connected on D: last activity on E ${Date.now() - Date.parse(seenOnE!.last_activity as string)} ms ago`);
+  d.ws.close();
+  await until('the idle session expired on both', async () => !(await getSession('gD', s.session_id)) && !(await getSession('gE', s.session_id)), 30_000, 100);
+  const expiredBy = ['gD', 'gE'].filter((gw) => cluster.nodes.get(gw)!.log.some((l) => l.includes(`session ${s.session_id} expired`)));
+  t.log(`expired by ${expiredBy.join(', ')}`);
+  t.is(expiredBy.length, 1, 'one gateway expired it; the other applied that');
+  for (const gw of ['gD', 'gE']) t.false(existsSync(path.join(cluster.dir, gw, 'reconstruction', s.session_id)));
 });
