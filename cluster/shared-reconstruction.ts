@@ -51,6 +51,8 @@ interface Pending { resolve: (v: unknown) => void; reject: (e: Error) => void; b
 
 /** A change that applies as a no-op with a reason (a full or deleted session): the same on every gateway. */
 class Refused extends Error {}
+/** The object store could not be read (NATS away): the record is applied again once it can, not skipped. */
+class FetchFailed extends Error {}
 
 const MARK = `CREATE TABLE IF NOT EXISTS shared_logs (name TEXT PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL)`;
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -169,6 +171,7 @@ export class SharedReconstruction implements SessionsWriter {
           mark();
         })();
       } catch (err) {
+        if (err instanceof FetchFailed) throw err;
         mark();
         outcome = { error: err as Error };
         if (!(err instanceof Refused || err instanceof TooManyImagesError)) this.log.warn(`${RECONSTRUCTION_STREAM} message ${seq} (${c.op} of session ${c.id}) not applied: ${(err as Error).message}`);
@@ -192,7 +195,8 @@ export class SharedReconstruction implements SessionsWriter {
     const s = this.sessions.get(c.id);
     if (!s) throw new Refused(`session ${c.id} not found`);
     if (c.op === 'image' && s.images.length >= s.maxImages) throw new TooManyImagesError(`session already has its maximum of ${s.maxImages} images`);
-    const bytes = (c.ref && this.pending.get(c.ref)?.bytes) || await this.objects.getBlob(c.object);
+    const bytes = (c.ref && this.pending.get(c.ref)?.bytes)
+      || await this.objects.getBlob(c.object).catch((err: Error) => { throw new FetchFailed(`reading ${OBJECTS}/${c.object}: ${err.message}`); });
     if (!bytes) throw new Error(`${OBJECTS}/${c.object} is gone`);
     if (c.op === 'image' && bytes.byteLength !== c.size) throw new Error(`${c.object} has ${bytes.byteLength} bytes, not ${c.size}`);
     if (c.op === 'model' && sha256(bytes) !== c.sha256) throw new Error(`${c.object} is not the model the record names`);
