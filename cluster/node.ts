@@ -24,6 +24,8 @@ import { RemoteInference, serveInference } from './remote-inference.js';
 import { SharedCounts } from './shared-counts.js';
 import { sharedEmbeddingKey } from './shared-key.js';
 import { SharedPersons } from './shared-persons.js';
+import { SharedReconstruction } from './shared-reconstruction.js';
+import { ReconstructionSessions } from '../pipeline/reconstruction-sessions.js';
 import type { KnownPersons } from '../pipeline/known-persons.js';
 import type { LooksDemand, PersonLooks } from '../pipeline/person-looks.js';
 import { RemoteLooks, serveLooks } from './shared-looks.js';
@@ -74,6 +76,9 @@ export class ClusterNode {
   private sharedPersons: SharedPersons | null = null;
   /** The WatchMe token key every node uses (set by shareState on nodes that serve protocols). */
   embeddingKey: Buffer | undefined;
+  /** Reconstruction sessions every gateway shares (set by shareState on nodes that serve protocols). */
+  reconstructionSessions: ReconstructionSessions | undefined;
+  private sharedReconstruction: SharedReconstruction | null = null;
 
   private constructor(readonly nc: NatsConnection, private readonly d: ClusterDeps) {
     this.role = d.settings.role;
@@ -123,8 +128,8 @@ export class ClusterNode {
   }
 
   /**
-   * Before the transports mount, on a node that serves them: the known persons follow the cluster's stream
-   * of changes (caught up first) and the token key comes from the cluster.
+   * Before the transports mount, on a node that serves them: the known persons and the reconstruction
+   * sessions follow the cluster's streams of changes (caught up first) and the token key comes from the cluster.
    */
   async shareState(persons: KnownPersons): Promise<void> {
     if (!this.servesProtocols) return;
@@ -132,6 +137,8 @@ export class ClusterNode {
     const replicas = Math.max(1, settings.clusterReplicas);
     this.embeddingKey = await sharedEmbeddingKey(this.nc, settings.dataDir, replicas);
     this.sharedPersons = await SharedPersons.start(this.nc, persons, store, log.child('persons'), metrics, replicas);
+    this.reconstructionSessions = new ReconstructionSessions(store, settings.dataDir);
+    this.sharedReconstruction = await SharedReconstruction.start(this.nc, this.reconstructionSessions, store, log.child('reconstruction'), metrics, replicas);
   }
 
   /** The graph the local runtime starts with: none of the sources until leases are held. */
@@ -199,6 +206,7 @@ export class ClusterNode {
     await this.leases?.stop();
     await this.counts?.close();
     await this.sharedPersons?.close();
+    await this.sharedReconstruction?.close();
     this.bridge.close();
     this.remoteLooks?.close();
     this.looksServer?.close();

@@ -83,6 +83,7 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   const ctx: TransportContext = {
     hub, bus, metrics, settings, log, store, pool, inference, persons, looks: cluster?.looks ?? looks,
     graph: () => cluster?.configured ?? runtime.graph, runtime: () => runtime, embeddingKey: cluster?.embeddingKey,
+    reconstructionSessions: cluster?.reconstructionSessions,
   };
   const wantedTransports = (graph: Graph): Map<string, TransportSpec & { port: number }> => {
     const wanted = transportsOf(graph, settings);

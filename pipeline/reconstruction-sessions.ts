@@ -48,8 +48,41 @@ interface Row {
 
 export class TooManyImagesError extends Error {}
 
+/** The place changes go could not take one (a cluster's log while NATS is unreachable): try again later. */
+export class SessionsUnavailableError extends Error {}
+
+/**
+ * Changes asked for by the transport. On a single node they are written at once; in a cluster they go
+ * through a log every gateway applies in order (cluster/shared-reconstruction.ts), so a session can be used
+ * from any gateway. Reads (`get`, `list`) always answer from this node's copy.
+ */
+export interface SessionsWriter {
+  create(o: SessionOptions): Promise<ReconstructionSession>;
+  addImage(id: string, filename: string, bytes: Uint8Array): Promise<SessionImage>;
+  setStatus(id: string, status: SessionStatus, message?: string | null): Promise<void>;
+  saveModel(id: string, glb: Uint8Array, numPoints: number, numFrames: number, status?: SessionStatus): Promise<void>;
+  /** Records activity; a cluster may record it up to `precisionMs` late (touches are shared coarsely). */
+  touch(id: string, precisionMs: number): void;
+  delete(id: string): Promise<boolean>;
+  /** Deletes sessions idle since before `cutoffMs` (except those in `keep`); answers the ids deleted. */
+  expire(cutoffMs: number, keep: Set<string>): Promise<string[]>;
+}
+
+export interface SessionOptions { maxImages: number; processRes: number; numMaxPoints: number }
+
 export class ReconstructionSessions {
   readonly root: string;
+  /** Where the transport's changes go: this store, or the cluster's log of changes. */
+  writer: SessionsWriter = {
+    create: async (o) => this.create(o),
+    addImage: async (id, filename, bytes) => this.addImage(id, filename, bytes),
+    setStatus: async (id, status, message) => this.setStatus(id, status, message),
+    saveModel: async (id, glb, numPoints, numFrames, status) => this.saveModel(id, glb, numPoints, numFrames, status),
+    touch: (id) => this.touch(id),
+    delete: async (id) => this.delete(id),
+    expire: async (cutoffMs, keep) => this.expire(cutoffMs, keep),
+  };
+  private readonly deleted = new Set<(id: string) => void>();
 
   constructor(private readonly store: Store, dataDir: string) {
     store.db.exec(SCHEMA);
@@ -60,8 +93,13 @@ export class ReconstructionSessions {
   dir(id: string): string { return path.join(this.root, id); }
   modelPath(id: string): string { return path.join(this.dir(id), 'model.glb'); }
 
-  create(o: { maxImages: number; processRes: number; numMaxPoints: number }, now = Date.now()): ReconstructionSession {
-    const id = randomUUID();
+  /** Calls `fn` with the id of every session deleted or expired from now on (whoever asked); answers an unsubscribe. */
+  onDeleted(fn: (id: string) => void): () => void {
+    this.deleted.add(fn);
+    return () => { this.deleted.delete(fn); };
+  }
+
+  create(o: SessionOptions, now = Date.now(), id: string = randomUUID()): ReconstructionSession {
     mkdirSync(path.join(this.dir(id), 'images'), { recursive: true });
     this.store.db.prepare(`INSERT INTO reconstruction_sessions (id, status, max_images, process_res, num_max_points, created_ms, last_activity_ms)
       VALUES (?, 'created', ?, ?, ?, ?, ?)`).run(id, o.maxImages, o.processRes, o.numMaxPoints, now, now);
@@ -81,12 +119,12 @@ export class ReconstructionSessions {
     this.store.db.prepare('UPDATE reconstruction_sessions SET last_activity_ms = ? WHERE id = ?').run(now, id);
   }
 
-  setStatus(id: string, status: SessionStatus, message: string | null = null): void {
-    this.store.db.prepare('UPDATE reconstruction_sessions SET status = ?, message = ?, last_activity_ms = ? WHERE id = ?').run(status, message, Date.now(), id);
+  setStatus(id: string, status: SessionStatus, message: string | null = null, now = Date.now()): void {
+    this.store.db.prepare('UPDATE reconstruction_sessions SET status = ?, message = ?, last_activity_ms = ? WHERE id = ?').run(status, message, now, id);
   }
 
   /** Stores an image (file first, then the row, in one transaction with the limit check). */
-  addImage(id: string, filename: string, bytes: Uint8Array): SessionImage {
+  addImage(id: string, filename: string, bytes: Uint8Array, now = Date.now()): SessionImage {
     return this.store.db.transaction(() => {
       const s = this.get(id);
       if (!s) throw new Error(`session ${id} not found`);
@@ -96,33 +134,44 @@ export class ReconstructionSessions {
       mkdirSync(path.dirname(file), { recursive: true });
       writeFileSync(file, bytes);
       this.store.db.prepare('INSERT INTO reconstruction_images (session_id, idx, filename, file) VALUES (?, ?, ?, ?)').run(id, index, filename, file);
-      this.store.db.prepare("UPDATE reconstruction_sessions SET status = 'receiving', last_activity_ms = ? WHERE id = ?").run(Date.now(), id);
+      this.store.db.prepare("UPDATE reconstruction_sessions SET status = 'receiving', last_activity_ms = ? WHERE id = ?").run(now, id);
       return { index, filename, path: file };
     })();
   }
 
   /** Saves the model (write, then rename: a reader never sees half a GLB). */
-  saveModel(id: string, glb: Uint8Array, numPoints: number, numFrames: number, status: SessionStatus = 'completed'): void {
+  saveModel(id: string, glb: Uint8Array, numPoints: number, numFrames: number, status: SessionStatus = 'completed', now = Date.now()): void {
     const file = this.modelPath(id);
     writeFileSync(`${file}.tmp`, glb);
     renameSync(`${file}.tmp`, file);
     this.store.db.prepare(`UPDATE reconstruction_sessions SET status = ?, message = NULL, model_size_bytes = ?, model_points = ?,
       model_frames = ?, model_generated_ms = ?, last_activity_ms = ? WHERE id = ?`)
-      .run(status, glb.byteLength, numPoints, numFrames, Date.now(), Date.now(), id);
+      .run(status, glb.byteLength, numPoints, numFrames, now, now, id);
   }
 
   delete(id: string): boolean {
     const gone = this.store.db.prepare('DELETE FROM reconstruction_sessions WHERE id = ?').run(id).changes > 0;
     rmSync(this.dir(id), { recursive: true, force: true });
+    if (gone) for (const fn of this.deleted) fn(id);
     return gone;
+  }
+
+  /** Sessions idle since before `cutoffMs`, except those in `keep`. */
+  idle(cutoffMs: number, keep: Set<string>): ReconstructionSession[] {
+    return (this.store.db.prepare('SELECT * FROM reconstruction_sessions WHERE last_activity_ms < ?').all(cutoffMs) as Row[])
+      .filter((r) => !keep.has(r.id)).map((r) => this.toSession(r));
   }
 
   /** Deletes sessions idle since before `cutoffMs` (except those in `keep`); returns their ids. */
   expire(cutoffMs: number, keep: Set<string>): string[] {
-    const ids = (this.store.db.prepare('SELECT id FROM reconstruction_sessions WHERE last_activity_ms < ?').all(cutoffMs) as { id: string }[])
-      .map((r) => r.id).filter((id) => !keep.has(id));
+    const ids = this.idle(cutoffMs, keep).map((s) => s.id);
     for (const id of ids) this.delete(id);
     return ids;
+  }
+
+  /** Forgets every session and its files (a node whose copy came from a log that no longer exists). */
+  clear(): void {
+    for (const s of this.list()) this.delete(s.id);
   }
 
   private toSession(r: Row): ReconstructionSession {

@@ -8,7 +8,7 @@ import type http from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { TransportSpec } from '../config/graph.js';
-import { ReconstructionSessions, TooManyImagesError, type ReconstructionSession } from '../pipeline/reconstruction-sessions.js';
+import { ReconstructionSessions, SessionsUnavailableError, TooManyImagesError, type ReconstructionSession } from '../pipeline/reconstruction-sessions.js';
 import { modelPath } from '../pipeline/runtime.js';
 import type { ModelRef } from '../pipeline/worker-protocol.js';
 import type { DepthImageResult, DepthView } from '../stages/depth.protocol.js';
@@ -84,7 +84,11 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
   const relativeRange = spec.relativeRange ?? 10;
   // The websockets library's default max_size, which the document's Python client keeps.
   const maxMessageBytes = spec.maxMessageBytes ?? 1024 * 1024;
-  const sessions = new ReconstructionSessions(store, settings.dataDir);
+  // A cluster's gateways share one set of sessions (given in the context); a single node keeps its own.
+  const sessions = ctx.reconstructionSessions ?? new ReconstructionSessions(store, settings.dataDir);
+  const writer = sessions.writer;
+  /** Activity is recorded at least this often (a cluster shares it this coarsely; see SessionsWriter.touch). */
+  const touch = (id: string) => writer.touch(id, ttlMs / 4);
   inference.preload(model).catch((err: Error) => log.error(`reconstruction: ${err.message}`));
   const out = metrics.wsMessages.labels(PROTOCOL, 'out');
   const inbound = metrics.wsMessages.labels(PROTOCOL, 'in');
@@ -182,18 +186,19 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
     const s = sessions.get(id);
     if (!s) return sendError(ws, 'unknown_session', `Session ${id} not found`);
     if (s.images.length === 0) return sendError(ws, 'no_images', 'no images in this session yet; send images before generate');
-    sessions.setStatus(id, 'processing');
+    await writer.setStatus(id, 'processing');
     const progress = (p: number, message: string) => send(ws, { type: 'progress', progress: Math.round(p * 1000) / 1000, message });
     progress(0, `Processing ${s.images.length} images`);
     try {
       const m = await build(s, s.numMaxPoints, progress);
       if (!sessions.get(id)) return sendError(ws, 'unknown_session', `Session ${id} was deleted while its model was being built`);
-      sessions.saveModel(id, m.full.glb, m.full.numPoints, s.images.length, s.status === 'finalized' ? 'finalized' : 'completed');
+      await writer.saveModel(id, m.full.glb, m.full.numPoints, s.images.length, s.status === 'finalized' ? 'finalized' : 'completed');
       progress(1, `Point cloud ready: ${m.full.numPoints} points`);
       send(ws, modelMessage('complete', id, s.images.length, m));
       log.info(`reconstruction: session ${id}: ${s.images.length} images → ${m.full.numPoints} points, ${m.full.glb.byteLength} bytes`);
     } catch (err) {
-      sessions.setStatus(id, 'failed', (err as Error).message);
+      await writer.setStatus(id, 'failed', (err as Error).message).catch(() => undefined);
+      if (err instanceof SessionsUnavailableError) return sendError(ws, 'unavailable', err.message);
       if (err instanceof ClientError) return sendError(ws, err.kind, err.message);
       log.error(`reconstruction: session ${id}: ${(err as Error).message}`);
       sendError(ws, 'internal', `reconstruction failed: ${(err as Error).message}`);
@@ -239,7 +244,7 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
     const view = await depthView(bytes, s.processRes);
     let image;
     try {
-      image = sessions.addImage(id, filename, bytes);
+      image = await writer.addImage(id, filename, bytes);
     } catch (err) {
       if (err instanceof TooManyImagesError) throw new ClientError('too_many_images', err.message);
       throw err;
@@ -258,7 +263,7 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
     const s = sessions.get(id);
     if (s) {
       liveOf(id).sockets.add(ws);
-      sessions.touch(id);
+      touch(id);
       send(ws, { type: 'connected', session_id: id, message: 'Connected to reconstruction session', num_images: s.images.length, max_images: s.maxImages, status: s.status });
     } else {
       // The socket stays open: the client reads the error, and every message gets the same answer.
@@ -276,7 +281,7 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
           if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw new ClientError('bad_format', 'message must be a JSON object with a "type"');
           const m = msg as Record<string, unknown>;
           if (!sessions.get(id)) throw new ClientError('unknown_session', `Session ${id} not found`);
-          sessions.touch(id);
+          touch(id);
           switch (m.type) {
             case 'image': return await onImage(id, ws, m);
             case 'generate':
@@ -285,11 +290,12 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
             case 'finalize': {
               const cur = sessions.get(id)!;
               const stale = cur.images.length > 0 && (cur.model?.numFrames ?? 0) !== cur.images.length;
-              sessions.setStatus(id, 'finalized');
+              await writer.setStatus(id, 'finalized');
               liveOf(id).incremental = false;
               if (stale) await generate(id, ws);
-              const fin = sessions.get(id)!;
-              sessions.setStatus(id, 'finalized');
+              const fin = sessions.get(id);
+              if (!fin) throw new ClientError('unknown_session', `Session ${id} was deleted`);
+              await writer.setStatus(id, 'finalized');
               send(ws, { type: 'finalized', session_id: id, num_frames: fin.images.length, has_model: fin.model !== null });
               return;
             }
@@ -298,6 +304,7 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
           }
         } catch (err) {
           if (err instanceof ClientError) return sendError(ws, err.kind, err.message);
+          if (err instanceof SessionsUnavailableError) return sendError(ws, 'unavailable', err.message);
           log.error(`reconstruction: session ${id}: ${(err as Error).message}`);
           sendError(ws, 'internal', `internal error: ${(err as Error).message}`);
         }
@@ -327,12 +334,13 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
     res.setHeader('access-control-allow-methods', 'GET, POST, DELETE, OPTIONS');
     res.setHeader('access-control-allow-headers', 'content-type');
   };
-  const route = (method: string, pattern: RegExp, handler: (req: http.IncomingMessage, res: http.ServerResponse, m: RegExpExecArray, url: URL) => void) => {
-    hub.route(spec.id, spec.port, method, (p) => pattern.test(p), (req, res, url) => {
+  const route = (method: string, pattern: RegExp, handler: (req: http.IncomingMessage, res: http.ServerResponse, m: RegExpExecArray, url: URL) => void | Promise<void>) => {
+    hub.route(spec.id, spec.port, method, (p) => pattern.test(p), async (req, res, url) => {
       cors(res);
       try {
-        handler(req, res, pattern.exec(url.pathname)!, url);
+        await handler(req, res, pattern.exec(url.pathname)!, url);
       } catch (err) {
+        if (err instanceof SessionsUnavailableError) err = new HttpError(503, err.message);
         if (!(err instanceof HttpError)) throw err;
         metrics.wsErrors.inc({ protocol: PROTOCOL, kind: `http_${err.status}` });
         sendJson(res, err.status, { detail: err.message });
@@ -348,7 +356,7 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
   for (const p of [/^\/ws\/session\/create$/, SESSION, /^\/ws\/sessions$/]) {
     route('OPTIONS', p, (_req, res) => { res.writeHead(204).end(); });
   }
-  route('POST', /^\/ws\/session\/create$/, (_req, res, _m, url) => {
+  route('POST', /^\/ws\/session\/create$/, async (_req, res, _m, url) => {
     const param = (name: keyof typeof DEFAULTS): number => {
       const raw = url.searchParams.get(name);
       if (raw === null || raw === '') return DEFAULTS[name];
@@ -357,7 +365,7 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
       if (!Number.isInteger(v) || v < lo || v > hi) throw new HttpError(422, `${name} must be an integer from ${lo} to ${hi}, got ${JSON.stringify(raw)}`);
       return v;
     };
-    const s = sessions.create({ maxImages: param('max_images'), processRes: param('process_res'), numMaxPoints: param('num_max_points') });
+    const s = await writer.create({ maxImages: param('max_images'), processRes: param('process_res'), numMaxPoints: param('num_max_points') });
     log.info(`reconstruction: session ${s.id} created`);
     sendJson(res, 200, { ...sessionJson(s, ttlMs), websocket_url: `/ws/reconstruct/${s.id}` });
   });
@@ -366,10 +374,10 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
     sendJson(res, 200, { sessions: list, count: list.length });
   });
   route('GET', SESSION, (_req, res, m) => sendJson(res, 200, sessionJson(sessionOr404(m[1]), ttlMs)));
-  route('DELETE', SESSION, (_req, res, m) => {
+  route('DELETE', SESSION, async (_req, res, m) => {
     const s = sessionOr404(m[1]);
-    forget(s.id);
-    sessions.delete(s.id);
+    // The sockets of the session hear of it through onDeleted, here and on every other gateway.
+    await writer.delete(s.id);
     sendJson(res, 200, { status: 'deleted', session_id: s.id });
   });
 
@@ -378,19 +386,25 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
     for (const ws of l?.sockets ?? []) sendError(ws, 'unknown_session', `Session ${id} was deleted`);
     live.delete(id);
   };
+  const stopForgetting = sessions.onDeleted(forget);
 
   // ---- expiry: idle sessions (no message, no open socket) and their files go after sessionTtl ----
-  const sweep = () => {
+  let sweeping = false;
+  const sweep = async () => {
+    if (sweeping) return;
+    sweeping = true;
     try {
       const connected = new Set([...live].filter(([, l]) => l.sockets.size > 0).map(([id]) => id));
-      for (const id of connected) sessions.touch(id);
-      for (const id of sessions.expire(Date.now() - ttlMs, connected)) { forget(id); log.info(`reconstruction: session ${id} expired`); }
+      for (const id of connected) touch(id);
+      for (const id of await writer.expire(Date.now() - ttlMs, connected)) log.info(`reconstruction: session ${id} expired`);
     } catch (err) {
       log.error(`reconstruction: expiry failed: ${(err as Error).message}`);
+    } finally {
+      sweeping = false;
     }
   };
-  sweep();
-  const timer = setInterval(sweep, Math.max(200, Math.min(60_000, ttlMs / 4)));
+  void sweep();
+  const timer = setInterval(() => void sweep(), Math.max(200, Math.min(60_000, ttlMs / 4)));
   timer.unref();
 
   const dashboard = mountDashboard(hub, spec.id, spec.port, sessions);
@@ -398,6 +412,7 @@ export function mountReconstruction(spec: ReconstructionSpec, ctx: TransportCont
   return {
     close: async () => {
       clearInterval(timer);
+      stopForgetting();
       dashboard.close();
       for (const ws of wss.clients) ws.terminate();
       await new Promise<void>((r) => wss.close(() => r()));

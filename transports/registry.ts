@@ -7,6 +7,7 @@ import type { Metrics } from '../pipeline/metrics.js';
 import type { Runtime } from '../pipeline/runtime.js';
 import type { Store } from '../pipeline/store.js';
 import type { KnownPersons } from '../pipeline/known-persons.js';
+import type { ReconstructionSessions } from '../pipeline/reconstruction-sessions.js';
 import type { InferencePool } from '../pipeline/worker-pool.js';
 import { DEPTH_MODEL_KINDS } from '../stages/depth-models.js';
 import type { InferenceClient } from '../pipeline/inference-client.js';
@@ -104,6 +105,8 @@ export interface TransportContext {
   runtime: () => Runtime;
   /** The cluster's embedding-token key (WatchMe), shared by every node; unset on a single node. */
   embeddingKey?: Buffer;
+  /** Reconstruction sessions shared by a cluster's gateways; unset on a single node (the transport keeps its own). */
+  reconstructionSessions?: ReconstructionSessions;
 }
 
 /** What a mounted transport holds besides its routes (sockets, timers), released on unmount. */
