@@ -22,6 +22,7 @@ import { ClusterBridge } from './bridge.js';
 import { LeaseKeeper } from './leases.js';
 import { RemoteInference, serveInference } from './remote-inference.js';
 import { SharedCounts } from './shared-counts.js';
+import { SharedFaces } from './shared-faces.js';
 import { sharedEmbeddingKey } from './shared-key.js';
 import { SharedPersons } from './shared-persons.js';
 import type { KnownPersons } from '../pipeline/known-persons.js';
@@ -64,6 +65,7 @@ export class ClusterNode {
   private applying: Promise<unknown> = Promise.resolve();
   private held: ReadonlySet<string> = new Set();
   private sharedPersons: SharedPersons | null = null;
+  private sharedFaces: SharedFaces | null = null;
   /** The WatchMe token key every node uses (set by shareState on nodes that serve protocols). */
   embeddingKey: Buffer | undefined;
 
@@ -117,6 +119,14 @@ export class ClusterNode {
     const replicas = Math.max(1, settings.clusterReplicas);
     this.embeddingKey = await sharedEmbeddingKey(this.nc, settings.dataDir, replicas);
     this.sharedPersons = await SharedPersons.start(this.nc, persons, store, log.child('persons'), metrics, replicas);
+    (await this.faces()).follow();
+  }
+
+  /** The faces bucket, opened once for both roles of a node (saving on a worker, copying on a gateway). */
+  private async faces(): Promise<SharedFaces> {
+    const { settings, store, log, metrics } = this.d;
+    this.sharedFaces ??= await SharedFaces.open(this.nc, store, settings.dataDir, log.child('faces'), metrics, Math.max(1, settings.clusterReplicas));
+    return this.sharedFaces;
   }
 
   /** The graph the local runtime starts with: none of the sources until leases are held. */
@@ -141,6 +151,7 @@ export class ClusterNode {
     ]) as [KV, KV, KV];
     this.counts = new SharedCounts(counts, store, () => this.graph, (s) => this.held.has(s), log.child('counts'));
     this.counts.start(bus);
+    (await this.faces()).share(bus, () => this.graph, (s) => this.held.has(s));
     this.bridge.forward();
     this.inferSub = serveInference(this.nc, pool, settings.modelDir, this.nodeId, metrics, log.child('infer'));
     this.leases = new LeaseKeeper({
@@ -182,6 +193,7 @@ export class ClusterNode {
     await this.leases?.stop();
     await this.counts?.close();
     await this.sharedPersons?.close();
+    await this.sharedFaces?.close();
     this.bridge.close();
     this.inferSub?.unsubscribe();
     await this.nc.drain().catch(() => this.nc.close());
