@@ -22,6 +22,7 @@ import { ClusterBridge } from './bridge.js';
 import { LeaseKeeper } from './leases.js';
 import { RemoteInference, serveInference } from './remote-inference.js';
 import { SharedCounts } from './shared-counts.js';
+import { SharedFaces } from './shared-faces.js';
 import { sharedEmbeddingKey } from './shared-key.js';
 import { SharedPersons } from './shared-persons.js';
 import { SharedReconstruction } from './shared-reconstruction.js';
@@ -74,6 +75,7 @@ export class ClusterNode {
   private applying: Promise<unknown> = Promise.resolve();
   private held: ReadonlySet<string> = new Set();
   private sharedPersons: SharedPersons | null = null;
+  private sharedFaces: SharedFaces | null = null;
   /** The WatchMe token key every node uses (set by shareState on nodes that serve protocols). */
   embeddingKey: Buffer | undefined;
   /** Reconstruction sessions every gateway shares (set by shareState on nodes that serve protocols). */
@@ -139,6 +141,14 @@ export class ClusterNode {
     this.sharedPersons = await SharedPersons.start(this.nc, persons, store, log.child('persons'), metrics, replicas);
     this.reconstructionSessions = new ReconstructionSessions(store, settings.dataDir);
     this.sharedReconstruction = await SharedReconstruction.start(this.nc, this.reconstructionSessions, store, log.child('reconstruction'), metrics, replicas);
+    (await this.faces()).follow();
+  }
+
+  /** The faces bucket, opened once for both roles of a node (saving on a worker, copying on a gateway). */
+  private async faces(): Promise<SharedFaces> {
+    const { settings, store, log, metrics } = this.d;
+    this.sharedFaces ??= await SharedFaces.open(this.nc, store, settings.dataDir, log.child('faces'), metrics, Math.max(1, settings.clusterReplicas));
+    return this.sharedFaces;
   }
 
   /** The graph the local runtime starts with: none of the sources until leases are held. */
@@ -164,6 +174,7 @@ export class ClusterNode {
     ]) as [KV, KV, KV];
     this.counts = new SharedCounts(counts, store, () => this.graph, (s) => this.held.has(s), log.child('counts'));
     this.counts.start(bus);
+    (await this.faces()).share(bus, () => this.graph, (s) => this.held.has(s));
     this.bridge.forward();
     this.inferSub = serveInference(this.nc, pool, settings.modelDir, this.nodeId, metrics, log.child('infer'));
     this.looksServer = serveLooks(this.nc, this.d.looks, metrics, log.child('looks'));
@@ -207,6 +218,7 @@ export class ClusterNode {
     await this.counts?.close();
     await this.sharedPersons?.close();
     await this.sharedReconstruction?.close();
+    await this.sharedFaces?.close();
     this.bridge.close();
     this.remoteLooks?.close();
     this.looksServer?.close();

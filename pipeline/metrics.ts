@@ -46,7 +46,7 @@ export class Metrics {
   readonly clusterBridgeMessages = this.counter('sightline_cluster_bridge_messages_total', 'Bus events sent to (out) or received from (in) the cluster, by topic.', ['direction', 'topic']);
   readonly clusterBridgeBytes = this.counter('sightline_cluster_bridge_bytes_total', 'Bytes of bus events sent to (out) or received from (in) the cluster.', ['direction']);
   readonly clusterResultAge = this.gauge('sightline_cluster_result_age_seconds', 'Seconds since a gateway last received an event of a source (or pipeline) from the cluster.', ['source']);
-  readonly clusterSharedChanges = this.counter('sightline_cluster_shared_changes_total', 'Changes to state shared by the cluster (known persons, reconstruction sessions), by result: published by this node, applied to its store, failed to publish, skipped (unreadable), compacted (removed from the stream once deleted).', ['state', 'result']);
+  readonly clusterSharedChanges = this.counter('sightline_cluster_shared_changes_total', 'Changes to state shared by the cluster (known persons, reconstruction sessions, saved faces), by result: published by this node, applied to its store, failed to publish, skipped (unreadable), compacted (removed from the stream once deleted).', ['state', 'result']);
   readonly clusterInference = this.counter('sightline_cluster_inference_total', 'Inference requests sent to workers (sent) or answered for gateways (served), by result.', ['side', 'result']);
   readonly clusterInferenceOps = this.counter('sightline_cluster_inference_ops_total', 'Inference requests sent to workers or served for gateways, by worker task (op).', ['side', 'op']);
 

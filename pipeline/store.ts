@@ -15,6 +15,7 @@ export interface DayCounters {
 }
 
 export interface TrafficEventRow { id: number; pipeline: string; day: string; startMs: number; endMs: number | null; countIn: number }
+export interface InCrossing { atMs: number; trackId: number }
 export interface FaceRow { faceId: number; filename: string; score: number; createdMs: number }
 
 const SCHEMA = `
@@ -75,6 +76,17 @@ export class Store {
     })();
   }
 
+  /** The first track id of the next block of a source (1 if none was reserved). */
+  nextTrackIds(source: string): number {
+    return (this.db.prepare('SELECT next_block FROM track_ids WHERE source = ?').get(source) as { next_block: number } | undefined)?.next_block ?? 1;
+  }
+
+  /** Moves a source's next block to at least `next` (ids handed out by another node that ran it). */
+  raiseTrackIds(source: string, next: number): void {
+    this.db.prepare('INSERT INTO track_ids (source, next_block) VALUES (?, ?) ON CONFLICT(source) DO UPDATE SET next_block = max(next_block, excluded.next_block)')
+      .run(source, next);
+  }
+
   dayCounters(pipeline: string, day: string): DayCounters {
     const row = this.db.prepare('SELECT count_in, count_out, face_count, event_count FROM day_counters WHERE pipeline = ? AND day = ?')
       .get(pipeline, day) as { count_in: number; count_out: number; face_count: number; event_count: number } | undefined;
@@ -114,6 +126,38 @@ export class Store {
       .all(pipeline, sinceMs) as { at_ms: number }[]).map((r) => r.at_ms);
   }
 
+  /** The `in` crossings since `sinceMs` with their tracks, oldest first (the window another node can take over). */
+  recentInCrossings(pipeline: string, sinceMs: number): InCrossing[] {
+    return (this.db.prepare("SELECT at_ms, track_id FROM crossings WHERE pipeline = ? AND direction = 'in' AND at_ms >= ? ORDER BY at_ms, id")
+      .all(pipeline, sinceMs) as { at_ms: number; track_id: number }[]).map((r) => ({ atMs: r.at_ms, trackId: r.track_id }));
+  }
+
+  /**
+   * Takes over the traffic state another node reached (done again, it changes nothing): the `in` crossings
+   * of its sliding window that are not here yet (totals untouched: they come with the day counters), and
+   * its open event, inserted without counting it again in the day's events (or raised, if already here).
+   * An open event here that the cluster no longer has open ended elsewhere, so it ends here too, at `atMs`.
+   */
+  adoptTraffic(pipeline: string, day: string, ins: readonly InCrossing[], open: { startMs: number; countIn: number } | null, atMs: number): void {
+    this.db.transaction(() => {
+      const have = new Map<string, number>();
+      for (const c of this.recentInCrossings(pipeline, Math.min(...ins.map((i) => i.atMs)))) have.set(`${c.atMs} ${c.trackId}`, (have.get(`${c.atMs} ${c.trackId}`) ?? 0) + 1);
+      const insert = this.db.prepare("INSERT INTO crossings (pipeline, day, track_id, direction, at_ms) VALUES (?, ?, ?, 'in', ?)");
+      for (const c of ins) {
+        const k = `${c.atMs} ${c.trackId}`;
+        const n = have.get(k) ?? 0;
+        if (n > 0) have.set(k, n - 1);
+        else insert.run(pipeline, day, c.trackId, c.atMs);
+      }
+      const local = this.db.prepare('SELECT id, start_ms FROM traffic_events WHERE pipeline = ? AND end_ms IS NULL').all(pipeline) as { id: number; start_ms: number }[];
+      for (const e of local) if (e.start_ms !== open?.startMs) this.db.prepare('UPDATE traffic_events SET end_ms = ? WHERE id = ?').run(Math.max(atMs, e.start_ms), e.id);
+      if (!open) return;
+      const same = local.find((e) => e.start_ms === open.startMs);
+      if (same) this.db.prepare('UPDATE traffic_events SET count_in = max(count_in, ?) WHERE id = ?').run(open.countIn, same.id);
+      else this.db.prepare('INSERT INTO traffic_events (pipeline, day, start_ms, count_in) VALUES (?, ?, ?, ?)').run(pipeline, day, open.startMs, open.countIn);
+    })();
+  }
+
   startEvent(pipeline: string, day: string, startMs: number, countIn: number): number {
     return this.db.transaction(() => {
       this.bump(pipeline, day, 'event_count');
@@ -147,6 +191,11 @@ export class Store {
         .run(pipeline, faceId, day, filename, score, atMs);
       if (!known) this.bump(pipeline, day, 'face_count');
     })();
+  }
+
+  /** Forgets a face (its day's count stays: the face was seen). True if it was there. */
+  deleteFace(pipeline: string, faceId: number): boolean {
+    return this.db.prepare('DELETE FROM faces WHERE pipeline = ? AND face_id = ?').run(pipeline, faceId).changes > 0;
   }
 
   face(pipeline: string, faceId: number): FaceRow | undefined {
