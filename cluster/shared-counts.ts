@@ -33,6 +33,9 @@ function countingOf(graph: Graph, pipeline: string): { resetAt: string; windowMs
   return { resetAt: o?.resetAt ?? '00:00', windowMs: (o?.event?.windowSeconds ?? 60) * 1000 };
 }
 
+/** `in` crossings of an event window shared at most (about 40 bytes each). */
+const MAX_SHARED_INS = 10_000;
+
 export class SharedCounts {
   private sub: Subscription | null = null;
   private readonly last = new Map<string, string>();
@@ -59,7 +62,9 @@ export class SharedCounts {
       const value: SharedDay = {
         day, countIn: s.countIn, countOut: s.countOut, faceCount: s.faceCount, eventCount: s.dailyEventCount, atMs: s.atMs,
         event: open ? { startMs: open.startMs, countIn: open.countIn } : null,
-        ins: this.store.recentInCrossings(s.pipeline, s.atMs - counting.windowMs),
+        // The newest ones decide whether the window is busy (it takes `minIn` of them); the cap keeps a
+        // day-long window of a busy entrance well under NATS' 1 MB message limit.
+        ins: this.store.recentInCrossings(s.pipeline, s.atMs - counting.windowMs).slice(-MAX_SHARED_INS),
       };
       this.writing = this.writing.then(() => this.kv.put(s.pipeline, JSON.stringify(value)))
         .catch((err: Error) => { this.last.delete(s.pipeline); this.log.warn(`could not share the counts of ${s.pipeline}: ${err.message}`); });

@@ -22,7 +22,7 @@ interface Announcement { id: string; watch?: LooksWatch; stop?: true }
 
 /** Gateway side: watches are announced to the workers (and, on a node that also runs pipelines, kept locally). */
 export class RemoteLooks implements LooksDemand {
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly releases = new Set<() => void>();
 
   constructor(private readonly nc: NatsConnection, private readonly local: LooksDemand | null) {}
 
@@ -33,18 +33,19 @@ export class RemoteLooks implements LooksDemand {
     announce({ id, watch: w });
     const timer = setInterval(() => announce({ id, watch: w }), ANNOUNCE_MS);
     timer.unref();
-    this.timers.add(timer);
-    return () => {
-      if (!this.timers.delete(timer)) return;
+    const release = (): void => {
+      if (!this.releases.delete(release)) return;
       clearInterval(timer);
       releaseLocal?.();
       announce({ id, stop: true });
     };
+    this.releases.add(release);
+    return release;
   }
 
+  /** Ends every watch (workers are told at once, while the connection is still open). */
   close(): void {
-    for (const t of this.timers) clearInterval(t);
-    this.timers.clear();
+    for (const release of [...this.releases]) release();
   }
 }
 
@@ -76,13 +77,15 @@ export function serveLooks(nc: NatsConnection, looks: PersonLooks, metrics: Metr
       lapse.unref();
       const h = held.get(a.id);
       if (h) { clearTimeout(h.lapse); h.lapse = lapse; return; }
+      let release = (): void => undefined;
       try {
-        held.set(a.id, { release: looks.watch(a.watch!), lapse });
+        release = looks.watch(a.watch!);
         log.debug(`watching ${a.watch!.pipeline} at ${a.watch!.fps} fps for a gateway`);
       } catch (e) {
-        clearTimeout(lapse);
+        // Held anyway (as a no-op) until it lapses: warned once, not at every announcement.
         log.warn(`cannot watch ${a.watch!.pipeline}: ${(e as Error).message}`);
       }
+      held.set(a.id, { release, lapse });
     },
   });
   return {

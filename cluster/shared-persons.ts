@@ -9,9 +9,9 @@
  * node that starts late (or was offline) replays what it missed before it serves.
  *
  * The stream is compacted as it goes: once a delete is in it, the writer removes the messages that carried
- * what was deleted (a person's create and photos, with their embeddings). The small delete messages stay,
- * for copies that applied the create but not yet the delete; a copy replaying from the start applies them as
- * no-ops. So the stream holds about what the persons hold, not every change ever made.
+ * what was deleted (a person's create, updates and photos: names, dates, embeddings). The small delete
+ * messages stay, for copies that applied the create but not yet the delete; a copy replaying from the start
+ * applies them as no-ops. A change racing the delete through another gateway may stay behind, equally a no-op.
  */
 import type { JetStreamClient, JetStreamManager, NatsConnection } from 'nats';
 import type { Logger } from '../pipeline/log.js';
@@ -30,7 +30,8 @@ type Change =
   | { op: 'photo'; personId: number; sha256: string; createdMs: number; vector: string }
   | { op: 'delete-photo'; personId: number; id: number };
 
-const MARK = `CREATE TABLE IF NOT EXISTS shared_logs (name TEXT PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL)`;
+const MARK = `CREATE TABLE IF NOT EXISTS shared_logs (name TEXT PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS shared_person_updates (person_id INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (person_id, seq))`;
 
 export class SharedPersons implements PersonsWriter {
   private applied = 0;
@@ -85,6 +86,7 @@ export class SharedPersons implements PersonsWriter {
     if (mark) {
       this.log.warn(`${PERSONS_STREAM} was recreated: the local copy of the known persons is dropped and replayed`);
       this.persons.clear();
+      db.exec('DELETE FROM shared_person_updates');
     } else if (this.persons.list().length) {
       this.log.warn(`persons enrolled on this node before it joined the cluster are not shared; ids from ${PERSONS_STREAM} replace them where they collide`);
     }
@@ -148,11 +150,15 @@ export class SharedPersons implements PersonsWriter {
         if (typeof c.name !== 'string' || (c.role !== 'user' && c.role !== 'guest')) throw new Error('not a person');
         // An update of a person deleted earlier in the stream stays deleted; only a create inserts.
         if (c.id === undefined) this.persons.put({ id: seq, ...fields, createdMs: Number(c.createdMs) || Date.now() });
-        else this.persons.update(id(c.id), fields);
+        else if (this.persons.update(id(c.id), fields)) {
+          // Remembered so that a delete can take this message out of the stream too.
+          this.store.db.prepare('INSERT OR IGNORE INTO shared_person_updates (person_id, seq) VALUES (?, ?)').run(c.id, seq);
+        }
         break;
       }
       case 'delete-person':
         this.persons.delete(id(c.id));
+        this.store.db.prepare('DELETE FROM shared_person_updates WHERE person_id = ?').run(c.id);
         break;
       case 'photo': {
         const bytes = Buffer.from(String(c.vector), 'base64');
@@ -218,8 +224,9 @@ export class SharedPersons implements PersonsWriter {
   async delete(id: number): Promise<boolean> {
     if (!this.persons.get(id)) return false;
     const photos = this.persons.photos(id).map((ph) => ph.id);
+    const updates = (this.store.db.prepare('SELECT seq FROM shared_person_updates WHERE person_id = ?').all(id) as { seq: number }[]).map((r) => r.seq);
     await this.publish({ op: 'delete-person', id });
-    await this.compact([id, ...photos]);
+    await this.compact([id, ...updates, ...photos]);
     return true;
   }
 

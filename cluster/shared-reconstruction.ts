@@ -53,6 +53,8 @@ interface Pending { resolve: (v: unknown) => void; reject: (e: Error) => void; b
 class Refused extends Error {}
 /** The object store could not be read (NATS away): the record is applied again once it can, not skipped. */
 class FetchFailed extends Error {}
+/** Reads of a record's object retried (about a second apart) before the record is skipped. */
+const MAX_FETCH_TRIES = 10;
 
 const MARK = `CREATE TABLE IF NOT EXISTS shared_logs (name TEXT PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL)`;
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -72,6 +74,8 @@ export class SharedReconstruction implements SessionsWriter {
   private closed = false;
   private stopConsuming: (() => void) | null = null;
   private running: Promise<void> = Promise.resolve();
+  /** The object whose reads failed last, and how many times in a row. */
+  private fetchFailures = { object: '', count: 0 };
   private readonly js: JetStreamClient;
 
   private constructor(nc: NatsConnection, private readonly objects: ObjectStore, private readonly sessions: ReconstructionSessions,
@@ -196,7 +200,13 @@ export class SharedReconstruction implements SessionsWriter {
     if (!s) throw new Refused(`session ${c.id} not found`);
     if (c.op === 'image' && s.images.length >= s.maxImages) throw new TooManyImagesError(`session already has its maximum of ${s.maxImages} images`);
     const bytes = (c.ref && this.pending.get(c.ref)?.bytes)
-      || await this.objects.getBlob(c.object).catch((err: Error) => { throw new FetchFailed(`reading ${OBJECTS}/${c.object}: ${err.message}`); });
+      || await this.objects.getBlob(c.object).catch((err: Error) => {
+        // Retried (NATS away for a moment), but not for ever: an object that cannot be read (damaged, a
+        // replica lost) must not hold up every later record on every gateway.
+        const tries = this.fetchFailures.object === c.object ? ++this.fetchFailures.count : (this.fetchFailures = { object: c.object, count: 1 }).count;
+        if (tries <= MAX_FETCH_TRIES) throw new FetchFailed(`reading ${OBJECTS}/${c.object}: ${err.message}`);
+        throw new Error(`${OBJECTS}/${c.object} could not be read after ${MAX_FETCH_TRIES} tries: ${err.message}`);
+      });
     if (!bytes) throw new Error(`${OBJECTS}/${c.object} is gone`);
     if (c.op === 'image' && bytes.byteLength !== c.size) throw new Error(`${c.object} has ${bytes.byteLength} bytes, not ${c.size}`);
     if (c.op === 'model' && sha256(bytes) !== c.sha256) throw new Error(`${c.object} is not the model the record names`);

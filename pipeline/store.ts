@@ -141,7 +141,9 @@ export class Store {
   adoptTraffic(pipeline: string, day: string, ins: readonly InCrossing[], open: { startMs: number; countIn: number } | null, atMs: number): void {
     this.db.transaction(() => {
       const have = new Map<string, number>();
-      for (const c of this.recentInCrossings(pipeline, Math.min(...ins.map((i) => i.atMs)))) have.set(`${c.atMs} ${c.trackId}`, (have.get(`${c.atMs} ${c.trackId}`) ?? 0) + 1);
+      // `ins` is oldest first: the crossings here from its first one on are the ones it may repeat.
+      const mine = ins.length ? this.recentInCrossings(pipeline, ins[0].atMs) : [];
+      for (const c of mine) have.set(`${c.atMs} ${c.trackId}`, (have.get(`${c.atMs} ${c.trackId}`) ?? 0) + 1);
       const insert = this.db.prepare("INSERT INTO crossings (pipeline, day, track_id, direction, at_ms) VALUES (?, ?, ?, 'in', ?)");
       for (const c of ins) {
         const k = `${c.atMs} ${c.trackId}`;

@@ -151,6 +151,15 @@ test.serial('a delete on gateway B makes the person Unknown on gateway A, and re
   t.deepEqual(await Promise.all([obamaId, ...photoIds].map(held)), [null, null]);
   const last = (await jsm.streams.info(PERSONS_STREAM)).state.last_seq;
   t.is(await held(last), 'delete-person');
+  // Nothing else about him either (his update on B carried his name): only the delete names him.
+  const about: string[] = [];
+  for (let seq = 1; seq <= last; seq++) {
+    try {
+      const c = (await jsm.streams.getMessage(PERSONS_STREAM, { seq })).json<{ op: string; id?: number; personId?: number }>();
+      if (c.id === obamaId || c.personId === obamaId) about.push(c.op);
+    } catch { /* removed */ }
+  }
+  t.deepEqual(about, ['delete-person']);
   await nc.close();
   // A gateway replaying the compacted stream from the start ends with the same persons as the others.
   await gateway('gD');

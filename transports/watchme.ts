@@ -255,7 +255,9 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
       const people = e.persons.map((p) => ({ box: p.box, look: p }));
       const frameInfo = { frame_number: e.seq, width: e.width, height: e.height };
       for (const s of this.sessions) {
-        if (!s.tracking || t < s.tracking.nextAt) continue;
+        // A quarter of a gap early still counts: looks come at the feed's rate with some jitter (the time to
+        // describe a frame varies), and a session at that same rate must not skip every other one.
+        if (!s.tracking || t < s.tracking.nextAt - s.tracking.minGapMs / 4) continue;
         s.tracking.nextAt = Math.max(s.tracking.nextAt + s.tracking.minGapMs, t + s.tracking.minGapMs / 2);
         // A client that stops reading skips live results instead of growing the server's memory.
         if (s.ws.bufferedAmount > MAX_QUEUED_BYTES) { dropped.inc(); continue; }
@@ -312,11 +314,12 @@ export function mountWatchme(spec: WatchmeSpec, ctx: TransportContext): MountedT
     const target = resolveSource(msg.video_source ?? 0);
     if (s.ws.readyState !== s.ws.OPEN) return; // closed meanwhile: its feed was already left
     leaveFeed(s);
+    const looksFps = Math.min(fps, maxFps);
+    // First: a watch that cannot start (e.g. its model left the graph) leaves no feed behind.
+    const unwatch = looks.watch({ pipeline: target.pipeline, models: looksModels, fps: looksFps });
     let feed = feeds.get(target.pipeline);
     if (!feed) feeds.set(target.pipeline, (feed = new SourceFeed(target.source, target.pipeline)));
     feed.sessions.add(s);
-    const looksFps = Math.min(fps, maxFps);
-    const unwatch = looks.watch({ pipeline: target.pipeline, models: looksModels, fps: looksFps });
     s.tracking = { feed, reference, minGapMs: 1000 / looksFps, nextAt: 0, unwatch };
     status(s, 'tracking_started', `Started tracking on source: ${typeof msg.video_source === 'string' || typeof msg.video_source === 'number' ? msg.video_source : 0}`);
   };
