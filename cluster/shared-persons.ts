@@ -18,6 +18,7 @@ import type { Logger } from '../pipeline/log.js';
 import { PersonsUnavailableError, type KnownPersons, type Person, type PersonInput, type PersonsWriter, type Photo } from '../pipeline/known-persons.js';
 import type { Metrics } from '../pipeline/metrics.js';
 import type { Store } from '../pipeline/store.js';
+import { StreamReplica } from './stream-replica.js';
 
 export const PERSONS_STREAM = 'sightline-persons';
 const SUBJECT = 'sightline.persons';
@@ -30,93 +31,44 @@ type Change =
   | { op: 'photo'; personId: number; sha256: string; createdMs: number; vector: string }
   | { op: 'delete-photo'; personId: number; id: number };
 
-const MARK = `CREATE TABLE IF NOT EXISTS shared_logs (name TEXT PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS shared_person_updates (person_id INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (person_id, seq))`;
+/** The update messages of each person (a delete removes them from the stream with the person). */
+const UPDATES = 'CREATE TABLE IF NOT EXISTS shared_person_updates (person_id INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (person_id, seq))';
 
 export class SharedPersons implements PersonsWriter {
-  private applied = 0;
-  private waiters: { seq: number; resolve: () => void }[] = [];
-  private closed = false;
-  private stopConsuming: (() => void) | null = null;
-  private running: Promise<void> = Promise.resolve();
   private readonly js: JetStreamClient;
+  private readonly replica: StreamReplica;
 
   private constructor(nc: NatsConnection, private readonly jsm: JetStreamManager, private readonly persons: KnownPersons,
     private readonly store: Store, private readonly log: Logger, private readonly metrics: Metrics, private readonly waitMs: number) {
     this.js = nc.jetstream();
+    store.db.exec(UPDATES);
+    this.replica = new StreamReplica(this.js, {
+      stream: PERSONS_STREAM, store, log,
+      apply: (seq, data) => this.applyMessage(seq, data),
+      clear: () => { persons.clear(); store.db.exec('DELETE FROM shared_person_updates'); },
+      localOnly: () => (persons.list().length
+        ? `persons enrolled on this node before it joined the cluster are not shared; ids from ${PERSONS_STREAM} replace them where they collide`
+        : null),
+    });
   }
 
   /** Joins (or creates) the stream, catches up with it, then keeps applying it; API writes go through it. */
   static async start(nc: NatsConnection, persons: KnownPersons, store: Store, log: Logger, metrics: Metrics, replicas: number, waitMs = 15_000): Promise<SharedPersons> {
     const jsm = await nc.jetstreamManager();
-    const info = await SharedPersons.stream(jsm, replicas);
+    // Kept until compacted: the history is the persons (about 1 KB per photo).
+    const info = await StreamReplica.ensure(jsm, { name: PERSONS_STREAM, subjects: [SUBJECT], num_replicas: replicas });
     const shared = new SharedPersons(nc, jsm, persons, store, log, metrics, waitMs);
-    shared.begin(info.created);
+    shared.replica.begin(info);
     const last = info.state.last_seq;
-    shared.consume();
+    shared.replica.consume();
     // Serve only what the cluster already agreed on: however long the replay of a large history takes.
-    await shared.until(last, null);
+    await shared.replica.until(last);
     persons.writer = shared;
     log.info(`known persons: ${persons.list().length} from ${PERSONS_STREAM} (sequence ${last})`);
     return shared;
   }
 
-  private static async stream(jsm: JetStreamManager, replicas: number) {
-    try {
-      return await jsm.streams.info(PERSONS_STREAM);
-    } catch {
-      // Kept for ever: the history is the persons (about 1 KB per photo); two nodes may race to create it.
-      try {
-        return await jsm.streams.add({ name: PERSONS_STREAM, subjects: [SUBJECT], num_replicas: replicas });
-      } catch {
-        return await jsm.streams.info(PERSONS_STREAM);
-      }
-    }
-  }
-
-  /** Where this store's copy stands; a copy made from an older stream of the same name starts over. */
-  private begin(streamCreated: string): void {
-    const db = this.store.db;
-    db.exec(MARK);
-    const mark = db.prepare('SELECT stream, seq FROM shared_logs WHERE name = ?').get(PERSONS_STREAM) as { stream: string; seq: number } | undefined;
-    if (mark && mark.stream === streamCreated) {
-      this.applied = mark.seq;
-      return;
-    }
-    if (mark) {
-      this.log.warn(`${PERSONS_STREAM} was recreated: the local copy of the known persons is dropped and replayed`);
-      this.persons.clear();
-      db.exec('DELETE FROM shared_person_updates');
-    } else if (this.persons.list().length) {
-      this.log.warn(`persons enrolled on this node before it joined the cluster are not shared; ids from ${PERSONS_STREAM} replace them where they collide`);
-    }
-    db.prepare('INSERT OR REPLACE INTO shared_logs (name, stream, seq) VALUES (?, ?, 0)').run(PERSONS_STREAM, streamCreated);
-    this.applied = 0;
-  }
-
-  /** Applies the stream from after the last applied message, for as long as the node runs. */
-  private consume(): void {
-    this.running = (async () => {
-      while (!this.closed) {
-        try {
-          const consumer = await this.js.consumers.get(PERSONS_STREAM, { opt_start_seq: this.applied + 1 });
-          const messages = await consumer.consume();
-          this.stopConsuming = () => { void messages.close(); };
-          if (this.closed) break;
-          for await (const m of messages) {
-            this.applyMessage(m.seq, m.data);
-            if (this.closed) break;
-          }
-        } catch (err) {
-          if (!this.closed) this.log.warn(`reading ${PERSONS_STREAM}: ${(err as Error).message}; retrying`);
-        }
-        if (!this.closed) await new Promise((r) => setTimeout(r, 1000));
-      }
-    })();
-  }
-
   private applyMessage(seq: number, data: Uint8Array): void {
-    if (seq <= this.applied) return;
     const db = this.store.db;
     let ok = true;
     try {
@@ -125,18 +77,14 @@ export class SharedPersons implements PersonsWriter {
       db.transaction(() => {
         const change = JSON.parse(Buffer.from(data).toString('utf8')) as Change;
         this.apply(seq, change);
-        db.prepare('UPDATE shared_logs SET seq = ? WHERE name = ?').run(seq, PERSONS_STREAM);
+        this.replica.mark(seq);
       })();
     } catch (err) {
       ok = false;
-      db.prepare('UPDATE shared_logs SET seq = ? WHERE name = ?').run(seq, PERSONS_STREAM);
+      this.replica.mark(seq);
       this.log.warn(`${PERSONS_STREAM} message ${seq} skipped: ${(err as Error).message}`);
     }
-    this.applied = seq;
     this.metrics.clusterSharedChanges.inc({ state: 'persons', result: ok ? 'applied' : 'skipped' });
-    const due = this.waiters.filter((w) => w.seq <= seq);
-    this.waiters = this.waiters.filter((w) => w.seq > seq);
-    for (const w of due) w.resolve();
   }
 
   private apply(seq: number, c: Change): void {
@@ -175,15 +123,6 @@ export class SharedPersons implements PersonsWriter {
     }
   }
 
-  /** Resolves once this node's copy has applied message `seq` (or fails after `waitMs`, unless null). */
-  private until(seq: number, waitMs: number | null = this.waitMs): Promise<void> {
-    if (seq <= this.applied) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = waitMs === null ? undefined : setTimeout(() => reject(new PersonsUnavailableError(`the change was taken (sequence ${seq} of ${PERSONS_STREAM}) but this node has not applied it within ${waitMs} ms; it will appear here once it has`)), waitMs);
-      this.waiters.push({ seq, resolve: () => { clearTimeout(timer); resolve(); } });
-    });
-  }
-
   /** Publishes a change and waits until this node applied it; answers its sequence. */
   private async publish(change: Change): Promise<number> {
     let seq: number;
@@ -196,7 +135,7 @@ export class SharedPersons implements PersonsWriter {
       throw new PersonsUnavailableError(`the cluster's store of known persons did not confirm the change (${(err as Error).message}); it may still be applied once the cluster is reachable: list the persons before trying again`);
     }
     this.metrics.clusterSharedChanges.inc({ state: 'persons', result: 'published' });
-    await this.until(seq);
+    await this.replica.until(seq, this.waitMs, () => new PersonsUnavailableError(`the change was taken (sequence ${seq} of ${PERSONS_STREAM}) but this node has not applied it within ${this.waitMs} ms; it will appear here once it has`));
     return seq;
   }
 
@@ -257,8 +196,6 @@ export class SharedPersons implements PersonsWriter {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    this.stopConsuming?.();
-    await this.running;
+    await this.replica.close();
   }
 }

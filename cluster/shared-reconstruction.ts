@@ -19,7 +19,7 @@
  * that got there first wins, on every gateway alike.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { headers, type JetStreamClient, type JetStreamManager, type NatsConnection, type ObjectStore } from 'nats';
+import { headers, type JetStreamClient, type NatsConnection, type ObjectStore } from 'nats';
 import type { Logger } from '../pipeline/log.js';
 import type { Metrics } from '../pipeline/metrics.js';
 import {
@@ -27,6 +27,7 @@ import {
   type SessionStatus, type SessionsWriter,
 } from '../pipeline/reconstruction-sessions.js';
 import type { Store } from '../pipeline/store.js';
+import { StreamReplica } from './stream-replica.js';
 
 export const RECONSTRUCTION_STREAM = 'sightline-reconstruction';
 const OBJECTS = 'sightline-reconstruction';
@@ -56,14 +57,11 @@ class FetchFailed extends Error {}
 /** Reads of a record's object retried (about a second apart) before the record is skipped. */
 const MAX_FETCH_TRIES = 10;
 
-const MARK = `CREATE TABLE IF NOT EXISTS shared_logs (name TEXT PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL)`;
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 export class SharedReconstruction implements SessionsWriter {
-  private applied = 0;
+  private readonly replica: StreamReplica;
   private readonly pending = new Map<string, Pending>();
-  /** Catch-up waiters: resolved once the copy reaches a sequence. */
-  private waiters: { seq: number; resolve: () => void }[] = [];
   /**
    * The model object each session's copy holds here: the one a newer model replaces (and its writer removes).
    * Forgotten on a restart: such a leftover object goes with its session.
@@ -71,9 +69,6 @@ export class SharedReconstruction implements SessionsWriter {
   private readonly models = new Map<string, string>();
   private readonly touching = new Set<string>();
   private readonly expiring = new Set<string>();
-  private closed = false;
-  private stopConsuming: (() => void) | null = null;
-  private running: Promise<void> = Promise.resolve();
   /** The object whose reads failed last, and how many times in a row. */
   private fetchFailures = { object: '', count: 0 };
   private readonly js: JetStreamClient;
@@ -81,81 +76,34 @@ export class SharedReconstruction implements SessionsWriter {
   private constructor(nc: NatsConnection, private readonly objects: ObjectStore, private readonly sessions: ReconstructionSessions,
     private readonly store: Store, private readonly log: Logger, private readonly metrics: Metrics, private readonly waitMs: number) {
     this.js = nc.jetstream();
+    this.replica = new StreamReplica(this.js, {
+      stream: RECONSTRUCTION_STREAM, store, log,
+      apply: (seq, data) => this.applyMessage(seq, data),
+      clear: () => sessions.clear(),
+      localOnly: () => (sessions.list().length ? 'reconstruction sessions created on this node before it joined the cluster stay on this node only' : null),
+    });
   }
 
   /** Joins (or creates) the stream and object store, catches up, then keeps applying; the transport's writes go through it. */
   static async start(nc: NatsConnection, sessions: ReconstructionSessions, store: Store, log: Logger, metrics: Metrics,
     replicas: number, waitMs = 30_000): Promise<SharedReconstruction> {
     const jsm = await nc.jetstreamManager();
-    const info = await SharedReconstruction.stream(jsm, replicas);
+    // Kept until deleted: a delete rolls its session's records up into one tombstone.
+    const info = await StreamReplica.ensure(jsm, { name: RECONSTRUCTION_STREAM, subjects: [`${SUBJECT}.*`], num_replicas: replicas, allow_rollup_hdrs: true });
     const objects = await nc.jetstream().views.os(OBJECTS, { replicas });
     const shared = new SharedReconstruction(nc, objects, sessions, store, log, metrics, waitMs);
-    shared.begin(info.created);
+    shared.replica.begin(info);
     const last = info.state.last_seq;
-    shared.consume();
-    await shared.until(last);
+    shared.replica.consume();
+    await shared.replica.until(last);
     sessions.writer = shared;
     log.info(`reconstruction sessions: ${sessions.list().length} from ${RECONSTRUCTION_STREAM} (sequence ${last})`);
     return shared;
   }
 
-  private static async stream(jsm: JetStreamManager, replicas: number) {
-    try {
-      return await jsm.streams.info(RECONSTRUCTION_STREAM);
-    } catch {
-      // Kept until deleted: a delete rolls its session's records up into one tombstone. Two nodes may race to create it.
-      const config = { name: RECONSTRUCTION_STREAM, subjects: [`${SUBJECT}.*`], num_replicas: replicas, allow_rollup_hdrs: true };
-      try {
-        return await jsm.streams.add(config);
-      } catch {
-        return await jsm.streams.info(RECONSTRUCTION_STREAM);
-      }
-    }
-  }
-
-  /** Where this store's copy stands; a copy made from an older stream of the same name starts over. */
-  private begin(streamCreated: string): void {
-    const db = this.store.db;
-    db.exec(MARK);
-    const mark = db.prepare('SELECT stream, seq FROM shared_logs WHERE name = ?').get(RECONSTRUCTION_STREAM) as { stream: string; seq: number } | undefined;
-    if (mark && mark.stream === streamCreated) {
-      this.applied = mark.seq;
-      return;
-    }
-    if (mark) {
-      this.log.warn(`${RECONSTRUCTION_STREAM} was recreated: the local copy of the reconstruction sessions is dropped and replayed`);
-      this.sessions.clear();
-    } else if (this.sessions.list().length) {
-      this.log.warn('reconstruction sessions created on this node before it joined the cluster stay on this node only');
-    }
-    db.prepare('INSERT OR REPLACE INTO shared_logs (name, stream, seq) VALUES (?, ?, 0)').run(RECONSTRUCTION_STREAM, streamCreated);
-    this.applied = 0;
-  }
-
-  private consume(): void {
-    this.running = (async () => {
-      while (!this.closed) {
-        try {
-          const consumer = await this.js.consumers.get(RECONSTRUCTION_STREAM, { opt_start_seq: this.applied + 1 });
-          const messages = await consumer.consume();
-          this.stopConsuming = () => { void messages.close(); };
-          if (this.closed) break;
-          for await (const m of messages) {
-            await this.applyMessage(m.seq, m.data);
-            if (this.closed) break;
-          }
-        } catch (err) {
-          if (!this.closed) this.log.warn(`reading ${RECONSTRUCTION_STREAM}: ${(err as Error).message}; retrying`);
-        }
-        if (!this.closed) await new Promise((r) => setTimeout(r, 1000));
-      }
-    })();
-  }
-
   private async applyMessage(seq: number, data: Uint8Array): Promise<void> {
-    if (seq <= this.applied) return;
     const db = this.store.db;
-    const mark = () => db.prepare('UPDATE shared_logs SET seq = ? WHERE name = ?').run(seq, RECONSTRUCTION_STREAM);
+    const mark = (): void => this.replica.mark(seq);
     let change: Change | null = null;
     let outcome: { value?: unknown; error?: Error } = {};
     try {
@@ -187,10 +135,6 @@ export class SharedReconstruction implements SessionsWriter {
         if (outcome.error) waiting.reject(outcome.error); else waiting.resolve(outcome.value);
       }
     }
-    this.applied = seq;
-    const due = this.waiters.filter((w) => w.seq <= seq);
-    this.waiters = this.waiters.filter((w) => w.seq > seq);
-    for (const w of due) w.resolve();
   }
 
   /** The bytes an image or model record names: this node's own, or from the object store (skipped for a session gone or full). */
@@ -243,12 +187,6 @@ export class SharedReconstruction implements SessionsWriter {
         return s.delete(c.id);
       }
     }
-  }
-
-  /** Resolves once this node's copy has applied message `seq`. */
-  private until(seq: number): Promise<void> {
-    if (seq <= this.applied) return Promise.resolve();
-    return new Promise((resolve) => { this.waiters.push({ seq, resolve }); });
   }
 
   /** Publishes a change and answers the outcome of applying it here (or fails after `waitMs`). */
@@ -356,9 +294,7 @@ export class SharedReconstruction implements SessionsWriter {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    this.stopConsuming?.();
-    await this.running;
+    await this.replica.close();
     for (const p of this.pending.values()) p.reject(new SessionsUnavailableError('this node is shutting down'));
     this.pending.clear();
   }
