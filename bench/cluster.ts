@@ -5,7 +5,8 @@
  *
  * 1. Results bridge, in one process against a real nats-server: events published on a worker's bus are
  *    forwarded (encode → NATS) and republished on a gateway's bus (NATS → decode), exactly as between nodes.
- *    Measured per event kind (a count.stats, a packet with 10 tracks, the same with a 30 KB annotated JPEG):
+ *    Measured per event kind (a count.stats, a packet with 10 tracks, the same with a 30 KB annotated JPEG,
+ *    the looks of 10 persons for live WatchMe: 256 + 128 floats each):
  *    the most events/s the hop carries, and the latency it adds at steady rates (200/s: 20 cameras at 10 fps;
  *    1,000/s: 100 cameras) compared with the same events on one node's bus.
  * 2. Failover: a gateway and two workers as processes, two test:// sources; the worker running `cam1` is
@@ -38,14 +39,21 @@ const SECONDS = Number(args.seconds);
 const KILLS = Number(args.kills);
 const log = createLogger('warn');
 
-type Kind = 'count.stats' | 'packet' | 'packet+jpeg';
+type Kind = 'count.stats' | 'packet' | 'packet+jpeg' | 'person.looks';
+type BenchTopic = 'count.stats' | 'packet' | 'person.looks';
+const topicOf = (kind: Kind): BenchTopic => (kind === 'packet+jpeg' ? 'packet' : kind);
 // One pixel buffer and one JPEG for every event: the bridge drops the pixels, and allocating 900 KB per
 // event would measure the allocator instead of the hop.
 const PIXELS = new ArrayBuffer(640 * 480 * 3);
 const JPEG = new Uint8Array(30 * 1024).map((_, i) => (i * 31) & 0xff).buffer;
 
-function event(kind: Kind, i: number): { topic: 'count.stats' | 'packet'; e: BusEvents['count.stats'] | Packet } {
+function event(kind: Kind, i: number): { topic: BenchTopic; e: BusEvents[BenchTopic] } {
   const atMs = Date.now();
+  if (kind === 'person.looks') {
+    const unit = (n: number): Float32Array => new Float32Array(n).fill(1 / Math.sqrt(n));
+    const persons = Array.from({ length: 10 }, (_, k) => ({ box: [10 * k, 20, 10 * k + 40, 120] as [number, number, number, number], trackId: k + 1, body: unit(256), face: unit(128) }));
+    return { topic: kind, e: { pipeline: 'cam1', source: 'cam1', models: 'reid', seq: i, width: 640, height: 480, capturedAtMs: atMs, persons } };
+  }
   if (kind === 'count.stats') {
     return { topic: kind, e: { pipeline: 'cam1', source: 'cam1', countIn: i, countOut: i >> 1, faceCount: 3, dailyEventCount: 1, eventActive: false, currentEventCountIn: 0, atMs } };
   }
@@ -61,7 +69,8 @@ function event(kind: Kind, i: number): { topic: 'count.stats' | 'packet'; e: Bus
   return { topic: 'packet', e: p };
 }
 
-const sentAt = (topic: string, e: unknown): number => topic === 'packet' ? (e as Packet).frame.capturedAtMs : (e as BusEvents['count.stats']).atMs;
+const sentAt = (topic: BenchTopic, e: unknown): number =>
+  topic === 'packet' ? (e as Packet).frame.capturedAtMs : topic === 'person.looks' ? (e as BusEvents['person.looks']).capturedAtMs : (e as BusEvents['count.stats']).atMs;
 
 async function bridgeBench(): Promise<void> {
   const nats = new NatsServer(await freePort(), mkdtempSync(path.join(os.tmpdir(), 'sightline-bench-js-')));
@@ -77,8 +86,8 @@ async function bridgeBench(): Promise<void> {
   inb.receive();
   await ncIn.flush();
   const rows: (string | number)[][] = [];
-  for (const kind of ['count.stats', 'packet', 'packet+jpeg'] as Kind[]) {
-    const topic = kind === 'count.stats' ? 'count.stats' : 'packet';
+  for (const kind of ['count.stats', 'packet', 'packet+jpeg', 'person.looks'] as Kind[]) {
+    const topic = topicOf(kind);
     // (a) Throughput: publish as fast as the worker side can while the gateway keeps up (bounded backlog).
     let received = 0;
     const bytesIn = async (): Promise<number> => Number((await inMetrics.clusterBridgeBytes.get()).values.find((v) => v.labels.direction === 'in')?.value ?? 0);
@@ -114,6 +123,7 @@ async function bridgeBench(): Promise<void> {
         if (wait > 1) await sleep(wait);
         const ev = event(kind, i);
         if (ev.topic === 'packet') (ev.e as Packet).frame.capturedAtMs = now();
+        else if (ev.topic === 'person.looks') (ev.e as BusEvents['person.looks']).capturedAtMs = now();
         else (ev.e as BusEvents['count.stats']).atMs = now();
         worker.publish(ev.topic, ev.e as never);
       }

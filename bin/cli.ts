@@ -115,8 +115,9 @@ async function run(graph: Graph, graphFile: string, settings: ResolvedSettings):
   return new Promise<number>((resolve) => {
     const shutdown = (signal: string): void => {
       log.info(`${signal}: stopping`);
-      // A second signal, or a stop that hangs, still ends the process.
-      setTimeout(() => process.exit(1), 10_000).unref();
+      // A second signal, or a stop that hangs, still ends the process. 30 s covers the slowest clean stop:
+      // in-flight frames drained (5 s), leases given back (up to a lease time), running model tasks (15 s).
+      setTimeout(() => { log.error('stopping took over 30 s: exiting now'); process.exit(1); }, 30_000).unref();
       process.once(signal, () => process.exit(1));
       void app.stop().then(() => resolve(0), (err: Error) => { log.error(`stop failed: ${err.message}`); resolve(1); });
     };

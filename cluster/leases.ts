@@ -64,6 +64,9 @@ export class LeaseKeeper {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.running;
+    // A fresh lease lifetime for the pipelines' drain (up to 5 s of in-flight frames): nobody else starts
+    // a source while its last frames are still being counted here.
+    await this.renew(Date.now());
     const given = [...this.held];
     this.held.clear();
     await this.sync();
@@ -83,9 +86,10 @@ export class LeaseKeeper {
     await this.o.workers.put(this.o.nodeId, enc.encode(String(now))).catch(() => undefined);
     await this.renew(now);
     // Workers started together see each other before claiming, so they share the sources from the start.
-    if (this.rounds > 1) await this.claimOrRelease();
+    // A node told to stop during the round claims nothing more, and starts nothing (stop() syncs).
+    if (this.rounds > 1 && !this.stopped) await this.claimOrRelease();
     // Starting pipelines may take a while (models load): renewals go on meanwhile.
-    void this.sync();
+    if (!this.stopped) void this.sync();
   }
 
   private async renew(now: number): Promise<void> {
@@ -125,7 +129,7 @@ export class LeaseKeeper {
     }
     // Start the scan at a place of our own, so workers do not all race for the same key first.
     const offset = hash(this.o.nodeId) % Math.max(1, sources.length);
-    for (let i = 0; i < sources.length && this.held.size < target; i++) {
+    for (let i = 0; i < sources.length && this.held.size < target && !this.stopped; i++) {
       const source = sources[(offset + i) % sources.length];
       if (this.held.has(source)) continue;
       const revision = await this.claim(source);
@@ -150,23 +154,29 @@ export class LeaseKeeper {
   }
 
   /**
-   * Deletes our lease key. Right after a NATS restart the first attempt can time out, or the key may have
-   * moved to a newer revision of ours (re-claimed by a renewal): retry a few times, deleting only while the
-   * key is still ours, so a clean stop hands the source over at once instead of after the TTL.
+   * Deletes our lease key. Right after a NATS restart (JetStream recovering, a loaded machine) attempts can
+   * time out for a while, or the key may have moved to a newer revision of ours (re-claimed by a renewal):
+   * retry until the lease would have expired anyway, deleting only while the key is still ours, so a clean
+   * stop hands the source over at once instead of after the TTL.
    */
   private async giveBack(source: string, revision: number): Promise<boolean> {
-    for (let attempt = 0; attempt < 3; attempt++) {
+    const deadline = Date.now() + this.o.ttlMs;
+    let last = '';
+    for (;;) {
       try {
         await this.o.leases.delete(source, { previousSeq: revision });
         return true;
-      } catch {
+      } catch (err) {
+        last = (err as Error).message;
         const entry = await this.o.leases.get(source).catch(() => undefined);
         if (entry === null || (entry && entry.operation !== 'PUT')) return true; // already gone
         if (entry && dec.decode(entry.value) !== this.o.nodeId) return false; // another worker's now
         if (entry) revision = entry.revision;
-        await new Promise((r) => setTimeout(r, 300));
       }
+      if (Date.now() + 250 > deadline) break;
+      await new Promise((r) => setTimeout(r, 250));
     }
+    this.o.log.warn(`lease on ${source} not given back (${last}); it expires within ${this.o.ttlMs / 1000} s`);
     return false;
   }
 

@@ -250,7 +250,7 @@ test.serial('SIGTERM gives the leases back; with no worker left, DDFR frames get
   const other = first === 'w1' ? 'w2' : 'w1';
   const log = cluster.nodes.get(first)!.log;
   await cluster.kill(first, 'SIGTERM');
-  t.true(log.some((l) => /released source cam1/.test(l)), 'the stopping worker deleted its lease on cam1');
+  t.true(log.some((l) => /released source cam1/.test(l)), `the stopping worker deleted its lease on cam1; its last lines:\n${log.slice(-12).join('\n')}`);
   await until(`every source on ${other}`, async () => { const p = await allPlaced(); return p && [...p.values()].every((w) => w === other); }, 60_000);
   await cluster.kill(other, 'SIGTERM');
   t.deepEqual(await leaseOwners(), new Map(), 'no lease is left behind');
