@@ -30,6 +30,8 @@ import { ReconstructionSessions } from '../pipeline/reconstruction-sessions.js';
 import type { KnownPersons } from '../pipeline/known-persons.js';
 import type { LooksDemand, PersonLooks } from '../pipeline/person-looks.js';
 import { RemoteLooks, serveLooks } from './shared-looks.js';
+import { askStates, serveStates } from './shared-states.js';
+import { BusStates, type RuntimeStates, type StatesView } from '../pipeline/live-states.js';
 
 export type Role = ResolvedSettings['role'];
 
@@ -42,6 +44,8 @@ export interface ClusterDeps {
   log: Logger;
   /** The node's own live looks (WatchMe): served for gateways on nodes that run pipelines. */
   looks: PersonLooks;
+  /** The node's own runtime states: answered to nodes that ask (a gateway starting). */
+  runtimeStates: RuntimeStates;
 }
 
 /** Only the held sources, and the pipelines that read them (models and transports stay). */
@@ -66,6 +70,10 @@ export class ClusterNode {
   readonly looks: LooksDemand;
   private readonly remoteLooks: RemoteLooks | null;
   private looksServer: { close(): void } | null = null;
+  /** For transports on a node that serves protocols: every node's states, as reported on the bus. */
+  readonly states: StatesView;
+  private readonly busStates: BusStates | null;
+  private statesSub: Subscription | null = null;
   private graph!: Graph;
   private runtime!: Runtime;
   private leases: LeaseKeeper | null = null;
@@ -89,6 +97,8 @@ export class ClusterNode {
     this.remoteInference = this.role === 'gateway' ? new RemoteInference(nc, d.metrics, new LocalInference(d.pool)) : null;
     this.remoteLooks = this.servesProtocols ? new RemoteLooks(nc, this.runsPipelines ? d.looks : null) : null;
     this.looks = this.remoteLooks ?? d.looks;
+    this.busStates = this.servesProtocols ? new BusStates(d.bus) : null;
+    this.states = this.busStates ?? d.runtimeStates;
   }
 
   static async join(d: ClusterDeps): Promise<ClusterNode> {
@@ -138,6 +148,8 @@ export class ClusterNode {
     const { settings, store, log, metrics } = this.d;
     const replicas = Math.max(1, settings.clusterReplicas);
     this.embeddingKey = await sharedEmbeddingKey(this.nc, settings.dataDir, replicas);
+    const nodes = await askStates(this.nc, this.busStates!, log.child('states'));
+    log.info(`states of ${nodes} node(s) that run pipelines received`);
     this.sharedPersons = await SharedPersons.start(this.nc, persons, store, log.child('persons'), metrics, replicas);
     this.reconstructionSessions = new ReconstructionSessions(store, settings.dataDir);
     this.sharedReconstruction = await SharedReconstruction.start(this.nc, this.reconstructionSessions, store, log.child('reconstruction'), metrics, replicas);
@@ -178,6 +190,7 @@ export class ClusterNode {
     this.bridge.forward();
     this.inferSub = serveInference(this.nc, pool, settings.modelDir, this.nodeId, metrics, log.child('infer'));
     this.looksServer = serveLooks(this.nc, this.d.looks, metrics, log.child('looks'));
+    this.statesSub = serveStates(this.nc, this.d.runtimeStates, log.child('states'));
     this.leases = new LeaseKeeper({
       nodeId: this.nodeId, ttlMs: ttl, leases, workers, log: log.child('leases'), metrics,
       sources: () => leasedSources(this.graph),
@@ -222,6 +235,8 @@ export class ClusterNode {
     this.bridge.close();
     this.remoteLooks?.close();
     this.looksServer?.close();
+    this.statesSub?.unsubscribe();
+    this.busStates?.close();
     this.inferSub?.unsubscribe();
     await this.nc.drain().catch(() => this.nc.close());
     this.d.metrics.clusterConnected.set(0);

@@ -15,6 +15,7 @@ import { KnownPersons } from './known-persons.js';
 import { InferencePool } from './worker-pool.js';
 import { LocalInference } from './inference-client.js';
 import { PersonLooks } from './person-looks.js';
+import { RuntimeStates } from './live-states.js';
 import type { ModelRef } from './worker-protocol.js';
 import { ClusterNode } from '../cluster/node.js';
 
@@ -73,7 +74,8 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
     model: (id: string, kind: string): ModelRef => ({ path: modelPath(runtime.graph, settings, id), kind }),
     described: (pipeline) => metrics.personLooks.inc({ pipeline }),
   });
-  const cluster = settings.cluster ? await ClusterNode.join({ settings, bus, metrics, pool, store, log, looks }) : null;
+  const runtimeStates: RuntimeStates = new RuntimeStates((): Runtime => runtime);
+  const cluster = settings.cluster ? await ClusterNode.join({ settings, bus, metrics, pool, store, log, looks, runtimeStates }) : null;
   const runtime = new Runtime(cluster ? cluster.initialGraph(initial) : initial, { settings, store, pool, bus, metrics, log });
   const hub = new HttpHub(settings.host, log.child('http'));
   const persons = new KnownPersons(store, settings, log, metrics);
@@ -82,7 +84,7 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   const inference = cluster?.remoteInference ?? new LocalInference(pool);
   const ctx: TransportContext = {
     hub, bus, metrics, settings, log, store, pool, inference, persons, looks: cluster?.looks ?? looks,
-    graph: () => cluster?.configured ?? runtime.graph, runtime: () => runtime, embeddingKey: cluster?.embeddingKey,
+    graph: () => cluster?.configured ?? runtime.graph, states: cluster?.states ?? runtimeStates, runtime: () => runtime, embeddingKey: cluster?.embeddingKey,
     reconstructionSessions: cluster?.reconstructionSessions,
   };
   const wantedTransports = (graph: Graph): Map<string, TransportSpec & { port: number }> => {

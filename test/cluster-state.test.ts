@@ -11,12 +11,15 @@ import { promisify } from 'node:util';
 import path from 'node:path';
 import { connect } from 'nats';
 import WebSocket from 'ws';
-import { media } from './helpers.js';
+import { SignJWT } from 'jose';
+import { media, openQueuedSocket } from './helpers.js';
 import { Cluster, until } from './cluster-harness.js';
 import { freePort } from './rtsp-server.js';
 import { PERSONS_STREAM } from '../cluster/shared-persons.js';
 
-interface Ports { ddfr: number; watchme: number }
+interface Ports { ddfr: number; watchme: number; pose: number }
+
+const POSE_SECRET = 'cluster-state-pose-secret-0123456789abcdef';
 
 const GRAPH = (p: Ports): string => `
 sources:
@@ -34,6 +37,7 @@ pipelines:
 transports:
   ddfr: { port: ${p.ddfr}, detector: faces, embedder: embedder }
   watchme: { port: ${p.watchme}, detector: people, reid: reid }
+  pose-stream-v1: { port: ${p.pose}, auth: { secret: ${POSE_SECRET} } }
 `;
 
 interface Face { name: string; surname: string; id: string }
@@ -44,7 +48,7 @@ const ports = new Map<string, Ports>();
 const photo = (name: string): Buffer => readFileSync(media(name));
 
 async function gateway(name: string): Promise<void> {
-  const p = { ddfr: await freePort(), watchme: await freePort() };
+  const p = { ddfr: await freePort(), watchme: await freePort(), pose: await freePort() };
   ports.set(name, p);
   const file = path.join(cluster.dir, `${name}.yaml`);
   writeFileSync(file, GRAPH(p));
@@ -69,7 +73,7 @@ async function recognize(gw: string, image: Buffer): Promise<Face[]> {
 }
 
 test.before(async () => {
-  const first = { ddfr: await freePort(), watchme: await freePort() };
+  const first = { ddfr: await freePort(), watchme: await freePort(), pose: await freePort() };
   cluster = await Cluster.start(GRAPH(first));
   await cluster.spawn('w1', 'worker');
   await gateway('gA');
@@ -215,6 +219,22 @@ test.serial('a WatchMe token uploaded on gateway A is accepted by single_frame a
   t.is(replies[1].status, 'tracking_started');
   t.is(replies[2].status, 'error');
   t.regex(String(replies[2].message), /authentication/);
+});
+
+test.serial('a pose-stream client on a gateway started after the worker gets the state of the pipeline the worker runs', async (t) => {
+  const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('tester').setExpirationTime('5m')
+    .sign(new TextEncoder().encode(POSE_SECRET));
+  await gateway('gE');
+  const { ws, next, send } = await openQueuedSocket<{ type: string; data: Record<string, any> }>(`ws://127.0.0.1:${ports.get('gE')!.pose}/ws/v1?token=${token}`);
+  send({ type: 'subscribe', timestamp: new Date().toISOString(), data: { subscriptions: [{ event_type: 'system_event' }] } });
+  let m = await next();
+  while (m.type !== 'system_event') m = await next();
+  ws.close();
+  // gE runs no pipeline and started long after the worker's pipeline did (no state event since): this is the
+  // worker's state, asked for when gE started.
+  t.like(m.data, { event: 'system_status', status: 'running', configuration: { pipeline: 'plaza', environment_id: 'plaza' },
+    components: { neural_network: 'healthy', csi_processor: 'healthy' } });
+  t.true(cluster.nodes.get('gB')!.log.some((l) => /states of 1 node\(s\)/.test(l)));
 });
 
 test.serial('`sightline enroll --cluster` enrols for every gateway; run again it skips what the cluster has', async (t) => {

@@ -123,10 +123,12 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
     onSubscribed: (c, sub) => {
       if (sub.eventType !== 'system_event') return;
       // The state of each pipeline now, so a new subscriber need not wait for the next change.
-      for (const [pipeline, runner] of ctx.runtime().pipelines) {
-        const source = runner.spec.source;
+      // (Wherever it runs: on a cluster gateway, the states the workers reported.)
+      for (const [pipeline, { source }] of Object.entries(ctx.graph().pipelines)) {
+        const now = ctx.states.pipeline(pipeline);
+        if (!now) continue;
         if (sub.filters.environmentId && sub.filters.environmentId !== source) continue;
-        const data = M.systemEvent({ pipeline, state: runner.state, reason: runner.reason, atMs: Date.now() }, source, sessionId, components(pipeline, source), true);
+        const data = M.systemEvent({ pipeline, state: now.state, reason: now.reason, atMs: Date.now() }, source, sessionId, components(pipeline, source), true);
         if (sub.filters.severity && !sub.filters.severity.includes(data.severity as never)) continue;
         c.send('system_event', data, { droppable: false });
       }
@@ -211,10 +213,9 @@ export function mountPoseStream(spec: PoseStreamSpec, ctx: TransportContext): Mo
     emit('hardware_event', e.source, 'hardware_event', () => data, severityAccepts(data.severity));
   })));
   const components = (pipeline: string, source: string | undefined): Record<string, string> => {
-    const rt = ctx.runtime();
-    const state = source ? rt.sources.get(source)?.state.value.state : undefined;
+    const state = source ? ctx.states.source(source)?.state : undefined;
     const spec_ = ctx.graph().pipelines[pipeline];
-    const runner = rt.pipelines.get(pipeline)?.state;
+    const runner = ctx.states.pipeline(pipeline)?.state;
     return {
       // The pipeline's stages (the models run there): failed when the pipeline failed (e.g. a model did not load).
       neural_network: runner === 'running' ? 'healthy' : (runner ?? 'absent'),

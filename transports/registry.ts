@@ -12,6 +12,7 @@ import type { InferencePool } from '../pipeline/worker-pool.js';
 import { DEPTH_MODEL_KINDS } from '../stages/depth-models.js';
 import type { InferenceClient } from '../pipeline/inference-client.js';
 import type { LooksDemand } from '../pipeline/person-looks.js';
+import type { StatesView } from '../pipeline/live-states.js';
 import type { HttpHub } from './http-hub.js';
 import { mountDdfr, type DdfrSpec } from './ddfr.js';
 import { mountMetrics } from './metrics.js';
@@ -101,6 +102,8 @@ export interface TransportContext {
   looks: LooksDemand;
   /** The graph as configured (in a cluster, all of it, not only the sources this node runs). */
   graph: () => Graph;
+  /** States of every source and pipeline of the graph, wherever they run. */
+  states: StatesView;
   /** This node's running sources and pipelines. */
   runtime: () => Runtime;
   /** The cluster's embedding-token key (WatchMe), shared by every node; unset on a single node. */
