@@ -34,6 +34,7 @@ const dec = new TextDecoder();
 export class LeaseKeeper {
   private readonly held = new Map<string, Held>();
   private timer: NodeJS.Timeout | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
   private stopped = false;
   private rounds = 0;
   private running: Promise<void> = Promise.resolve();
@@ -57,16 +58,41 @@ export class LeaseKeeper {
         .finally(() => { if (!this.stopped) this.timer = setTimeout(loop, this.intervalMs); });
     };
     loop();
+    // Apart from the rounds: a round can hang on NATS calls that time out (a server restarting), and a source
+    // must stop here before its lease can expire and another worker start it.
+    this.watchdog = setInterval(() => this.stopUnrenewed(), this.intervalMs);
+    this.watchdog.unref();
+  }
+
+  /** Stops the sources whose lease has not been renewed for a lease time minus a round. */
+  private stopUnrenewed(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    let lost = false;
+    for (const [source, h] of [...this.held]) {
+      if (now - h.renewedAt <= this.o.ttlMs - this.intervalMs) continue;
+      this.held.delete(source);
+      lost = true;
+      this.o.metrics.clusterLeaseChanges.inc({ event: 'lost' });
+      this.o.log.warn(`lease on ${source} lost (not renewed in time); stopping it`);
+    }
+    if (lost) void this.sync();
   }
 
   /** Stops the sources held, then gives their leases back so other workers take them at once. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.watchdog) clearInterval(this.watchdog);
     await this.running;
     // A fresh lease lifetime for the pipelines' drain (up to 5 s of in-flight frames): nobody else starts
-    // a source while its last frames are still being counted here.
-    await this.renew(Date.now());
+    // a source while its last frames are still being counted here. A renewal that fails changes nothing:
+    // the give-back below finds the key's current revision.
+    for (const [source, h] of this.held) {
+      try {
+        this.held.set(source, { revision: await this.o.leases.update(source, enc.encode(this.o.nodeId), h.revision), renewedAt: Date.now() });
+      } catch { /* given back (or expiring) below */ }
+    }
     const given = [...this.held];
     this.held.clear();
     await this.sync();
@@ -95,13 +121,18 @@ export class LeaseKeeper {
   private async renew(now: number): Promise<void> {
     for (const [source, h] of [...this.held]) {
       try {
-        this.held.set(source, { revision: await this.o.leases.update(source, enc.encode(this.o.nodeId), h.revision), renewedAt: now });
+        const revision = await this.o.leases.update(source, enc.encode(this.o.nodeId), h.revision);
+        // Given up meanwhile (the watchdog): the key lapses and is claimed again in a later round.
+        if (this.held.has(source)) this.held.set(source, { revision, renewedAt: now });
       } catch (err) {
+        if (!this.held.has(source)) continue;
         let taken = /wrong last sequence/i.test((err as Error).message);
         if (taken) {
           // The key moved on without us: expired while NATS was away (or restarted). Still ours or free: keep it.
-          const revision = await this.claim(source).catch(() => null);
-          if (revision !== null) { this.held.set(source, { revision, renewedAt: now }); continue; }
+          const revision = await this.claim(source).catch(() => undefined);
+          if (typeof revision === 'number') { if (this.held.has(source)) this.held.set(source, { revision, renewedAt: now }); continue; }
+          // Whose it is now could not be read (NATS just back and slow): treated as unreachable, below.
+          if (revision === undefined) taken = false;
         }
         // Unreachable: keep running until the lease could have expired; then stop, someone else may have it.
         if (taken || now - h.renewedAt > this.o.ttlMs - this.intervalMs) {

@@ -56,15 +56,20 @@ async function placement(): Promise<Map<string, string>> {
 }
 
 async function leaseOwners(): Promise<Map<string, string>> {
+  return new Map([...await leases()].map(([s, l]) => [s, l.owner]));
+}
+
+/** Each held lease: its owner and revision (a renewal raises the revision). */
+async function leases(): Promise<Map<string, { owner: string; revision: number }>> {
   const nc = await connect({ servers: cluster.nats.url, reconnect: false });
   try {
     const kv: KV = await nc.jetstream().views.kv('sightline-leases', { bindOnly: true });
-    const owners = new Map<string, string>();
+    const held = new Map<string, { owner: string; revision: number }>();
     for (const s of SOURCES) {
       const e = await kv.get(s);
-      if (e && e.operation === 'PUT') owners.set(s, e.string());
+      if (e && e.operation === 'PUT') held.set(s, { owner: e.string(), revision: e.revision });
     }
-    return owners;
+    return held;
   } finally {
     await nc.close();
   }
@@ -245,8 +250,15 @@ test.serial('a NATS server restart: nodes reconnect and the sources resume, each
 });
 
 test.serial('SIGTERM gives the leases back; with no worker left, DDFR frames get null and the gateway stays up', async (t) => {
-  const where = await until('all four sources to run', allPlaced, 60_000);
-  const first = where.get('cam1')!;
+  // After the NATS restart JetStream may answer slowly for a while, and a lease that is not renewed in time
+  // moves: wait until cam1's holder renews its lease again (twice in a row), so the lease is its to give back.
+  const first = await until('cam1 renewed by the worker running it', async () => {
+    const where = await allPlaced();
+    const a = (await leases()).get('cam1');
+    await sleep(1500);
+    const b = (await leases()).get('cam1');
+    return where && a && b && a.owner === where.get('cam1') && b.owner === a.owner && b.revision > a.revision ? a.owner : false;
+  }, 60_000, 0);
   const other = first === 'w1' ? 'w2' : 'w1';
   const log = cluster.nodes.get(first)!.log;
   await cluster.kill(first, 'SIGTERM');
