@@ -17,11 +17,16 @@ export async function decodeImage(bytes: Uint8Array, maxPixels: number): Promise
   const ctx = canvas.getContext('2d', { alpha: false });
   ctx.drawImage(img, 0, 0);
   const rgba = ctx.getImageData(0, 0, width, height).data;
-  const rgb = new Uint8Array(width * height * 3);
+  return { width, height, rgb: rgbaToRgb(rgba) };
+}
+
+/** Packed RGB from canvas RGBA pixels (alpha dropped). */
+export function rgbaToRgb(rgba: Uint8ClampedArray | Uint8Array): Uint8Array {
+  const rgb = new Uint8Array((rgba.length / 4) * 3);
   for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
     rgb[j] = rgba[i];
     rgb[j + 1] = rgba[i + 1];
     rgb[j + 2] = rgba[i + 2];
   }
-  return { width, height, rgb };
+  return rgb;
 }

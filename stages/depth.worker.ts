@@ -3,7 +3,7 @@ import { createCanvas, loadImage } from '@napi-rs/canvas';
 import * as ort from 'onnxruntime-node';
 import { getSession } from '../pipeline/model-sessions.js';
 import type { DepthMap } from '../pipeline/types.js';
-import { ImageDecodeError } from './decode-image.js';
+import { ImageDecodeError, rgbaToRgb } from './decode-image.js';
 import { depthModelSpec, type DepthModelSpec } from './depth-models.js';
 import type { DepthImageResult, DepthImageTask, DepthResult, DepthTask } from './depth.protocol.js';
 import { bilinearTaps } from './resample.js';
@@ -94,11 +94,5 @@ async function decodeScaled(bytes: Uint8Array, maxSide: number, maxPixels: numbe
   ctx.imageSmoothingQuality = 'high';
   ctx.drawImage(img, 0, 0, width, height);
   const rgba = ctx.getImageData(0, 0, width, height).data;
-  const rgb = new Uint8Array(width * height * 3);
-  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
-    rgb[j] = rgba[i];
-    rgb[j + 1] = rgba[i + 1];
-    rgb[j + 2] = rgba[i + 2];
-  }
-  return { width, height, rgb };
+  return { width, height, rgb: rgbaToRgb(rgba) };
 }

@@ -8,6 +8,7 @@
  * by the rotation its image shift implies, so the overlap lands in the same place; other views face −Z.
  * Translation between views is not estimated.
  */
+import { bilinearTaps } from './resample.js';
 import type { DepthMap } from '../pipeline/types.js';
 import { registerPair, type Shift } from './register-views.js';
 
@@ -207,8 +208,8 @@ export function upsample(depth: DepthMap, width: number, height: number): Float3
   const { width: dw, height: dh } = depth;
   if (src.length !== dw * dh) throw new Error(`depth map has ${src.length} values, expected ${dw}x${dh}`);
   const out = new Float32Array(width * height);
-  const xs = taps(dw, width);
-  const ys = taps(dh, height);
+  const xs = bilinearTaps(dw, width, 1);
+  const ys = bilinearTaps(dh, height, 1);
   for (let y = 0; y < height; y++) {
     const r0 = ys.lo[y] * dw;
     const r1 = ys.hi[y] * dw;
@@ -221,20 +222,6 @@ export function upsample(depth: DepthMap, width: number, height: number): Float3
     }
   }
   return out;
-}
-
-function taps(srcLen: number, dstLen: number) {
-  const lo = new Int32Array(dstLen);
-  const hi = new Int32Array(dstLen);
-  const frac = new Float32Array(dstLen);
-  const ratio = srcLen / dstLen;
-  for (let d = 0; d < dstLen; d++) {
-    const s = Math.min(Math.max((d + 0.5) * ratio - 0.5, 0), srcLen - 1);
-    lo[d] = Math.floor(s);
-    hi[d] = Math.min(lo[d] + 1, srcLen - 1);
-    frac[d] = s - lo[d];
-  }
-  return { lo, hi, frac };
 }
 
 /** `k` of `items` chosen uniformly at random (partial Fisher–Yates, seeded), in ascending order. */
