@@ -459,9 +459,9 @@ async function endToEnd(opts: { seconds: number; conns: number[]; workers?: numb
   const { default: WebSocket } = await import('ws');
   const { parseGraph } = await import('../config/graph.js');
   const { loadSettings } = await import('../config/settings.js');
-  const { startApp } = await import('../pipeline/app.js');
-  const { createLogger } = await import('../pipeline/log.js');
-  const { FaceRecognizer } = await import('../pipeline/face-recognizer.js');
+  const { startApp } = await import('../app/app.js');
+  const { createLogger } = await import('../core/log.js');
+  const { FaceRecognizer } = await import('../services/persons/face-recognizer.js');
   const { modelPath } = await import('../pipeline/runtime.js');
 
   const settings = {
@@ -654,7 +654,7 @@ transports:
  * is far below the threshold, so stays Unknown), has the search worker re-read the store, and waits until
  * its HNSW graph answers (built in the background, or loaded from the data directory).
  */
-async function addRandomRows(app: import('../pipeline/app.js').App, n: number, seed: number): Promise<number> {
+async function addRandomRows(app: import('../app/app.js').App, n: number, seed: number): Promise<number> {
   const g = gaussian(rng(seed));
   const db = app.store.db;
   const person = Number(db.prepare("INSERT INTO persons (name, role, created_ms) VALUES ('Synthetic', 'guest', ?)").run(Date.now()).lastInsertRowid);
@@ -712,7 +712,7 @@ async function closedLoop(WebSocketCtor: typeof import('ws').default, url: strin
 // 2. 1:N search.
 
 async function searchBench(opts: { sizes: number[]; queries: number; threads: number; maxWait: number }, real: E2eOut): Promise<void> {
-  const { FaceIndex } = await import('../pipeline/face-index.js');
+  const { FaceIndex } = await import('../services/persons/face-index.js');
   const g = gaussian(rng(12345));
   const maxN = Math.max(...opts.sizes);
   const enrolled = real.enrolled.map((e) => ({ personId: e.personId, vector: normalise(Float32Array.from(e.vector)) }));
@@ -892,11 +892,11 @@ async function searchBench(opts: { sizes: number[]; queries: number; threads: nu
 // 3. The search as the server runs it: FaceSearch → face search worker, exact scan and HNSW.
 
 async function indexBench(opts: { sizes: number[]; queries: number; maxWait: number; efs: number[] }, real: E2eOut): Promise<void> {
-  const { Store } = await import('../pipeline/store.js');
-  const { FaceSearch } = await import('../pipeline/face-search.js');
-  const { createLogger } = await import('../pipeline/log.js');
+  const { Store } = await import('../services/store/store.js');
+  const { FaceSearch } = await import('../services/persons/face-search.js');
+  const { createLogger } = await import('../core/log.js');
   const { loadSettings } = await import('../config/settings.js');
-  const { indexFiles } = await import('../pipeline/hnsw-files.js');
+  const { indexFiles } = await import('../services/persons/hnsw-files.js');
   const { default: hnswlib } = await import('hnswlib-node');
   const defaults = loadSettings([], process.env);
   const log = createLogger('info', 'bench');

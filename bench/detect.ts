@@ -23,12 +23,12 @@ import { parseArgs } from 'node:util';
 import { Piscina } from 'piscina';
 import { parseGraph } from '../config/graph.js';
 import { loadSettings, type ResolvedSettings, type Settings } from '../config/settings.js';
-import { startApp, type App } from '../pipeline/app.js';
-import { createLogger } from '../pipeline/log.js';
+import { startApp, type App } from '../app/app.js';
+import { createLogger } from '../core/log.js';
 import { GstSource } from '../pipeline/sources/gst-source.js';
-import type { Frame } from '../pipeline/types.js';
-import type { ModelRef, WorkerTask } from '../pipeline/worker-protocol.js';
-import { YOLOX_INPUT, YOLOX_NMS_IOU, YOLOX_SCORE_THRESHOLD, decodeYolox, letterbox } from '../stages/yolox.js';
+import type { Frame } from '../core/types.js';
+import type { ModelRef, WorkerTask } from '../inference/protocol.js';
+import { YOLOX_INPUT, YOLOX_NMS_IOU, YOLOX_SCORE_THRESHOLD, decodeYolox, letterbox } from '../inference/models/yolox.js';
 import type { RawInferResult, RawInferTask } from './raw-infer.worker.js';
 import { summarize, table, type Summary } from './report.js';
 

@@ -39,10 +39,10 @@ import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { parseGraph } from '../config/graph.js';
 import { loadSettings, type ResolvedSettings } from '../config/settings.js';
-import { startApp, type App } from '../pipeline/app.js';
-import type { BusEvents, Topic } from '../pipeline/event-bus.js';
-import { createLogger } from '../pipeline/log.js';
-import type { Packet } from '../pipeline/types.js';
+import { startApp, type App } from '../app/app.js';
+import type { BusEvents, Topic } from '../core/events.js';
+import { createLogger } from '../core/log.js';
+import type { Packet } from '../core/types.js';
 import { loadavg as load, percentile, table } from './report.js';
 
 const SELF = fileURLToPath(import.meta.url);

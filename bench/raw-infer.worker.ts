@@ -5,8 +5,8 @@
  */
 import * as ort from 'onnxruntime-node';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
-import { getSession } from '../pipeline/model-sessions.js';
-import type { ModelRef } from '../pipeline/worker-protocol.js';
+import { getSession } from '../inference/sessions.js';
+import type { ModelRef } from '../inference/protocol.js';
 
 export interface RawInferTask {
   model: ModelRef;

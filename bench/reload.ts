@@ -18,8 +18,8 @@ import { parseArgs } from 'node:util';
 import { firstValueFrom, filter, map, switchMap, take, timeout } from 'rxjs';
 import { parseGraph } from '../config/graph.js';
 import { watchFile } from '../config/watch.js';
-import { startApp, type App } from '../pipeline/app.js';
-import { createLogger } from '../pipeline/log.js';
+import { startApp, type App } from '../app/app.js';
+import { createLogger } from '../core/log.js';
 import { testSettings } from '../test/helpers.js';
 import { loadavg, percentile, table, waitForQuietMachine } from './report.js';
 

@@ -3,12 +3,12 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { ResolvedSettings } from '../config/settings.js';
-import { BadImageError, FaceRecognizer } from '../pipeline/face-recognizer.js';
-import { KnownPersons } from '../pipeline/known-persons.js';
-import { createLogger } from '../pipeline/log.js';
-import { Store } from '../pipeline/store.js';
-import { InferencePool } from '../pipeline/worker-pool.js';
-import { Metrics } from '../pipeline/metrics.js';
+import { BadImageError, FaceRecognizer } from '../services/persons/face-recognizer.js';
+import { KnownPersons } from '../services/persons/known-persons.js';
+import { createLogger } from '../core/log.js';
+import { Store } from '../services/store/store.js';
+import { InferencePool } from '../inference/pool.js';
+import { Metrics } from '../core/metrics.js';
 import { SharedPersons } from '../cluster/shared-persons.js';
 import { connect, type NatsConnection } from 'nats';
 

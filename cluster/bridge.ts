@@ -5,10 +5,10 @@
  * publishes (including topics added later) crosses, except node-local ones.
  */
 import type { NatsConnection, Subscription } from 'nats';
-import type { EventBus, Topic } from '../pipeline/event-bus.js';
-import type { Logger } from '../pipeline/log.js';
-import type { Metrics } from '../pipeline/metrics.js';
-import type { Packet } from '../pipeline/types.js';
+import type { EventBus, Topic } from '../core/events.js';
+import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
+import type { Packet } from '../core/types.js';
 import { CodecError, decode, encode } from './codec.js';
 
 /** Events about this node alone (its graph reloads), never forwarded. */

@@ -8,8 +8,8 @@
  * partitioned worker never runs a source that another has meanwhile claimed.
  */
 import type { KV } from 'nats';
-import type { Logger } from '../pipeline/log.js';
-import type { Metrics } from '../pipeline/metrics.js';
+import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
 
 export interface LeaseOptions {
   nodeId: string;

@@ -12,11 +12,11 @@
  */
 import path from 'node:path';
 import type { NatsConnection, Subscription } from 'nats';
-import type { InferenceClient } from '../pipeline/inference-client.js';
-import type { Logger } from '../pipeline/log.js';
-import type { Metrics } from '../pipeline/metrics.js';
-import type { ModelRef, WorkerTask } from '../pipeline/worker-protocol.js';
-import type { InferencePool } from '../pipeline/worker-pool.js';
+import type { InferenceClient } from '../inference/client.js';
+import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
+import type { ModelRef, WorkerTask } from '../inference/protocol.js';
+import type { InferencePool } from '../inference/pool.js';
 import { buffersOf, decode, encode } from './codec.js';
 
 export const INFER_SUBJECT = 'sightline.infer';

@@ -12,10 +12,10 @@
 import type { KV } from 'nats';
 import type { Subscription } from 'rxjs';
 import type { Graph } from '../config/graph.js';
-import type { EventBus } from '../pipeline/event-bus.js';
-import type { Logger } from '../pipeline/log.js';
-import type { InCrossing, Store } from '../pipeline/store.js';
-import { dayKey } from '../stages/count/people-counter.js';
+import type { EventBus } from '../core/events.js';
+import type { Logger } from '../core/log.js';
+import type { InCrossing, Store } from '../services/store/store.js';
+import { dayKey } from '../services/counting/people-counter.js';
 
 interface SharedDay {
   day: string; countIn: number; countOut: number; faceCount: number; eventCount: number; atMs: number;

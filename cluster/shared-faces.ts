@@ -17,12 +17,12 @@ import path from 'node:path';
 import type { KV, KvEntry, NatsConnection, QueuedIterator } from 'nats';
 import type { Subscription } from 'rxjs';
 import type { Graph } from '../config/graph.js';
-import type { EventBus } from '../pipeline/event-bus.js';
-import type { Logger } from '../pipeline/log.js';
-import type { Metrics } from '../pipeline/metrics.js';
-import type { Store } from '../pipeline/store.js';
-import { dayKey } from '../stages/count/people-counter.js';
-import { facesDir } from '../transports/people-counter.js';
+import type { EventBus } from '../core/events.js';
+import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
+import type { Store } from '../services/store/store.js';
+import { dayKey } from '../services/counting/people-counter.js';
+import { facesDir } from '../transports/people-counter/index.js';
 import { decode, encode } from './codec.js';
 
 export const FACES_BUCKET = 'sightline-faces';

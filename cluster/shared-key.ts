@@ -5,7 +5,7 @@
  * uses whichever key won.
  */
 import type { KV, NatsConnection } from 'nats';
-import { loadOrCreateKey } from '../pipeline/embedding-token.js';
+import { loadOrCreateKey } from '../services/looks/embedding-token.js';
 
 const BUCKET = 'sightline-secrets';
 const KEY = 'watchme-key';

@@ -8,9 +8,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection, Subscription } from 'nats';
-import type { Logger } from '../pipeline/log.js';
-import type { Metrics } from '../pipeline/metrics.js';
-import type { LooksDemand, LooksModels, LooksWatch, PersonLooks } from '../pipeline/person-looks.js';
+import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
+import type { LooksDemand, LooksModels, LooksWatch, PersonLooks } from '../services/looks/person-looks.js';
 
 export const WATCH_SUBJECT = 'sightline.watch';
 const ANNOUNCE_MS = 1000;

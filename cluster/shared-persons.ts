@@ -14,10 +14,10 @@
  * applies them as no-ops. A change racing the delete through another gateway may stay behind, equally a no-op.
  */
 import type { JetStreamClient, JetStreamManager, NatsConnection } from 'nats';
-import type { Logger } from '../pipeline/log.js';
-import { PersonsUnavailableError, type KnownPersons, type Person, type PersonInput, type PersonsWriter, type Photo } from '../pipeline/known-persons.js';
-import type { Metrics } from '../pipeline/metrics.js';
-import type { Store } from '../pipeline/store.js';
+import type { Logger } from '../core/log.js';
+import { PersonsUnavailableError, type KnownPersons, type Person, type PersonInput, type PersonsWriter, type Photo } from '../services/persons/known-persons.js';
+import type { Metrics } from '../core/metrics.js';
+import type { Store } from '../services/store/store.js';
 import { StreamReplica } from './stream-replica.js';
 
 export const PERSONS_STREAM = 'sightline-persons';

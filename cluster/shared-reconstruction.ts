@@ -20,13 +20,13 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { headers, type JetStreamClient, type NatsConnection, type ObjectStore } from 'nats';
-import type { Logger } from '../pipeline/log.js';
-import type { Metrics } from '../pipeline/metrics.js';
+import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
 import {
   SessionsUnavailableError, TooManyImagesError, type ReconstructionSession, type ReconstructionSessions, type SessionImage, type SessionOptions,
   type SessionStatus, type SessionsWriter,
-} from '../pipeline/reconstruction-sessions.js';
-import type { Store } from '../pipeline/store.js';
+} from '../services/reconstruction/sessions.js';
+import type { Store } from '../services/store/store.js';
 import { StreamReplica } from './stream-replica.js';
 
 export const RECONSTRUCTION_STREAM = 'sightline-reconstruction';

@@ -4,8 +4,8 @@
  * its states on `sightline.states` (each answers with its runtime's), then follows the events.
  */
 import { RequestStrategy, type NatsConnection, type Subscription } from 'nats';
-import type { BusStates, RuntimeStates, StatesSnapshot } from '../pipeline/live-states.js';
-import type { Logger } from '../pipeline/log.js';
+import type { BusStates, RuntimeStates, StatesSnapshot } from '../pipeline/states.js';
+import type { Logger } from '../core/log.js';
 
 export const STATES_SUBJECT = 'sightline.states';
 

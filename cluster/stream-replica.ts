@@ -6,8 +6,8 @@
  * waits until its own change is applied before it answers.
  */
 import type { JetStreamClient, JetStreamManager, StreamConfig, StreamInfo } from 'nats';
-import type { Logger } from '../pipeline/log.js';
-import type { Store } from '../pipeline/store.js';
+import type { Logger } from '../core/log.js';
+import type { Store } from '../services/store/store.js';
 
 const MARKS = 'CREATE TABLE IF NOT EXISTS shared_logs (name TEXT PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL)';
 

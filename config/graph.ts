@@ -5,9 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Document } from 'yaml';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { stageDefinitions, MODEL_KINDS } from '../stages/registry.js';
+import { stageDefinitions, MODEL_KINDS } from '../app/catalog.js';
 import type { StageDefinition } from '../pipeline/stage.js';
-import { TRANSPORT_MODELS, TRANSPORT_SCHEMAS } from '../transports/registry.js';
+import { TRANSPORT_MODELS, TRANSPORT_SCHEMAS } from '../transports/contract.js';
 
 export interface SourceSpec {
   id: string;

@@ -5,7 +5,7 @@
  */
 import { type Observable, type OperatorFunction, map, share, zip } from 'rxjs';
 import { topologicalOrder, type StageSpec } from '../config/graph.js';
-import type { Packet } from './types.js';
+import type { Packet } from '../core/types.js';
 
 export function buildDag(stages: StageSpec[],
   operatorFor: (stage: StageSpec) => OperatorFunction<Packet, Packet>): OperatorFunction<Packet, Packet> {

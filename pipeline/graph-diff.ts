@@ -1,7 +1,7 @@
 /** What differs between two graphs, section by section: the unit of a live reload. */
 import { isDeepStrictEqual } from 'node:util';
 import type { Graph } from '../config/graph.js';
-import { stageDefinition } from '../stages/registry.js';
+import { stageDefinition } from '../app/catalog.js';
 
 export interface SectionChanges { added: string[]; removed: string[]; changed: string[] }
 

@@ -6,17 +6,17 @@ import path from 'node:path';
 import { Subject, type Subscription } from 'rxjs';
 import type { Graph, PipelineSpec, SourceSpec, StageSpec } from '../config/graph.js';
 import type { ResolvedSettings } from '../config/settings.js';
-import { stageDefinition } from '../stages/registry.js';
+import { stageDefinition } from '../app/catalog.js';
 import { buildDag } from './dag.js';
 import { diffGraphs, type GraphChanges } from './graph-diff.js';
-import type { EventBus, PipelineState } from './event-bus.js';
-import type { Logger } from './log.js';
-import type { Metrics } from './metrics.js';
+import type { EventBus, PipelineState } from '../core/events.js';
+import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
 import { GstSource } from './sources/gst-source.js';
 import type { StageContext } from './stage.js';
-import type { Frame, Packet } from './types.js';
-import type { InferencePool } from './worker-pool.js';
-import type { Store } from './store.js';
+import type { Frame, Packet } from '../core/types.js';
+import type { InferencePool } from '../inference/pool.js';
+import type { Store } from '../services/store/store.js';
 
 export interface RuntimeDeps {
   settings: ResolvedSettings;

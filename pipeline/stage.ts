@@ -1,13 +1,13 @@
 /** What a stage is: a named factory of an RxJS operator over packets, with a schema for its options. */
 import { type OperatorFunction, type Observable, defer, from, mergeMap, map, catchError, of } from 'rxjs';
 import type { Graph } from '../config/graph.js';
-import type { EventBus } from './event-bus.js';
-import type { Logger } from './log.js';
-import type { Metrics } from './metrics.js';
-import type { Packet } from './types.js';
-import type { InferencePool } from './worker-pool.js';
+import type { EventBus } from '../core/events.js';
+import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
+import type { Packet } from '../core/types.js';
+import type { InferencePool } from '../inference/pool.js';
 import type { ResolvedSettings } from '../config/settings.js';
-import type { Store } from './store.js';
+import type { Store } from '../services/store/store.js';
 
 export interface StageContext {
   pipeline: string;

@@ -89,4 +89,4 @@ asset_args=(install --quiet
   --media-dir "${SIGHTLINE_MEDIA_DIR:-media}")
 [ -z "$models_from" ] || asset_args+=(--models-from "$models_from")
 [ -z "$media_from" ] || asset_args+=(--media-from "$media_from")
-node dist/pipeline/assets.js "${asset_args[@]}"
+node dist/bin/assets.js "${asset_args[@]}"

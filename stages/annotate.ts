@@ -1,8 +1,8 @@
 /** annotate: tracks (or detections), faces, the counting line and the counts drawn on the frame, as one JPEG. */
 import type { StageDefinition } from '../pipeline/stage.js';
-import { RateGate } from '../pipeline/rate-gate.js';
+import { RateGate } from '../core/rate-gate.js';
 import { orderedAsyncStage } from '../pipeline/stage.js';
-import type { AnnotateBox, AnnotateResult, AnnotateTask } from './annotate.protocol.js';
+import type { AnnotateBox, AnnotateResult, AnnotateTask } from '../inference/ops/annotate.protocol.js';
 
 export interface AnnotateOptions {
   quality?: number;

@@ -1,8 +1,8 @@
 /** count: people crossing a line, day totals and high-traffic events; publishes stats twice a second. */
 import { defer, finalize, map, type Observable } from 'rxjs';
 import type { StageDefinition } from '../pipeline/stage.js';
-import type { Packet } from '../pipeline/types.js';
-import { PeopleCounter, type PeopleCounterOptions, type TrafficChange } from './count/people-counter.js';
+import type { Packet } from '../core/types.js';
+import { PeopleCounter, type PeopleCounterOptions, type TrafficChange } from '../services/counting/people-counter.js';
 import type { Anchor, InDirection, Point } from './count/line-counter.js';
 
 export interface CountOptions {

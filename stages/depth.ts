@@ -4,8 +4,8 @@
  */
 import type { StageDefinition } from '../pipeline/stage.js';
 import { orderedAsyncStage } from '../pipeline/stage.js';
-import { DEPTH_MODEL_KINDS } from './depth-models.js';
-import type { DepthResult, DepthTask } from './depth.protocol.js';
+import { DEPTH_MODEL_KINDS } from '../inference/models/depth.js';
+import type { DepthResult, DepthTask } from '../inference/ops/depth.protocol.js';
 
 export interface DepthOptions {
   model: string;

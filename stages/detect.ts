@@ -1,8 +1,8 @@
 /** detect: YOLOX person/object detection. Pixels go to a worker (transferred) and come back with boxes. */
 import type { StageDefinition } from '../pipeline/stage.js';
 import { orderedAsyncStage } from '../pipeline/stage.js';
-import type { DetectResult, DetectTask } from '../pipeline/worker-protocol.js';
-import { classIdOf } from './coco-classes.js';
+import type { DetectResult, DetectTask } from '../inference/protocol.js';
+import { classIdOf } from '../inference/models/coco-classes.js';
 
 export interface DetectOptions {
   model: string;

@@ -7,11 +7,11 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { StageDefinition } from '../pipeline/stage.js';
 import { orderedAsyncStage } from '../pipeline/stage.js';
-import type { FaceDetection, Packet, TrackedObject } from '../pipeline/types.js';
-import type { CropResult, CropTask } from '../pipeline/worker-protocol.js';
-import { facesDir } from '../transports/people-counter.js';
-import { dayKey } from './count/people-counter.js';
-import type { FacesResult, FacesTask } from './faces.protocol.js';
+import type { FaceDetection, Packet, TrackedObject } from '../core/types.js';
+import type { CropResult, CropTask } from '../inference/protocol.js';
+import { facesDir } from '../transports/people-counter/index.js';
+import { dayKey } from '../services/counting/people-counter.js';
+import type { FacesResult, FacesTask } from '../inference/ops/faces.protocol.js';
 
 export interface FacesOptions {
   model: string;

@@ -5,8 +5,8 @@
  */
 import type { StageDefinition } from '../pipeline/stage.js';
 import { orderedAsyncStage } from '../pipeline/stage.js';
-import type { Box, Packet, PersonPose } from '../pipeline/types.js';
-import type { PoseResult, PoseTask } from './pose.protocol.js';
+import type { Box, Packet, PersonPose } from '../core/types.js';
+import type { PoseResult, PoseTask } from '../inference/ops/pose.protocol.js';
 
 export interface PoseOptions {
   model: string;

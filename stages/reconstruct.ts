@@ -8,8 +8,8 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tap } from 'rxjs';
 import type { StageDefinition } from '../pipeline/stage.js';
-import type { DepthView } from './depth.protocol.js';
-import type { ReconstructResult } from './reconstruct.protocol.js';
+import type { DepthView } from '../inference/ops/depth.protocol.js';
+import type { ReconstructResult } from '../inference/ops/reconstruct.protocol.js';
 
 export interface ReconstructOptions {
   /** Take one view every N frames that carry depth. */

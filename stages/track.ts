@@ -1,7 +1,7 @@
 /** track: ByteTrack on the detections of each frame; ids are unique per source, also across restarts. */
 import { map } from 'rxjs';
 import type { StageDefinition } from '../pipeline/stage.js';
-import type { TrackedObject } from '../pipeline/types.js';
+import type { TrackedObject } from '../core/types.js';
 import { ByteTracker, type ByteTrackOptions } from './track/bytetrack.js';
 
 export type TrackOptions = Partial<Pick<ByteTrackOptions, 'highThresh' | 'lowThresh' | 'newTrackThresh' | 'matchThresh' | 'minHits' | 'maxLost'>>;

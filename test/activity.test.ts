@@ -5,12 +5,12 @@
  */
 import test from 'ava';
 import { firstValueFrom, from, toArray } from 'rxjs';
-import { EventBus, type BusEvents } from '../pipeline/event-bus.js';
-import { Metrics } from '../pipeline/metrics.js';
+import { EventBus, type BusEvents } from '../core/events.js';
+import { Metrics } from '../core/metrics.js';
 import type { StageContext } from '../pipeline/stage.js';
-import type { Packet } from '../pipeline/types.js';
+import type { Packet } from '../core/types.js';
 import { activityStage } from '../stages/activity.js';
-import { COCO_KEYPOINTS, type Box, type Keypoint, type KeypointName, type PersonPose } from '../pipeline/types.js';
+import { COCO_KEYPOINTS, type Box, type Keypoint, type KeypointName, type PersonPose } from '../core/types.js';
 import { ActivityAnalyzer, type ActivityUpdate } from '../stages/activity/analyzer.js';
 import { classifyPosture } from '../stages/activity/posture.js';
 import { prng } from './prng.js';

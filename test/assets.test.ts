@@ -21,7 +21,7 @@ import {
   sha256File,
   type AssetEntry,
   type AssetProgress,
-} from '../pipeline/assets.js';
+} from '../bin/assets.js';
 
 const execFileAsync = promisify(execFile);
 

@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { Box } from '../pipeline/types.js';
+import type { Box } from '../core/types.js';
 import { media, openQueuedSocket } from './helpers.js';
 import { Cluster, until } from './cluster-harness.js';
 import { freePort } from './rtsp-server.js';

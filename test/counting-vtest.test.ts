@@ -5,9 +5,9 @@
  * the invariants exactly.
  */
 import test from 'ava';
-import { startApp } from '../pipeline/app.js';
-import type { BusEvents } from '../pipeline/event-bus.js';
-import { dayKey } from '../stages/count/people-counter.js';
+import { startApp } from '../app/app.js';
+import type { BusEvents } from '../core/events.js';
+import { dayKey } from '../services/counting/people-counter.js';
 import { graph, media, memoryLogger, testSettings } from './helpers.js';
 
 test('vtest.avi with a vertical line: plausible in/out counts, each a real crossing of a confirmed track', async (t) => {

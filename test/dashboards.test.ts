@@ -14,8 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { startApp } from '../pipeline/app.js';
-import { Metrics } from '../pipeline/metrics.js';
+import { startApp } from '../app/app.js';
+import { Metrics } from '../core/metrics.js';
 import { graph, media, memoryLogger, testSettings } from './helpers.js';
 
 const GRAFANA_DIR = fileURLToPath(new URL('../../grafana/', import.meta.url));

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 import WebSocket from 'ws';
-import { startApp, type App } from '../pipeline/app.js';
+import { startApp, type App } from '../app/app.js';
 import { gstreamer } from '../pipeline/sources/gstreamer.js';
 import { graph, media, memoryLogger, testSettings } from './helpers.js';
 import { SYSTEM_PYTHON } from './rtsp-server.js';

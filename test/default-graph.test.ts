@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { loadGraph } from '../config/graph.js';
-import { startApp, type App } from '../pipeline/app.js';
-import { COCO_KEYPOINTS } from '../pipeline/types.js';
+import { startApp, type App } from '../app/app.js';
+import { COCO_KEYPOINTS } from '../core/types.js';
 import { media, memoryLogger, scrape, testSettings } from './helpers.js';
 
 const GRAPH = 'config/examples/default.yaml';

@@ -7,14 +7,14 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { startApp } from '../pipeline/app.js';
-import type { DepthMap, Packet } from '../pipeline/types.js';
-import { InferencePool } from '../pipeline/worker-pool.js';
-import type { BusEvents } from '../pipeline/event-bus.js';
+import { startApp } from '../app/app.js';
+import type { DepthMap, Packet } from '../core/types.js';
+import { InferencePool } from '../inference/pool.js';
+import type { BusEvents } from '../core/events.js';
 import { NodeIO, Primitive } from '@gltf-transform/core';
-import type { DepthImageResult } from '../stages/depth.protocol.js';
-import { alignedDepths, fuseViews } from '../stages/point-cloud.js';
-import { registerPair } from '../stages/register-views.js';
+import type { DepthImageResult } from '../inference/ops/depth.protocol.js';
+import { alignedDepths, fuseViews } from '../inference/image/point-cloud.js';
+import { registerPair } from '../inference/image/register-views.js';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { graph, media, memoryLogger, testSettings } from './helpers.js';
 

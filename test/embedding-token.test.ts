@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadOrCreateKey, openVectors, sealVectors, TokenError } from '../pipeline/embedding-token.js';
+import { loadOrCreateKey, openVectors, sealVectors, TokenError } from '../services/looks/embedding-token.js';
 
 const vectors = () => ({ reid: Float32Array.from({ length: 256 }, (_, i) => Math.sin(i)), face: Float32Array.from({ length: 128 }, (_, i) => Math.cos(i)) });
 

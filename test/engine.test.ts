@@ -6,8 +6,8 @@ import test from 'ava';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startApp } from '../pipeline/app.js';
-import type { BusEvents } from '../pipeline/event-bus.js';
+import { startApp } from '../app/app.js';
+import type { BusEvents } from '../core/events.js';
 import { graph, media, memoryLogger, metric, scrape, testSettings } from './helpers.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'sightline-engine-'));

@@ -1,9 +1,9 @@
 import test, { type ExecutionContext } from 'ava';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
-import type { ModelRef } from '../pipeline/worker-protocol.js';
-import { cosineSimilarity, FACE_EMBEDDING_SIZE, type EmbedFacesResult, type EmbedFacesTask, type FaceInput } from '../stages/embed-face.protocol.js';
-import { embedFaces } from '../stages/embed-face.worker.js';
+import type { ModelRef } from '../inference/protocol.js';
+import { cosineSimilarity, FACE_EMBEDDING_SIZE, type EmbedFacesResult, type EmbedFacesTask, type FaceInput } from '../inference/ops/embed-faces.protocol.js';
+import { embedFaces } from '../inference/ops/embed-faces.js';
 import {
   alignFace,
   applyAffine,
@@ -13,9 +13,9 @@ import {
   invert,
   similarityTransform,
   type Affine,
-} from '../stages/face-align.js';
-import { YUNET_MAX_SIDE, YUNET_SCORE_THRESHOLD } from '../stages/yunet.js';
-import { decodeImage } from '../stages/decode-image.js';
+} from '../inference/image/face-align.js';
+import { YUNET_MAX_SIDE, YUNET_SCORE_THRESHOLD } from '../inference/models/yunet.js';
+import { decodeImage } from '../inference/image/decode.js';
 
 const MODEL_DIR = path.resolve(process.cwd(), process.env.SIGHTLINE_MODEL_DIR ?? 'models');
 const MEDIA_DIR = path.resolve(process.cwd(), process.env.SIGHTLINE_MEDIA_DIR ?? 'media');

@@ -8,12 +8,12 @@ import test from 'ava';
 import Database from 'better-sqlite3';
 import { existsSync, readFileSync } from 'node:fs';
 import WebSocket from 'ws';
-import { startApp } from '../pipeline/app.js';
+import { startApp } from '../app/app.js';
 import path from 'node:path';
-import { FaceIndex } from '../pipeline/face-index.js';
-import { KnownPersons, type SearchSettings } from '../pipeline/known-persons.js';
-import { Metrics } from '../pipeline/metrics.js';
-import { Store } from '../pipeline/store.js';
+import { FaceIndex } from '../services/persons/face-index.js';
+import { KnownPersons, type SearchSettings } from '../services/persons/known-persons.js';
+import { Metrics } from '../core/metrics.js';
+import { Store } from '../services/store/store.js';
 import { graph, media, memoryLogger, metric, scrape, testSettings } from './helpers.js';
 import { prng as rng } from './prng.js';
 

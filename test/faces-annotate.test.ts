@@ -1,13 +1,13 @@
 import test, { type ExecutionContext } from 'ava';
 import path from 'node:path';
 import { createCanvas, GlobalFonts, loadImage } from '@napi-rs/canvas';
-import type { Box } from '../pipeline/types.js';
-import type { ModelRef } from '../pipeline/worker-protocol.js';
-import type { AnnotateTask } from '../stages/annotate.protocol.js';
-import { annotate } from '../stages/annotate.worker.js';
-import type { FacesTask } from '../stages/faces.protocol.js';
-import { cropRegion, detectFaces } from '../stages/faces.worker.js';
-import { decodeYunet, yunetInput, YUNET_SCORE_THRESHOLD, type Face } from '../stages/yunet.js';
+import type { Box } from '../core/types.js';
+import type { ModelRef } from '../inference/protocol.js';
+import type { AnnotateTask } from '../inference/ops/annotate.protocol.js';
+import { annotate } from '../inference/ops/annotate.js';
+import type { FacesTask } from '../inference/ops/faces.protocol.js';
+import { cropRegion, detectFaces } from '../inference/ops/faces.js';
+import { decodeYunet, yunetInput, YUNET_SCORE_THRESHOLD, type Face } from '../inference/models/yunet.js';
 
 const MODEL_DIR = path.resolve(process.cwd(), process.env.SIGHTLINE_MODEL_DIR ?? 'models');
 const MEDIA_DIR = path.resolve(process.cwd(), process.env.SIGHTLINE_MEDIA_DIR ?? 'media');

@@ -5,7 +5,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { parseGraph, type Graph } from '../config/graph.js';
 import { loadSettings, type ResolvedSettings } from '../config/settings.js';
-import { createLogger, type Logger } from '../pipeline/log.js';
+import { createLogger, type Logger } from '../core/log.js';
 
 export const MEDIA_DIR = path.resolve(process.env.SIGHTLINE_MEDIA_DIR ?? 'media');
 export const media = (name: string): string => path.join(MEDIA_DIR, name);

@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { firstValueFrom, filter, take, toArray } from 'rxjs';
-import { startApp } from '../pipeline/app.js';
+import { startApp } from '../app/app.js';
 import { graph, memoryLogger, testSettings } from './helpers.js';
 
 test('a live source faster than detection drops stale frames, counts them, and keeps order', async (t) => {

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { firstValueFrom, filter, timeout } from 'rxjs';
-import type { App } from '../pipeline/app.js';
+import type { App } from '../app/app.js';
 import type { RtspServer } from './rtsp-server.js';
 
 export interface OutageCycle {

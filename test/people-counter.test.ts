@@ -9,8 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { firstValueFrom, filter, timeout } from 'rxjs';
 import WebSocket from 'ws';
-import { startApp, type App } from '../pipeline/app.js';
-import { Store } from '../pipeline/store.js';
+import { startApp, type App } from '../app/app.js';
+import { Store } from '../services/store/store.js';
 import { graph, media, memoryLogger, testSettings } from './helpers.js';
 import { freePort } from './rtsp-server.js';
 
@@ -220,7 +220,7 @@ transports:
 
   // What the killed process had reported is in the database.
   const store = new Store(path.join(dir, 'sightline.db'));
-  const day = (await import('../stages/count/people-counter.js')).dayKey(Date.now(), '00:00');
+  const day = (await import('../services/counting/people-counter.js')).dayKey(Date.now(), '00:00');
   const stored = store.dayCounters('plaza', day);
   store.close();
   t.true(stored.countIn >= (before.data!.count_in as number) && stored.countOut >= (before.data!.count_out as number),

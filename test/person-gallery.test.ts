@@ -1,7 +1,7 @@
 /** TrackGallery bookkeeping (refresh, occlusion, averaging, forgetting) and the fused distance, on exact vectors. */
 import test from 'ava';
-import { matchConfidence, personDistance, TrackGallery } from '../pipeline/person-gallery.js';
-import type { Box } from '../pipeline/types.js';
+import { matchConfidence, personDistance, TrackGallery } from '../services/looks/person-gallery.js';
+import type { Box } from '../core/types.js';
 
 const unit = (...v: number[]): Float32Array => {
   const n = Math.hypot(...v);

@@ -13,8 +13,8 @@ import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
 import WebSocket from 'ws';
 import { parseGraph } from '../config/graph.js';
-import { startApp, type App } from '../pipeline/app.js';
-import { COCO_KEYPOINTS } from '../pipeline/types.js';
+import { startApp, type App } from '../app/app.js';
+import { COCO_KEYPOINTS } from '../core/types.js';
 import { media, memoryLogger, metric, scrape, testSettings } from './helpers.js';
 
 const SECRET = 'pose-stream-test-secret-0123456789abcdef';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { NodeIO } from '@gltf-transform/core';
 import { chromium, type Browser } from 'playwright-core';
 import WebSocket from 'ws';
-import { startApp, type App } from '../pipeline/app.js';
+import { startApp, type App } from '../app/app.js';
 import { graph, media, memoryLogger, testSettings } from './helpers.js';
 
 const CHROMIUM = process.env.SIGHTLINE_CHROMIUM ?? '/usr/bin/chromium';

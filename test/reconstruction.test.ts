@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { NodeIO, Primitive, type Document } from '@gltf-transform/core';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 import WebSocket from 'ws';
-import { startApp, type App } from '../pipeline/app.js';
+import { startApp, type App } from '../app/app.js';
 import { graph, media, memoryLogger, metric, scrape, testSettings, openQueuedSocket } from './helpers.js';
 import { SYSTEM_PYTHON } from './rtsp-server.js';
 

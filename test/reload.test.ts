@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { firstValueFrom, filter, timeout } from 'rxjs';
 import { parseGraph } from '../config/graph.js';
-import { startApp, type App } from '../pipeline/app.js';
-import type { BusEvents } from '../pipeline/event-bus.js';
+import { startApp, type App } from '../app/app.js';
+import type { BusEvents } from '../core/events.js';
 import { memoryLogger, metric, scrape, testSettings } from './helpers.js';
 
 const source = (pattern: string) => `{ uri: "test://${pattern}", width: 160, height: 120, fps: 5 }`;

@@ -4,9 +4,9 @@
  * pipeline state survives, and nothing (pipelines, threads, memory) accumulates across outages.
  */
 import test from 'ava';
-import { startApp } from '../pipeline/app.js';
+import { startApp } from '../app/app.js';
 import { gstPipelines } from '../pipeline/sources/gst-source.js';
-import type { Packet } from '../pipeline/types.js';
+import type { Packet } from '../core/types.js';
 import { graph, memoryLogger, metric, scrape, testSettings } from './helpers.js';
 import { outage, outageGraph, type OutageCycle } from './outage.js';
 import { startRtspServer } from './rtsp-server.js';

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { startApp } from '../pipeline/app.js';
+import { startApp } from '../app/app.js';
 import { graph, memoryLogger, testSettings } from './helpers.js';
 
 // Terminating a worker thread inside a native ONNX Runtime call (a session still being created)

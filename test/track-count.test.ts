@@ -3,8 +3,8 @@
  * walkers (deterministic paths + seeded noise) with exact expected counts.
  */
 import test from 'ava';
-import type { Box, Detection } from '../pipeline/types.js';
-import { iou } from '../stages/nms.js';
+import type { Box, Detection } from '../core/types.js';
+import { iou } from '../inference/models/nms.js';
 import { linearAssignment } from '../stages/track/assignment.js';
 import { boxToXyah, KalmanBoxFilter, xyahToBox, type Xyah } from '../stages/track/kalman.js';
 import { ByteTracker, type ByteTrackOptions, type Track } from '../stages/track/bytetrack.js';
@@ -543,7 +543,7 @@ test('counter: anchor choice decides which point must cross', (t) => {
 });
 
 test('RateGate lets a stream at exactly the cap through, and thins a faster one to the cap', async (t) => {
-  const { RateGate } = await import('../pipeline/rate-gate.js');
+  const { RateGate } = await import('../core/rate-gate.js');
   const at10 = new RateGate(10);
   // 10 fps with ±3 ms of jitter against a cap of 10: every frame passes.
   const passed10 = Array.from({ length: 100 }, (_, i) => at10.allow(i * 100 + ((i * 7919) % 7) - 3)).filter(Boolean).length;

@@ -1,7 +1,7 @@
 /** Frames of a real video decoded the way a source delivers them, and crops of them encoded as images. */
 import { createCanvas } from '@napi-rs/canvas';
 import { gstreamer } from '../pipeline/sources/gstreamer.js';
-import type { Box } from '../pipeline/types.js';
+import type { Box } from '../core/types.js';
 
 export interface RgbImage { rgb: Uint8Array; width: number; height: number }
 

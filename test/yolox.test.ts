@@ -2,11 +2,11 @@ import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
-import type { Box, Detection } from '../pipeline/types.js';
-import { COCO_CLASSES, classIdOf } from '../stages/coco-classes.js';
-import { iou, nms } from '../stages/nms.js';
-import { decodeYolox, letterbox, YOLOX_INPUT, YOLOX_NMS_IOU, YOLOX_SCORE_THRESHOLD } from '../stages/yolox.js';
-import { decodeImage } from '../stages/decode-image.js';
+import type { Box, Detection } from '../core/types.js';
+import { COCO_CLASSES, classIdOf } from '../inference/models/coco-classes.js';
+import { iou, nms } from '../inference/models/nms.js';
+import { decodeYolox, letterbox, YOLOX_INPUT, YOLOX_NMS_IOU, YOLOX_SCORE_THRESHOLD } from '../inference/models/yolox.js';
+import { decodeImage } from '../inference/image/decode.js';
 
 const MODEL_DIR = path.resolve(process.cwd(), process.env.SIGHTLINE_MODEL_DIR ?? 'models');
 const MEDIA_DIR = path.resolve(process.cwd(), process.env.SIGHTLINE_MEDIA_DIR ?? 'media');

@@ -13,9 +13,9 @@
 import type { AppSink, BusMessage, Caps, Pipeline } from 'gstreamer-superficial';
 import { BehaviorSubject, Subject } from 'rxjs';
 import type { SourceSpec } from '../../config/graph.js';
-import type { SourceState } from '../event-bus.js';
-import type { Logger } from '../log.js';
-import type { Frame } from '../types.js';
+import type { SourceState } from '../../core/events.js';
+import type { Logger } from '../../core/log.js';
+import type { Frame } from '../../core/types.js';
 import { gstreamer } from './gstreamer.js';
 import { isLive, launchDescription, sourceKind } from './launch.js';
 

@@ -7,7 +7,7 @@
  * holds at any distance) followed, within `fallWindowMs` of the fastest moment, by lying for `lyingMs`.
  * Sitting or lying down slowly never reaches the speed; crouching or dropping onto a chair fast never lies.
  */
-import type { Box, Keypoint, PersonActivity, PersonPose, Posture, TrackedObject } from '../../pipeline/types.js';
+import type { Box, Keypoint, PersonActivity, PersonPose, Posture, TrackedObject } from '../../core/types.js';
 import { classifyPosture, DEFAULT_POSTURE, torsoGeometry, type PostureThresholds } from './posture.js';
 
 export interface ActivityOptions extends PostureThresholds {

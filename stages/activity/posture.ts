@@ -3,7 +3,7 @@
  * Image y grows downwards; lengths are compared with the torso (shoulder–hip) length, so the rules hold at
  * any distance from the camera.
  */
-import type { Box, Keypoint, KeypointName, Posture } from '../../pipeline/types.js';
+import type { Box, Keypoint, KeypointName, Posture } from '../../core/types.js';
 
 export interface PostureThresholds {
   /** Torso this many degrees or more from vertical is lying. */

@@ -33,7 +33,7 @@
  *     usually moved into the band already; it counts once it is `hysteresis` clear on the inner side.
  * A line lying exactly on the border can never be crossed.
  */
-import type { Box } from '../../pipeline/types.js';
+import type { Box } from '../../core/types.js';
 import type { Track } from '../track/bytetrack.js';
 
 export type Point = [number, number];

@@ -19,8 +19,8 @@
  *   - tentative tracks are Kalman-predicted too (the reference leaves them static);
  *   - no detection-score fusion into the IoU cost, and association is class-aware by default.
  */
-import type { Box, Detection } from '../../pipeline/types.js';
-import { iou } from '../nms.js';
+import type { Box, Detection } from '../../core/types.js';
+import { iou } from '../../inference/models/nms.js';
 import { linearAssignment } from './assignment.js';
 import { boxToXyah, KalmanBoxFilter, xyahToBox, type KalmanState } from './kalman.js';
 

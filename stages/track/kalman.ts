@@ -9,7 +9,7 @@
  * Matrices are row-major Float64Arrays of fixed size (8×8, 4×4); no library, no allocation beyond
  * a few temporaries per call.
  */
-import type { Box } from '../../pipeline/types.js';
+import type { Box } from '../../core/types.js';
 
 /** Measurement vector: centre x, centre y, aspect ratio (w/h), height. */
 export type Xyah = [number, number, number, number];

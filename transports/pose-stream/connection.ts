@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import { RateGate } from '../../pipeline/rate-gate.js';
+import { RateGate } from '../../core/rate-gate.js';
 import { Envelope } from './envelope.js';
 import { EventBudget, MESSAGE_LIMITS, WindowLimiter, type LimitRule } from './rate-limit.js';
 import {

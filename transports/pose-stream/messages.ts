@@ -1,8 +1,8 @@
 /** The `data` of each server message, built from packets and bus events with the document's field names. */
 import path from 'node:path';
-import type { BusEvents } from '../../pipeline/event-bus.js';
+import type { BusEvents } from '../../core/events.js';
 import type { GraphChanges } from '../../pipeline/graph-diff.js';
-import type { Box, Packet, PersonActivity, PersonPose, TrackedObject } from '../../pipeline/types.js';
+import type { Box, Packet, PersonActivity, PersonPose, TrackedObject } from '../../core/types.js';
 import type { Filters } from './subscriptions.js';
 import { round } from './source-stats.js';
 

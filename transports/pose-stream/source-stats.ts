@@ -3,7 +3,7 @@
  * rate, latency, the quality figure that stands in for the document's `csi_quality`, the tracks of the
  * last frame, and a rolling 1-minute analytics window.
  */
-import type { Packet, PersonActivity, TrackedObject } from '../../pipeline/types.js';
+import type { Packet, PersonActivity, TrackedObject } from '../../core/types.js';
 
 const RATE_WINDOW_MS = 5_000;
 const ANALYTICS_WINDOW_MS = 60_000;

@@ -1,0 +1,32 @@
+/** Worker side of the detect stage: letterbox, YOLOX inference and decoding, next to the model. */
+import * as ort from 'onnxruntime-node';
+import { getSession } from '../sessions.js';
+import type { DetectResult, DetectTask } from '../protocol.js';
+import { YOLOX_INPUT, decodeYolox, letterbox } from '../models/yolox.js';
+
+// One input tensor buffer per worker, reused for every frame (a worker runs one task at a time).
+const input = new Float32Array(3 * YOLOX_INPUT * YOLOX_INPUT);
+
+export async function detect(task: DetectTask, threads: number): Promise<DetectResult> {
+  const session = await getSession(task.model, threads);
+  const rgb = new Uint8Array(task.data);
+  if (rgb.length !== task.width * task.height * 3) {
+    throw new Error(`frame is ${rgb.length} bytes, expected ${task.width}x${task.height}x3 RGB`);
+  }
+  const { tensor, scale } = letterbox(rgb, task.width, task.height, YOLOX_INPUT, input);
+  const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', tensor, [1, 3, YOLOX_INPUT, YOLOX_INPUT]) };
+  const t0 = performance.now();
+  const out = await session.run(feeds);
+  const inferenceMs = performance.now() - t0;
+  const output = out[session.outputNames[0]];
+  const detections = decodeYolox(output.data as Float32Array, {
+    scoreThreshold: task.scoreThreshold,
+    nmsIou: task.nmsIou,
+    classIds: task.classIds ? new Set(task.classIds) : null,
+    width: task.width,
+    height: task.height,
+    scale,
+  });
+  output.dispose();
+  return { detections, data: task.data, inferenceMs };
+}

@@ -1,0 +1,70 @@
+/** The process's one inference pool: Piscina worker threads, each holding its own ONNX sessions. */
+import { Piscina } from 'piscina';
+import type { Metrics } from '../core/metrics.js';
+import type { ModelRef, WorkerTask } from './protocol.js';
+
+export class InferencePool {
+  private readonly piscina: Piscina;
+  /** Microseconds the workers spent running tasks, added by the workers themselves (Atomics). */
+  private readonly busyMicros = new BigInt64Array(new SharedArrayBuffer(8));
+  private readonly pending = new Set<Promise<unknown>>();
+
+  constructor(readonly workers: number, readonly ortThreads: number, metrics?: Metrics) {
+    this.piscina = new Piscina({
+      filename: new URL('./worker.js', import.meta.url).href,
+      minThreads: workers,
+      maxThreads: workers,
+      // One task per worker at a time: ORT already uses `ortThreads` cores per run.
+      concurrentTasksPerWorker: 1,
+      idleTimeout: Infinity,
+      workerData: { ortThreads, busyMicros: this.busyMicros },
+    });
+    metrics?.workerThreads.set(workers);
+    // Utilisation over the time since the previous scrape, from the busy time the workers report
+    // (piscina's own `utilization` is cumulative since start, and scaled wrongly in 5.3).
+    let lastBusy = 0n;
+    let lastAt = performance.now();
+    metrics?.onScrape(() => {
+      const busy = Atomics.load(this.busyMicros, 0);
+      const now = performance.now();
+      const busySeconds = Number(busy - lastBusy) / 1e6;
+      metrics.workerQueue.set(this.piscina.queueSize);
+      metrics.workerBusySeconds.inc(busySeconds);
+      if (now > lastAt) metrics.workerUtilization.set(Math.min(1, busySeconds / (((now - lastAt) / 1000) * workers)));
+      lastBusy = busy;
+      lastAt = now;
+    });
+  }
+
+  get queueSize(): number {
+    return this.piscina.queueSize;
+  }
+
+  run<R>(task: WorkerTask, transferList: ArrayBuffer[] = []): Promise<R> {
+    const p = this.piscina.run(task, { transferList }) as Promise<R>;
+    this.pending.add(p);
+    const forget = (): void => { this.pending.delete(p); };
+    p.then(forget, forget);
+    return p;
+  }
+
+  /**
+   * Loads a model on every worker before frames arrive, so no frame waits for a session to be created.
+   * All workers are idle at that point and take one task each, so `workers` concurrent loads reach them all.
+   */
+  async loadEverywhere(model: ModelRef): Promise<void> {
+    await Promise.all(Array.from({ length: this.workers }, () => this.run({ op: 'load', model })));
+  }
+
+  /**
+   * Lets running tasks finish (bounded) before the threads go: terminating a worker inside a native
+   * ONNX Runtime call (a session still loading) aborts the whole process.
+   */
+  async close(graceMs = 15_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs); });
+    await Promise.race([Promise.allSettled([...this.pending]), grace]);
+    clearTimeout(timer);
+    await this.piscina.close({ force: true });
+  }
+}
