@@ -1,23 +1,32 @@
-/** Composition root: settings + graph → worker pool, runtime, transports. Used by the CLI and the tests. */
+/**
+ * Composition root: settings + graph → the engine, the services and the transports of one node. The node's seams
+ * (single process or NATS cluster, app/node.ts and app/cluster.ts) are built first and handed in; this file never
+ * asks which kind of node it is. Stopping the app is closing the root: every part closes once, newest first.
+ */
 import { isDeepStrictEqual } from 'node:util';
-import { GraphError, loadGraph, type Graph, type TransportSpec } from '../config/graph.js';
+import { GraphError, modelPath, type Graph, type TransportSpec } from '../config/graph.js';
 import type { ResolvedSettings } from '../config/settings.js';
 import { watchFile } from '../config/watch.js';
-import { HttpHub } from '../transports/http/hub.js';
-import { transportDefinition, type MountedTransport, type TransportContext } from '../transports/contract.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { EventBus } from '../core/events.js';
-import { describeChanges, hasChanges } from '../pipeline/graph-diff.js';
+import { Closer } from '../core/lifecycle.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { Metrics } from '../core/metrics.js';
-import { modelPath, Runtime } from '../pipeline/runtime.js';
-import { Store } from '../services/store/store.js';
-import { KnownPersons } from '../services/persons/known-persons.js';
 import { InferencePool } from '../inference/pool.js';
-import { LocalInference } from '../inference/client.js';
-import { PersonLooks } from '../services/looks/person-looks.js';
+import { describeChanges, hasChanges } from '../pipeline/graph-diff.js';
+import { Runtime } from '../pipeline/runtime.js';
 import { RuntimeStates } from '../pipeline/states.js';
-import type { ModelRef } from '../inference/protocol.js';
-import { ClusterNode } from '../cluster/node.js';
+import { CountsTable } from '../services/counting/counts.js';
+import { FaceCrops } from '../services/faces/face-crops.js';
+import { PersonLooks } from '../services/looks/person-looks.js';
+import { KnownPersons } from '../services/persons/known-persons.js';
+import { ReconstructionSessions } from '../services/reconstruction/sessions.js';
+import { Store } from '../services/store/store.js';
+import type { MountedTransport, TransportContext } from '../transports/contract.js';
+import { HttpHub } from '../transports/http/hub.js';
+import { loadGraph, stageDefinition, transportDefinition, WORKER_OPS } from './catalog.js';
+import { nodeKindFor } from './cluster.js';
+import type { NodeKind, NodeParts } from './node.js';
 
 export type ReloadResult = 'applied' | 'invalid' | 'unchanged';
 
@@ -28,10 +37,11 @@ export interface App {
   metrics: Metrics;
   pool: InferencePool;
   store: Store;
+  counts: CountsTable;
   persons: KnownPersons;
   runtime: Runtime;
-  /** Set when the settings name a cluster to join. */
-  cluster: ClusterNode | null;
+  /** The node's seams (what a single node or a cluster node hands the transports). */
+  node: NodeParts;
   hub: HttpHub;
   log: Logger;
   /** Graph port → bound port (differs when a port of 0 asked for a free one). */
@@ -40,6 +50,7 @@ export interface App {
   portOf(transport: string): number | undefined;
   /** Re-reads the graph file and applies what changed; an invalid file leaves the running graph alone. */
   reload(): Promise<ReloadResult>;
+  /** Closes everything, once (later calls share the first). */
   stop(): Promise<void>;
 }
 
@@ -50,71 +61,78 @@ export interface AppOptions {
   /** The file the graph came from: enables reload(), and watching it when `watch` is set. */
   graphFile?: string;
   watch?: boolean;
+  /** The kind of node (default: from the settings, a single process or a cluster node). */
+  node?: NodeKind;
+  clock?: Clock;
 }
 
+type WantedTransport = TransportSpec & { port: number };
+
 /** The transports to run: the graph's, plus metrics on its default port when the graph does not say. */
-function transportsOf(graph: Graph, settings: ResolvedSettings): Map<string, TransportSpec & { port: number }> {
+function transportsOf(graph: Graph, settings: ResolvedSettings, servesProtocols: boolean): Map<string, WantedTransport> {
   const specs: Record<string, TransportSpec> = { metrics: { id: 'metrics' }, ...graph.transports };
-  return new Map(Object.entries(specs).map(([id, spec]) =>
-    [id, { ...spec, port: spec.port ?? transportDefinition(id)!.defaultPort(settings) }]));
+  return new Map(Object.entries(specs)
+    // A cluster worker serves its metrics only; clients connect to gateways.
+    .filter(([id]) => servesProtocols || id === 'metrics')
+    .map(([id, spec]) => [id, { ...spec, port: spec.port ?? transportDefinition(id)!.defaultPort(settings) }]));
 }
 
 export async function startApp(initial: Graph, settings: ResolvedSettings, opts: AppOptions = {}): Promise<App> {
   const log = opts.log ?? createLogger(settings.logLevel);
-  const bus = new EventBus();
+  const clock = opts.clock ?? systemClock;
+  const kind = opts.node ?? nodeKindFor(settings);
+  const root = new Closer((err) => log.error(`while stopping: ${err.message}`));
+  const bus = root.add(new EventBus());
   const metrics = new Metrics();
-  // A cluster gateway sends model work to the workers: one idle thread is all its pool needs.
-  const gatewayOnly = Boolean(settings.cluster) && settings.role === 'gateway';
-  const pool = new InferencePool(gatewayOnly ? 1 : settings.workers, settings.ortThreads, metrics);
-  const store = Store.open(settings.dataDir);
-  // In a cluster a worker runs only the sources it holds leases on, and a gateway none.
+  const pool = root.add(new InferencePool({ workers: kind.poolThreads(settings), ortThreads: settings.ortThreads, ops: WORKER_OPS, metrics }));
+  const store = root.add(Store.open(settings.dataDir));
+  const counts = new CountsTable(store);
+  const faces = new FaceCrops(store, counts, settings.dataDir);
+  const persons = root.add(new KnownPersons(store, settings, log, metrics));
+  const sessions = new ReconstructionSessions(store, settings.dataDir);
   // Live looks (WatchMe) are described on the node that runs the pipeline, with the models of its graph.
-  const looks: PersonLooks = new PersonLooks({
-    bus, pool, log: log.child('looks'),
-    model: (id: string, kind: string): ModelRef => ({ path: modelPath(runtime.graph, settings, id), kind }),
+  let runtime: Runtime;
+  const looks = root.add(new PersonLooks({
+    bus, pool, log: log.child('looks'), clock,
+    model: (id, kind) => ({ path: modelPath(runtime.graph, settings.modelDir, id), kind }),
     described: (pipeline) => metrics.personLooks.inc({ pipeline }),
-  });
-  const runtimeStates: RuntimeStates = new RuntimeStates((): Runtime => runtime);
-  const cluster = settings.cluster ? await ClusterNode.join({ settings, bus, metrics, pool, store, log, looks, runtimeStates }) : null;
-  const runtime = new Runtime(cluster ? cluster.initialGraph(initial) : initial, { settings, store, pool, bus, metrics, log });
-  const hub = new HttpHub(settings.host, log.child('http'));
-  const persons = new KnownPersons(store, settings, log, metrics);
-  // Known persons and the token key of a cluster are shared: caught up before any transport answers.
-  await cluster?.shareState(persons);
-  const inference = cluster?.remoteInference ?? new LocalInference(pool);
+  }));
+  const runtimeStates = new RuntimeStates(() => runtime, clock);
+  const hub = root.add(new HttpHub(settings.host, log.child('http')));
+  // Shared state of a cluster (known persons, sessions, the token key) is caught up before any transport answers.
+  const node = await kind.join({ settings, bus, metrics, log, pool, store, counts, faces, persons, sessions, looks, runtimeStates });
+  runtime = new Runtime(node.initialGraph(initial), { settings, stages: stageDefinition, clock, counts, faces, pool, bus, metrics, log });
   const ctx: TransportContext = {
-    hub, bus, metrics, settings, log, store, pool, inference, persons, looks: cluster?.looks ?? looks,
-    graph: () => cluster?.configured ?? runtime.graph, states: cluster?.states ?? runtimeStates, runtime: () => runtime, embeddingKey: cluster?.embeddingKey,
-    reconstructionSessions: cluster?.reconstructionSessions,
+    hub, bus, metrics, settings, log, clock, faces, pool, persons, inference: node.inference, personsWriter: node.personsWriter,
+    looks: node.looks, graph: () => node.configured(runtime), states: node.states, runtime: () => runtime,
+    embeddingKey: node.embeddingKey, reconstructionSessions: sessions, sessionsWriter: node.sessionsWriter,
+    modelPath: (id) => modelPath(node.configured(runtime), settings.modelDir, id),
   };
-  const wantedTransports = (graph: Graph): Map<string, TransportSpec & { port: number }> => {
-    const wanted = transportsOf(graph, settings);
-    // A cluster worker serves its metrics only; clients connect to gateways.
-    if (cluster && !cluster.servesProtocols) for (const id of [...wanted.keys()]) if (id !== 'metrics') wanted.delete(id);
-    return wanted;
-  };
-  const mounted = new Map<string, { spec: TransportSpec & { port: number }; handle: MountedTransport }>();
-  const serve = opts.serve !== false;
 
+  const mounted = new Map<string, { spec: WantedTransport; handle: MountedTransport }>();
+  const serve = opts.serve !== false;
+  const wanted = (graph: Graph) => transportsOf(graph, settings, node.servesProtocols);
   const syncTransports = async (graph: Graph): Promise<void> => {
     if (!serve) return;
-    const wanted = wantedTransports(graph);
+    const want = wanted(graph);
     for (const [id, m] of mounted) {
-      if (isDeepStrictEqual(wanted.get(id), m.spec)) continue;
+      if (isDeepStrictEqual(want.get(id), m.spec)) continue;
       await m.handle.close();
       await hub.unmount(id);
       mounted.delete(id);
     }
-    for (const [id, spec] of wanted) {
-      if (mounted.has(id)) continue;
-      mounted.set(id, { spec, handle: transportDefinition(id)!.mount(spec, spec.port, ctx) });
+    for (const [id, spec] of want) {
+      if (!mounted.has(id)) mounted.set(id, { spec, handle: transportDefinition(id)!.mount(spec, ctx) });
     }
     await hub.listen();
   };
+  // Closed before the hub (their sockets first), after the node (whose leases go back once pipelines stopped).
+  root.add(async () => { for (const m of mounted.values()) await m.handle.close(); });
+  root.add(() => runtime.stop());
+  root.add(node);
 
   await syncTransports(initial);
-  if (cluster) await cluster.start(initial, runtime);
-  else await runtime.start();
+  await node.start(initial, runtime);
 
   // Reloads run one at a time, in the order they were asked for.
   let reloading: Promise<ReloadResult> = Promise.resolve('unchanged');
@@ -127,17 +145,17 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
       const errors = err instanceof GraphError ? err.message.split('\n') : [(err as Error).message];
       log.error(`graph reload rejected, keeping the running graph:\n${errors.join('\n')}`);
       metrics.configReloads.inc({ result: 'invalid' });
-      bus.publish('config', { result: 'invalid', file, summary: 'invalid graph; running graph kept', errors, atMs: Date.now() });
+      bus.publish('config', { result: 'invalid', file, summary: 'invalid graph; running graph kept', errors, atMs: clock.now() });
       return 'invalid';
     }
-    const changes = cluster ? await cluster.apply(next) : await runtime.apply(next);
-    const transportsChanged = !isDeepStrictEqual(wantedTransports(next), new Map([...mounted].map(([id, m]) => [id, m.spec])));
+    const changes = await node.apply(next, runtime);
+    const transportsChanged = !isDeepStrictEqual(wanted(next), new Map([...mounted].map(([id, m]) => [id, m.spec])));
     if (transportsChanged) await syncTransports(next);
     const result: ReloadResult = hasChanges(changes) || transportsChanged ? 'applied' : 'unchanged';
     const summary = describeChanges(changes);
     metrics.configReloads.inc({ result });
     log.info(`graph reload ${result}: ${summary}`);
-    bus.publish('config', { result, file, summary, changes, atMs: Date.now() });
+    bus.publish('config', { result, file, summary, changes, atMs: clock.now() });
     return result;
   };
   const reload = (): Promise<ReloadResult> => {
@@ -146,26 +164,13 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
     return reloading;
   };
   const watcher = opts.watch && opts.graphFile ? watchFile(opts.graphFile, () => void reload()) : null;
+  root.add(async () => { await reloading.catch(() => undefined); });
+  if (watcher) root.add(() => watcher.close());
 
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> => (stopping ??= (async () => {
-    watcher?.close();
-    await reloading.catch(() => undefined);
-    // Gives the leases back once this node's pipelines stopped, so other workers take over at once.
-    await cluster?.close();
-    await runtime.stop();
-    for (const m of mounted.values()) await m.handle.close();
-    looks.close();
-    await hub.close();
-    await pool.close();
-    await persons.close();
-    store.close();
-    bus.complete();
-  })());
   return {
     get graph() { return runtime.graph; },
-    settings, bus, metrics, pool, store, persons, runtime, cluster, hub, log, ports: hub.bound,
+    settings, bus, metrics, pool, store, counts, persons, runtime, node, hub, log, ports: hub.bound,
     portOf: (id) => { const m = mounted.get(id); return m ? hub.bound.get(m.spec.port) : undefined; },
-    reload, stop,
+    reload, stop: () => root.close(),
   };
 }

@@ -457,12 +457,12 @@ interface E2eOut {
 async function endToEnd(opts: { seconds: number; conns: number[]; workers?: number; ortThreads?: number; maxWait: number; rowWait: number; measure: boolean; bigIndex: number }): Promise<E2eOut> {
   const { createCanvas, loadImage } = await import('@napi-rs/canvas');
   const { default: WebSocket } = await import('ws');
-  const { parseGraph } = await import('../config/graph.js');
+  const { parseGraph } = await import('../app/catalog.js');
   const { loadSettings } = await import('../config/settings.js');
   const { startApp } = await import('../app/app.js');
   const { createLogger } = await import('../core/log.js');
   const { FaceRecognizer } = await import('../services/persons/face-recognizer.js');
-  const { modelPath } = await import('../pipeline/runtime.js');
+  const { modelPath } = await import('../config/graph.js');
 
   const settings = {
     ...loadSettings([], process.env, {
@@ -502,8 +502,8 @@ transports:
 
     // A recognizer on the server's own pool, for face boxes (to crop) and embeddings (for part 2).
     const recognizer = new FaceRecognizer(app.pool, app.persons, {
-      detector: { path: modelPath(graph, settings, 'faces'), kind: 'yunet' },
-      embedder: { path: modelPath(graph, settings, 'arcface'), kind: 'mobilefacenet' },
+      detector: { path: modelPath(graph, settings.modelDir, 'faces'), kind: 'yunet' },
+      embedder: { path: modelPath(graph, settings.modelDir, 'arcface'), kind: 'mobilefacenet' },
       faceScore: 0.8, threshold: THRESHOLD, maxSide: 1280, maxPixels: 40_000_000,
     });
 

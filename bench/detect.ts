@@ -21,7 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Piscina } from 'piscina';
-import { parseGraph } from '../config/graph.js';
+import { parseGraph } from '../app/catalog.js';
 import { loadSettings, type ResolvedSettings, type Settings } from '../config/settings.js';
 import { startApp, type App } from '../app/app.js';
 import { createLogger } from '../core/log.js';

@@ -37,7 +37,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { parseGraph } from '../config/graph.js';
+import { parseGraph } from '../app/catalog.js';
 import { loadSettings, type ResolvedSettings } from '../config/settings.js';
 import { startApp, type App } from '../app/app.js';
 import type { BusEvents, Topic } from '../core/events.js';

@@ -6,7 +6,7 @@
 import * as ort from 'onnxruntime-node';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
 import { getSession } from '../inference/sessions.js';
-import type { ModelRef } from '../inference/protocol.js';
+import type { ModelRef } from '../core/types.js';
 
 export interface RawInferTask {
   model: ModelRef;

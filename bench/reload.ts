@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { firstValueFrom, filter, map, switchMap, take, timeout } from 'rxjs';
-import { parseGraph } from '../config/graph.js';
+import { parseGraph } from '../app/catalog.js';
 import { watchFile } from '../config/watch.js';
 import { startApp, type App } from '../app/app.js';
 import { createLogger } from '../core/log.js';

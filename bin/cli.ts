@@ -2,9 +2,10 @@
 import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { GraphError, loadGraph, type Graph } from '../config/graph.js';
+import { GraphError, type Graph, type GraphWarnings } from '../config/graph.js';
 import { loadSettings, settingsHelp, type ResolvedSettings } from '../config/settings.js';
 import { startApp } from '../app/app.js';
+import { loadGraph } from '../app/catalog.js';
 import { runAssetsCli } from './assets.js';
 import { createLogger } from '../core/log.js';
 import { enrollFolder } from './enroll.js';
@@ -77,7 +78,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   let settings: ResolvedSettings;
-  let graph: Graph;
+  let graph: Graph & GraphWarnings;
   try {
     const own = [['--subject', parsed.values.subject], ['--ttl', parsed.values.ttl]].filter(([, v]) => v !== undefined).flat();
     settings = loadSettings(argv.filter((a) => a !== command && a !== graphFile && !own.includes(a)));
@@ -86,6 +87,7 @@ export async function main(argv: string[]): Promise<number> {
     console.error(err instanceof GraphError ? `invalid graph:\n${err.message}` : `invalid settings: ${(err as Error).message}`);
     return 2;
   }
+  for (const w of graph.warnings) console.error(`warning: ${w}`);
 
   switch (command) {
     case 'validate':

@@ -3,14 +3,14 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { ResolvedSettings } from '../config/settings.js';
-import { BadImageError, FaceRecognizer } from '../services/persons/face-recognizer.js';
+import { isCode } from '../core/errors.js';
+import { FaceRecognizer } from '../services/persons/face-recognizer.js';
 import { KnownPersons } from '../services/persons/known-persons.js';
 import { createLogger } from '../core/log.js';
 import { Store } from '../services/store/store.js';
 import { InferencePool } from '../inference/pool.js';
-import { Metrics } from '../core/metrics.js';
-import { SharedPersons } from '../cluster/shared-persons.js';
-import { connect, type NatsConnection } from 'nats';
+import { WORKER_OPS } from '../app/catalog.js';
+import { enrollmentWriter } from '../app/cluster.js';
 
 const IMAGE = /\.(jpe?g|png|webp|bmp)$/i;
 
@@ -25,13 +25,8 @@ export async function enrollFolder(folder: string, settings: ResolvedSettings, o
   const log = createLogger(settings.logLevel);
   const persons = new KnownPersons(store, null, log);
   // With --cluster the persons go to the cluster's stream (every gateway applies it), not this store alone.
-  let nc: NatsConnection | null = null;
-  let shared: SharedPersons | null = null;
-  if (settings.cluster) {
-    nc = await connect({ servers: settings.cluster.split(',').map((s) => s.trim()).filter(Boolean), name: 'sightline-enroll' });
-    shared = await SharedPersons.start(nc, persons, store, log, new Metrics(), Math.max(1, settings.clusterReplicas));
-  }
-  const pool = new InferencePool(settings.workers, settings.ortThreads);
+  const { writer, close } = await enrollmentWriter(settings, persons, store, log);
+  const pool = new InferencePool({ workers: settings.workers, ortThreads: settings.ortThreads, ops: WORKER_OPS });
   const recognizer = new FaceRecognizer(pool, persons, {
     detector: { path: path.resolve(settings.modelDir, opts.detector), kind: 'yunet' },
     embedder: { path: path.resolve(settings.modelDir, opts.embedder), kind: 'mobilefacenet' },
@@ -44,7 +39,7 @@ export async function enrollFolder(folder: string, settings: ResolvedSettings, o
     for (const dir of people) {
       const [name, ...rest] = dir.split(/[_ ]+/);
       const surname = rest.join(' ') || null;
-      const person = persons.list().find((p) => p.name === name && p.surname === surname) ?? await persons.writer.create({ name, surname });
+      const person = persons.list().find((p) => p.name === name && p.surname === surname) ?? await writer.create({ name, surname });
       const known = new Set(persons.photos(person.id).map((p) => p.sha256));
       for (const file of readdirSync(path.join(folder, dir)).filter((f) => IMAGE.test(f)).sort()) {
         const bytes = readFileSync(path.join(folder, dir, file));
@@ -54,19 +49,18 @@ export async function enrollFolder(folder: string, settings: ResolvedSettings, o
         try {
           const { faces } = await recognizer.recognize(bytes);
           if (faces.length !== 1) { refused++; print(`  refuse  ${label}: ${faces.length} faces (need exactly one)`); continue; }
-          if (!await persons.writer.addPhoto(person.id, faces[0].embedding, sha)) throw new Error(`person ${person.id} was deleted meanwhile`);
+          if (!await writer.addPhoto(person.id, faces[0].embedding, sha)) throw new Error(`person ${person.id} was deleted meanwhile`);
           added++;
           print(`  add     ${label} → person ${person.id} (${name}${surname ? ` ${surname}` : ''})`);
         } catch (err) {
           refused++;
-          print(`  refuse  ${label}: ${err instanceof BadImageError ? 'not a readable image' : (err as Error).message}`);
+          print(`  refuse  ${label}: ${isCode(err, 'BAD_IMAGE', 'IMAGE_TOO_LARGE') ? 'not a readable image' : (err as Error).message}`);
         }
       }
     }
   } finally {
     await pool.close();
-    await shared?.close();
-    await nc?.drain();
+    await close();
     store.close();
   }
   print(`enrolled ${added} photo(s) of ${people.length} person(s); ${skipped} already enrolled; ${refused} refused`);

@@ -9,7 +9,8 @@ import type { EventBus, Topic } from '../core/events.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Packet } from '../core/types.js';
-import { CodecError, decode, encode } from './codec.js';
+import { coded } from '../core/errors.js';
+import { decode, encode } from './codec.js';
 
 /** Events about this node alone (its graph reloads), never forwarded. */
 const LOCAL_TOPICS = new Set<string>(['config']);
@@ -71,7 +72,7 @@ export class ClusterBridge {
         let w: Wire;
         try {
           w = decode<Wire>(msg.data);
-          if (typeof w?.t !== 'string' || typeof w.e !== 'object' || w.e === null) throw new CodecError('not a bus event');
+          if (typeof w?.t !== 'string' || typeof w.e !== 'object' || w.e === null) throw coded('CODEC', 'not a bus event');
         } catch (e) {
           this.metrics.clusterBridgeMessages.inc({ direction: 'in', topic: 'invalid' });
           this.log.warn(`dropped a malformed result on ${msg.subject}: ${(e as Error).message}`);

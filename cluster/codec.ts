@@ -8,13 +8,16 @@
  * ArrayBuffers and typed arrays (Buffer included) become {"$b": index, "$t": constructor} in the JSON and
  * come back as the same type, in memory of their own (so they can be transferred to a worker).
  */
+import { coded, type SightlineError } from '../core/errors.js';
+
 
 type Typed = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | Float32Array | Float64Array;
 const TYPES: Record<string, new (b: ArrayBuffer) => Typed> = {
   Uint8Array, Int8Array, Uint16Array, Int16Array, Uint32Array, Int32Array, Float32Array, Float64Array,
 };
 
-export class CodecError extends Error {}
+/** A message that does not decode: CODEC. */
+const codecError = (message: string): SightlineError => coded('CODEC', message);
 
 export function encode(value: unknown): Uint8Array {
   const blobs: Uint8Array[] = [];
@@ -42,21 +45,21 @@ export function encode(value: unknown): Uint8Array {
 }
 
 export function decode<T = unknown>(bytes: Uint8Array): T {
-  if (bytes.byteLength < 4) throw new CodecError('message shorter than its header');
+  if (bytes.byteLength < 4) throw codecError('message shorter than its header');
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const len = view.readUInt32LE(0);
-  if (4 + len > view.length) throw new CodecError('JSON length beyond the message');
+  if (4 + len > view.length) throw codecError('JSON length beyond the message');
   let doc: { v: unknown; b: unknown };
   try {
     doc = JSON.parse(view.subarray(4, 4 + len).toString());
   } catch {
-    throw new CodecError('header is not JSON');
+    throw codecError('header is not JSON');
   }
-  if (!Array.isArray(doc.b) || !doc.b.every((n) => Number.isInteger(n) && n >= 0)) throw new CodecError('bad blob table');
+  if (!Array.isArray(doc.b) || !doc.b.every((n) => Number.isInteger(n) && n >= 0)) throw codecError('bad blob table');
   const offsets: number[] = [];
   let at = 4 + len;
   for (const n of doc.b as number[]) { offsets.push(at); at += n; }
-  if (at !== view.length) throw new CodecError('blob lengths do not match the message');
+  if (at !== view.length) throw codecError('blob lengths do not match the message');
   const sizes = doc.b as number[];
   const revive = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(revive);
@@ -64,12 +67,12 @@ export function decode<T = unknown>(bytes: Uint8Array): T {
     const o = v as Record<string, unknown>;
     if (typeof o.$b === 'number' && typeof o.$t === 'string' && Object.keys(o).length === 2) {
       const i = o.$b;
-      if (!(i >= 0 && i < sizes.length)) throw new CodecError('blob index out of range');
+      if (!(i >= 0 && i < sizes.length)) throw codecError('blob index out of range');
       const copy = new ArrayBuffer(sizes[i]);
       new Uint8Array(copy).set(view.subarray(offsets[i], offsets[i] + sizes[i]));
       if (o.$t === 'ArrayBuffer') return copy;
       const Ctor = TYPES[o.$t];
-      if (!Ctor) throw new CodecError(`unknown binary type ${o.$t.slice(0, 32)}`);
+      if (!Ctor) throw codecError(`unknown binary type ${o.$t.slice(0, 32)}`);
       return new Ctor(copy);
     }
     for (const k of Object.keys(o)) o[k] = revive(o[k]);

@@ -80,7 +80,13 @@ export class LeaseKeeper {
   }
 
   /** Stops the sources held, then gives their leases back so other workers take them at once. */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    return (this.stopping ??= this.stopNow());
+  }
+
+  private stopping: Promise<void> | null = null;
+
+  private async stopNow(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.watchdog) clearInterval(this.watchdog);

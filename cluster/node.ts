@@ -5,33 +5,37 @@
  * - gateway: runs no pipeline; republishes every worker's events on its bus (so every transport serves
  *   every source) and sends client-sent images to the workers.
  * - all: both, with inference on its own pool.
+ * The node builds the seams the app hands to transports (inference client, persons and sessions writers, looks,
+ * states, the token key) from their NATS implementations; nothing is assigned into a service afterwards.
  */
 import os from 'node:os';
 import { connect, type ConnectionOptions, type KV, type NatsConnection, type Subscription } from 'nats';
 import type { Graph } from '../config/graph.js';
 import type { ResolvedSettings } from '../config/settings.js';
-import type { EventBus } from '../core/events.js';
-import { diffGraphs, type GraphChanges } from '../pipeline/graph-diff.js';
-import { LocalInference, type InferenceClient } from '../inference/client.js';
+import type { EventBus, GraphChanges } from '../core/events.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
-import type { Runtime } from '../pipeline/runtime.js';
-import type { Store } from '../services/store/store.js';
+import { LocalInference, type InferenceClient } from '../inference/client.js';
 import type { InferencePool } from '../inference/pool.js';
+import { diffGraphs } from '../pipeline/graph-diff.js';
+import type { Runtime } from '../pipeline/runtime.js';
+import { BusStates, type RuntimeStates, type StatesView } from '../pipeline/states.js';
+import type { CountsTable } from '../services/counting/counts.js';
+import type { FaceCrops } from '../services/faces/face-crops.js';
+import type { LooksDemand, PersonLooks } from '../services/looks/person-looks.js';
+import type { KnownPersons, PersonsWriter } from '../services/persons/known-persons.js';
+import type { ReconstructionSessions, SessionsWriter } from '../services/reconstruction/sessions.js';
+import type { Store } from '../services/store/store.js';
 import { ClusterBridge } from './bridge.js';
 import { LeaseKeeper } from './leases.js';
 import { RemoteInference, serveInference } from './remote-inference.js';
 import { SharedCounts } from './shared-counts.js';
 import { SharedFaces } from './shared-faces.js';
 import { sharedEmbeddingKey } from './shared-key.js';
+import { RemoteLooks, serveLooks } from './shared-looks.js';
 import { SharedPersons } from './shared-persons.js';
 import { SharedReconstruction } from './shared-reconstruction.js';
-import { ReconstructionSessions } from '../services/reconstruction/sessions.js';
-import type { KnownPersons } from '../services/persons/known-persons.js';
-import type { LooksDemand, PersonLooks } from '../services/looks/person-looks.js';
-import { RemoteLooks, serveLooks } from './shared-looks.js';
 import { askStates, serveStates } from './shared-states.js';
-import { BusStates, type RuntimeStates, type StatesView } from '../pipeline/states.js';
 
 export type Role = ResolvedSettings['role'];
 
@@ -41,11 +45,20 @@ export interface ClusterDeps {
   metrics: Metrics;
   pool: InferencePool;
   store: Store;
+  counts: CountsTable;
+  faces: FaceCrops;
   log: Logger;
   /** The node's own live looks (WatchMe): served for gateways on nodes that run pipelines. */
   looks: PersonLooks;
   /** The node's own runtime states: answered to nodes that ask (a gateway starting). */
   runtimeStates: RuntimeStates;
+  /** This node's copies of the shared state, which the cluster's logs keep up to date. */
+  persons: KnownPersons;
+  sessions: ReconstructionSessions;
+  /** The writers a node that serves no protocol keeps (it never writes through them). */
+  localPersonsWriter: PersonsWriter;
+  localSessionsWriter: SessionsWriter;
+  localEmbeddingKey(): Buffer;
 }
 
 /** Only the held sources, and the pipelines that read them (models and transports stay). */
@@ -64,14 +77,17 @@ const leasedSources = (graph: Graph): string[] =>
 export class ClusterNode {
   readonly nodeId: string;
   readonly role: Role;
-  /** For transports on a gateway: inference on the workers. Null where the local pool serves. */
-  readonly remoteInference: InferenceClient | null;
+  /** For transports: model work on client images (on a gateway, the workers'; else the local pool). */
+  readonly inference: InferenceClient;
   /** For transports: live looks from the node that runs each pipeline (announced to the cluster's workers). */
   readonly looks: LooksDemand;
-  private readonly remoteLooks: RemoteLooks | null;
-  private looksServer: { close(): void } | null = null;
   /** For transports on a node that serves protocols: every node's states, as reported on the bus. */
   readonly states: StatesView;
+  personsWriter: PersonsWriter;
+  sessionsWriter: SessionsWriter;
+  embeddingKey: () => Buffer;
+  private readonly remoteLooks: RemoteLooks | null;
+  private looksServer: { close(): void } | null = null;
   private readonly busStates: BusStates | null;
   private statesSub: Subscription | null = null;
   private graph!: Graph;
@@ -84,23 +100,28 @@ export class ClusterNode {
   private held: ReadonlySet<string> = new Set();
   private sharedPersons: SharedPersons | null = null;
   private sharedFaces: SharedFaces | null = null;
-  /** The WatchMe token key every node uses (set by shareState on nodes that serve protocols). */
-  embeddingKey: Buffer | undefined;
-  /** Reconstruction sessions every gateway shares (set by shareState on nodes that serve protocols). */
-  reconstructionSessions: ReconstructionSessions | undefined;
   private sharedReconstruction: SharedReconstruction | null = null;
+  private closing: Promise<void> | null = null;
 
   private constructor(readonly nc: NatsConnection, private readonly d: ClusterDeps) {
     this.role = d.settings.role;
     this.nodeId = d.settings.nodeId || `${os.hostname()}-${process.pid}`;
     this.bridge = new ClusterBridge(nc, d.bus, d.metrics, d.log.child('bridge'));
-    this.remoteInference = this.role === 'gateway' ? new RemoteInference(nc, d.metrics, new LocalInference(d.pool)) : null;
+    const local = new LocalInference(d.pool);
+    this.inference = this.role === 'gateway' ? new RemoteInference(nc, d.metrics, local) : local;
     this.remoteLooks = this.servesProtocols ? new RemoteLooks(nc, this.runsPipelines ? d.looks : null) : null;
     this.looks = this.remoteLooks ?? d.looks;
     this.busStates = this.servesProtocols ? new BusStates(d.bus) : null;
     this.states = this.busStates ?? d.runtimeStates;
+    this.personsWriter = d.localPersonsWriter;
+    this.sessionsWriter = d.localSessionsWriter;
+    this.embeddingKey = d.localEmbeddingKey;
   }
 
+  /**
+   * Connects and, on a node that serves protocols, follows the shared state before anything answers: the known
+   * persons and reconstruction sessions (their logs caught up), saved faces, every node's states and the token key.
+   */
   static async join(d: ClusterDeps): Promise<ClusterNode> {
     const log = d.log.child('cluster');
     const opts: ConnectionOptions = {
@@ -123,12 +144,8 @@ export class ClusterNode {
         if (s.type === 'reconnect') { d.metrics.clusterConnected.set(1); d.metrics.clusterReconnects.inc(); log.info(`reconnected to ${String(s.data)}`); }
       }
     })();
+    if (node.servesProtocols) await node.shareState();
     return node;
-  }
-
-  /** The graph as configured: every source, including those other nodes run. */
-  get configured(): Graph {
-    return this.graph;
   }
 
   get runsPipelines(): boolean {
@@ -139,27 +156,29 @@ export class ClusterNode {
     return this.role !== 'worker';
   }
 
-  /**
-   * Before the transports mount, on a node that serves them: the known persons and the reconstruction
-   * sessions follow the cluster's streams of changes (caught up first) and the token key comes from the cluster.
-   */
-  async shareState(persons: KnownPersons): Promise<void> {
-    if (!this.servesProtocols) return;
-    const { settings, store, log, metrics } = this.d;
+  /** The graph as configured: every source, including those other nodes run. */
+  get configured(): Graph {
+    return this.graph;
+  }
+
+  private async shareState(): Promise<void> {
+    const { settings, store, log, metrics, persons, sessions } = this.d;
     const replicas = Math.max(1, settings.clusterReplicas);
-    this.embeddingKey = await sharedEmbeddingKey(this.nc, settings.dataDir, replicas);
+    const key = await sharedEmbeddingKey(this.nc, settings.dataDir, replicas);
+    this.embeddingKey = () => key;
     const nodes = await askStates(this.nc, this.busStates!, log.child('states'));
     log.info(`states of ${nodes} node(s) that run pipelines received`);
     this.sharedPersons = await SharedPersons.start(this.nc, persons, store, log.child('persons'), metrics, replicas);
-    this.reconstructionSessions = new ReconstructionSessions(store, settings.dataDir);
-    this.sharedReconstruction = await SharedReconstruction.start(this.nc, this.reconstructionSessions, store, log.child('reconstruction'), metrics, replicas);
+    this.personsWriter = this.sharedPersons;
+    this.sharedReconstruction = await SharedReconstruction.start(this.nc, sessions, store, log.child('reconstruction'), metrics, replicas);
+    this.sessionsWriter = this.sharedReconstruction;
     (await this.faces()).follow();
   }
 
   /** The faces bucket, opened once for both roles of a node (saving on a worker, copying on a gateway). */
   private async faces(): Promise<SharedFaces> {
-    const { settings, store, log, metrics } = this.d;
-    this.sharedFaces ??= await SharedFaces.open(this.nc, store, settings.dataDir, log.child('faces'), metrics, Math.max(1, settings.clusterReplicas));
+    const { settings, faces, log, metrics } = this.d;
+    this.sharedFaces ??= await SharedFaces.open(this.nc, faces, log.child('faces'), metrics, Math.max(1, settings.clusterReplicas));
     return this.sharedFaces;
   }
 
@@ -174,17 +193,17 @@ export class ClusterNode {
     this.runtime = runtime;
     if (this.servesProtocols) this.bridge.receive();
     if (!this.runsPipelines) return;
-    const { settings, metrics, log, pool, store, bus } = this.d;
+    const { settings, metrics, log, pool, counts, bus } = this.d;
     const js = this.nc.jetstream();
     const ttl = Math.max(1, settings.leaseSeconds) * 1000;
     // Created by the first node that needs them; an existing bucket is used as it is (its TTL included).
     const replicas = Math.max(1, settings.clusterReplicas);
-    const [leases, workers, counts] = await Promise.all([
+    const [leases, workers, countsKv] = await Promise.all([
       js.views.kv('sightline-leases', { ttl, history: 1, replicas }),
       js.views.kv('sightline-workers', { ttl, history: 1, replicas }),
       js.views.kv('sightline-counts', { history: 1, replicas }),
     ]) as [KV, KV, KV];
-    this.counts = new SharedCounts(counts, store, () => this.graph, (s) => this.held.has(s), log.child('counts'));
+    this.counts = new SharedCounts(countsKv, counts, () => this.graph, (s) => this.held.has(s), log.child('counts'));
     this.counts.start(bus);
     (await this.faces()).share(bus, () => this.graph, (s) => this.held.has(s));
     this.bridge.forward();
@@ -226,19 +245,22 @@ export class ClusterNode {
     return next;
   }
 
-  async close(): Promise<void> {
-    await this.leases?.stop();
-    await this.counts?.close();
-    await this.sharedPersons?.close();
-    await this.sharedReconstruction?.close();
-    await this.sharedFaces?.close();
-    this.bridge.close();
-    this.remoteLooks?.close();
-    this.looksServer?.close();
-    this.statesSub?.unsubscribe();
-    this.busStates?.close();
-    this.inferSub?.unsubscribe();
-    await this.nc.drain().catch(() => this.nc.close());
-    this.d.metrics.clusterConnected.set(0);
+  /** Gives the leases back (the pipelines of this node stop first, so others take over at once), then leaves. */
+  close(): Promise<void> {
+    return (this.closing ??= (async () => {
+      await this.leases?.stop();
+      await this.counts?.close();
+      await this.sharedPersons?.close();
+      await this.sharedReconstruction?.close();
+      await this.sharedFaces?.close();
+      this.bridge.close();
+      this.remoteLooks?.close();
+      this.looksServer?.close();
+      this.statesSub?.unsubscribe();
+      this.busStates?.close();
+      this.inferSub?.unsubscribe();
+      await this.nc.drain().catch(() => this.nc.close());
+      this.d.metrics.clusterConnected.set(0);
+    })());
   }
 }

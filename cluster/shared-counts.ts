@@ -14,8 +14,8 @@ import type { Subscription } from 'rxjs';
 import type { Graph } from '../config/graph.js';
 import type { EventBus } from '../core/events.js';
 import type { Logger } from '../core/log.js';
-import type { InCrossing, Store } from '../services/store/store.js';
-import { dayKey } from '../services/counting/people-counter.js';
+import type { CountsTable, InCrossing } from '../services/counting/counts.js';
+import { dayKey } from '../services/counting/day.js';
 
 interface SharedDay {
   day: string; countIn: number; countOut: number; faceCount: number; eventCount: number; atMs: number;
@@ -42,7 +42,7 @@ export class SharedCounts {
   private readonly lastTrackIds = new Map<string, number>();
   private writing: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly kv: KV, private readonly store: Store, private readonly graph: () => Graph,
+  constructor(private readonly kv: KV, private readonly store: CountsTable, private readonly graph: () => Graph,
     private readonly holds: (source: string) => boolean, private readonly log: Logger) {}
 
   /** Writes the totals of the pipelines this node holds, when they change (in order, one write at a time). */
@@ -115,6 +115,7 @@ export class SharedCounts {
 
   async close(): Promise<void> {
     this.sub?.unsubscribe();
+    this.sub = null;
     await this.writing;
   }
 }

@@ -11,18 +11,14 @@
  * after two days (a late node only catches up on those); a node keeps its copies as a single node keeps
  * its files. An explicit delete of a key (an operator's `nats kv del`) removes that face everywhere.
  */
-import { mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { KV, KvEntry, NatsConnection, QueuedIterator } from 'nats';
 import type { Subscription } from 'rxjs';
 import type { Graph } from '../config/graph.js';
 import type { EventBus } from '../core/events.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
-import type { Store } from '../services/store/store.js';
-import { dayKey } from '../services/counting/people-counter.js';
-import { facesDir } from '../transports/people-counter/index.js';
+import { dayKey, resetAtOf } from '../services/counting/day.js';
+import { faceFilename, type FaceCrops } from '../services/faces/face-crops.js';
 import { decode, encode } from './codec.js';
 
 export const FACES_BUCKET = 'sightline-faces';
@@ -43,7 +39,7 @@ export function readSharedFace(key: string, value: Uint8Array): SharedFace {
   if (typeof f.pipeline !== 'string' || !PIPELINE_ID.test(f.pipeline)) throw new Error('bad pipeline id');
   if (!Number.isInteger(f.faceId) || f.faceId < 0 || f.faceId > 2 ** 31) throw new Error('bad face id');
   if (key !== faceKey(f.pipeline, f.faceId)) throw new Error(`key ${key} does not name the face it holds`);
-  if (f.filename !== `face_${f.faceId}.jpg`) throw new Error('bad filename');
+  if (f.filename !== faceFilename(f.faceId)) throw new Error('bad filename');
   if (typeof f.day !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(f.day)) throw new Error('bad day');
   if (typeof f.score !== 'number' || !Number.isFinite(f.score) || !Number.isSafeInteger(f.createdMs)) throw new Error('bad score or time');
   if (!(f.jpeg instanceof Uint8Array) || f.jpeg.length < 4 || f.jpeg.length > MAX_JPEG_BYTES || f.jpeg[0] !== 0xff || f.jpeg[1] !== 0xd8) {
@@ -59,24 +55,24 @@ export class SharedFaces {
   private following: Promise<void> = Promise.resolve();
   private closed = false;
 
-  private constructor(private readonly kv: KV, private readonly store: Store, private readonly dataDir: string,
+  private constructor(private readonly kv: KV, private readonly faces: FaceCrops,
     private readonly log: Logger, private readonly metrics: Metrics) {}
 
-  static async open(nc: NatsConnection, store: Store, dataDir: string, log: Logger, metrics: Metrics, replicas: number): Promise<SharedFaces> {
+  static async open(nc: NatsConnection, faces: FaceCrops, log: Logger, metrics: Metrics, replicas: number): Promise<SharedFaces> {
     // An existing bucket is used as it is (its age included).
     const kv = await nc.jetstream().views.kv(FACES_BUCKET, { history: 1, ttl: MAX_AGE_MS, replicas }) as KV;
-    return new SharedFaces(kv, store, dataDir, log, metrics);
+    return new SharedFaces(kv, faces, log, metrics);
   }
 
   /** On a worker: every face it saves for a source it holds goes to the bucket, one put at a time, in order. */
   share(bus: EventBus, graph: () => Graph, holds: (source: string) => boolean): void {
     this.sub = bus.on('face.saved').subscribe((e) => {
       if (!holds(e.source)) return;
-      const resetAt = String(graph().pipelines[e.pipeline]?.stages.find((s) => s.use === 'count')?.with?.resetAt ?? '00:00');
-      const file = path.join(facesDir(this.dataDir, e.pipeline), `face_${e.faceId}.jpg`);
+      const resetAt = resetAtOf(graph(), e.pipeline);
       this.putting = this.putting.then(async () => {
         // The file as it is now: a better crop saved since is sent again by its own event.
-        const jpeg = await readFile(file);
+        const jpeg = await this.faces.read(e.pipeline, e.faceId);
+        if (!jpeg) throw new Error('its file is gone');
         const face: SharedFace = { pipeline: e.pipeline, faceId: e.faceId, day: dayKey(e.atMs, resetAt), filename: e.filename, score: e.score, createdMs: e.atMs, jpeg };
         await this.kv.put(faceKey(e.pipeline, e.faceId), encode(face));
         this.metrics.clusterSharedChanges.inc({ state: 'faces', result: 'published' });
@@ -115,17 +111,10 @@ export class SharedFaces {
     try {
       if (entry.operation !== 'PUT') return this.remove(entry.key);
       const f = readSharedFace(entry.key, entry.value);
-      const dir = facesDir(this.dataDir, f.pipeline);
-      const file = path.join(dir, f.filename);
-      const have = this.store.face(f.pipeline, f.faceId);
+      const have = this.faces.get(f.pipeline, f.faceId);
       // Already here (the node saved it itself, or a replay after a reconnect), or here in a newer crop.
-      if (have && (have.createdMs > f.createdMs || (have.createdMs === f.createdMs && sizeOf(file) === f.jpeg.length))) return false;
-      mkdirSync(dir, { recursive: true });
-      // Write then rename, as the faces stage does, so a reader never sees half a JPEG.
-      const tmp = path.join(dir, `.${f.filename}.tmp`);
-      writeFileSync(tmp, f.jpeg);
-      renameSync(tmp, file);
-      this.store.saveFace(f.pipeline, f.day, f.faceId, f.filename, f.score, f.createdMs);
+      if (have && (have.createdMs > f.createdMs || (have.createdMs === f.createdMs && this.faces.size(f.pipeline, f.faceId) === f.jpeg.length))) return false;
+      this.faces.save({ pipeline: f.pipeline, day: f.day, faceId: f.faceId, filename: f.filename, score: f.score, createdMs: f.createdMs }, f.jpeg);
       this.metrics.clusterSharedChanges.inc({ state: 'faces', result: 'applied' });
       return true;
     } catch (err) {
@@ -139,8 +128,7 @@ export class SharedFaces {
     const m = /^([^/]+)\/(\d+)$/.exec(key);
     if (!m || !PIPELINE_ID.test(m[1])) throw new Error('not a face key');
     const [pipeline, faceId] = [m[1], Number(m[2])];
-    if (!this.store.deleteFace(pipeline, faceId)) return false;
-    rmSync(path.join(facesDir(this.dataDir, pipeline), `face_${faceId}.jpg`), { force: true });
+    if (!this.faces.delete(pipeline, faceId)) return false;
     this.metrics.clusterSharedChanges.inc({ state: 'faces', result: 'applied' });
     return true;
   }
@@ -150,13 +138,5 @@ export class SharedFaces {
     this.sub?.unsubscribe();
     this.watcher?.stop();
     await Promise.all([this.putting, this.following]);
-  }
-}
-
-function sizeOf(file: string): number {
-  try {
-    return statSync(file).size;
-  } catch {
-    return -1;
   }
 }

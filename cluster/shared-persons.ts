@@ -13,10 +13,12 @@
  * messages stay, for copies that applied the create but not yet the delete; a copy replaying from the start
  * applies them as no-ops. A change racing the delete through another gateway may stay behind, equally a no-op.
  */
+import { coded } from '../core/errors.js';
 import type { JetStreamClient, JetStreamManager, NatsConnection } from 'nats';
 import type { Logger } from '../core/log.js';
-import { PersonsUnavailableError, type KnownPersons, type Person, type PersonInput, type PersonsWriter, type Photo } from '../services/persons/known-persons.js';
+import { type KnownPersons, type Person, type PersonInput, type PersonsWriter, type Photo } from '../services/persons/known-persons.js';
 import type { Metrics } from '../core/metrics.js';
+import { ReplicaMarks } from '../services/store/replicas.js';
 import type { Store } from '../services/store/store.js';
 import { StreamReplica } from './stream-replica.js';
 
@@ -31,21 +33,21 @@ type Change =
   | { op: 'photo'; personId: number; sha256: string; createdMs: number; vector: string }
   | { op: 'delete-photo'; personId: number; id: number };
 
-/** The update messages of each person (a delete removes them from the stream with the person). */
-const UPDATES = 'CREATE TABLE IF NOT EXISTS shared_person_updates (person_id INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (person_id, seq))';
 
 export class SharedPersons implements PersonsWriter {
   private readonly js: JetStreamClient;
   private readonly replica: StreamReplica;
+  /** The update messages of each person (a delete removes them from the stream with the person). */
+  private readonly marks: ReplicaMarks;
 
   private constructor(nc: NatsConnection, private readonly jsm: JetStreamManager, private readonly persons: KnownPersons,
     private readonly store: Store, private readonly log: Logger, private readonly metrics: Metrics, private readonly waitMs: number) {
     this.js = nc.jetstream();
-    store.db.exec(UPDATES);
+    this.marks = new ReplicaMarks(store);
     this.replica = new StreamReplica(this.js, {
       stream: PERSONS_STREAM, store, log,
       apply: (seq, data) => this.applyMessage(seq, data),
-      clear: () => { persons.clear(); store.db.exec('DELETE FROM shared_person_updates'); },
+      clear: () => { persons.clear(); this.marks.forgetPersonUpdates(); },
       localOnly: () => (persons.list().length
         ? `persons enrolled on this node before it joined the cluster are not shared; ids from ${PERSONS_STREAM} replace them where they collide`
         : null),
@@ -63,22 +65,20 @@ export class SharedPersons implements PersonsWriter {
     shared.replica.consume();
     // Serve only what the cluster already agreed on: however long the replay of a large history takes.
     await shared.replica.until(last);
-    persons.writer = shared;
     log.info(`known persons: ${persons.list().length} from ${PERSONS_STREAM} (sequence ${last})`);
     return shared;
   }
 
   private applyMessage(seq: number, data: Uint8Array): void {
-    const db = this.store.db;
     let ok = true;
     try {
       // A message no gateway could have written (another publisher on the subject) is skipped, never retried
       // for ever: the mark moves past it either way (with the change, in one transaction, when it applies).
-      db.transaction(() => {
+      this.store.transaction(() => {
         const change = JSON.parse(Buffer.from(data).toString('utf8')) as Change;
         this.apply(seq, change);
         this.replica.mark(seq);
-      })();
+      });
     } catch (err) {
       ok = false;
       this.replica.mark(seq);
@@ -100,13 +100,13 @@ export class SharedPersons implements PersonsWriter {
         if (c.id === undefined) this.persons.put({ id: seq, ...fields, createdMs: Number(c.createdMs) || Date.now() });
         else if (this.persons.update(id(c.id), fields)) {
           // Remembered so that a delete can take this message out of the stream too.
-          this.store.db.prepare('INSERT OR IGNORE INTO shared_person_updates (person_id, seq) VALUES (?, ?)').run(c.id, seq);
+          this.marks.notePersonUpdate(c.id, seq);
         }
         break;
       }
       case 'delete-person':
         this.persons.delete(id(c.id));
-        this.store.db.prepare('DELETE FROM shared_person_updates WHERE person_id = ?').run(c.id);
+        this.marks.forgetPersonUpdates(c.id);
         break;
       case 'photo': {
         const bytes = Buffer.from(String(c.vector), 'base64');
@@ -132,10 +132,10 @@ export class SharedPersons implements PersonsWriter {
       this.metrics.clusterSharedChanges.inc({ state: 'persons', result: 'failed' });
       this.log.warn(`a change of the known persons was not taken by ${PERSONS_STREAM}: ${(err as Error).message}`);
       // A publish buffered while NATS was away may still land once it is back: say so rather than "not changed".
-      throw new PersonsUnavailableError(`the cluster's store of known persons did not confirm the change (${(err as Error).message}); it may still be applied once the cluster is reachable: list the persons before trying again`);
+      throw coded('UNAVAILABLE', `the cluster's store of known persons did not confirm the change (${(err as Error).message}); it may still be applied once the cluster is reachable: list the persons before trying again`);
     }
     this.metrics.clusterSharedChanges.inc({ state: 'persons', result: 'published' });
-    await this.replica.until(seq, this.waitMs, () => new PersonsUnavailableError(`the change was taken (sequence ${seq} of ${PERSONS_STREAM}) but this node has not applied it within ${this.waitMs} ms; it will appear here once it has`));
+    await this.replica.until(seq, this.waitMs, () => coded('UNAVAILABLE', `the change was taken (sequence ${seq} of ${PERSONS_STREAM}) but this node has not applied it within ${this.waitMs} ms; it will appear here once it has`));
     return seq;
   }
 
@@ -163,7 +163,7 @@ export class SharedPersons implements PersonsWriter {
   async delete(id: number): Promise<boolean> {
     if (!this.persons.get(id)) return false;
     const photos = this.persons.photos(id).map((ph) => ph.id);
-    const updates = (this.store.db.prepare('SELECT seq FROM shared_person_updates WHERE person_id = ?').all(id) as { seq: number }[]).map((r) => r.seq);
+    const updates = this.marks.personUpdates(id);
     await this.publish({ op: 'delete-person', id });
     await this.compact([id, ...updates, ...photos]);
     return true;

@@ -18,12 +18,13 @@
  * the session's activity, where the record lands in the stream, is still the one the asker saw. A touch
  * that got there first wins, on every gateway alike.
  */
+import { coded, isCode } from '../core/errors.js';
 import { createHash, randomUUID } from 'node:crypto';
 import { headers, type JetStreamClient, type NatsConnection, type ObjectStore } from 'nats';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import {
-  SessionsUnavailableError, TooManyImagesError, type ReconstructionSession, type ReconstructionSessions, type SessionImage, type SessionOptions,
+  type ReconstructionSession, type ReconstructionSessions, type SessionImage, type SessionOptions,
   type SessionStatus, type SessionsWriter,
 } from '../services/reconstruction/sessions.js';
 import type { Store } from '../services/store/store.js';
@@ -96,13 +97,11 @@ export class SharedReconstruction implements SessionsWriter {
     const last = info.state.last_seq;
     shared.replica.consume();
     await shared.replica.until(last);
-    sessions.writer = shared;
     log.info(`reconstruction sessions: ${sessions.list().length} from ${RECONSTRUCTION_STREAM} (sequence ${last})`);
     return shared;
   }
 
   private async applyMessage(seq: number, data: Uint8Array): Promise<void> {
-    const db = this.store.db;
     const mark = (): void => this.replica.mark(seq);
     let change: Change | null = null;
     let outcome: { value?: unknown; error?: Error } = {};
@@ -118,15 +117,15 @@ export class SharedReconstruction implements SessionsWriter {
       const c = change;
       try {
         const bytes = await this.bytesFor(c);
-        db.transaction(() => {
+        this.store.transaction(() => {
           outcome = { value: this.apply(c, bytes) };
           mark();
-        })();
+        });
       } catch (err) {
         if (err instanceof FetchFailed) throw err;
         mark();
         outcome = { error: err as Error };
-        if (!(err instanceof Refused || err instanceof TooManyImagesError)) this.log.warn(`${RECONSTRUCTION_STREAM} message ${seq} (${c.op} of session ${c.id}) not applied: ${(err as Error).message}`);
+        if (!(err instanceof Refused || isCode(err, 'TOO_MANY_IMAGES'))) this.log.warn(`${RECONSTRUCTION_STREAM} message ${seq} (${c.op} of session ${c.id}) not applied: ${(err as Error).message}`);
       }
       this.metrics.clusterSharedChanges.inc({ state: 'reconstruction', result: 'applied' });
       const waiting = c.ref ? this.pending.get(c.ref) : undefined;
@@ -142,7 +141,7 @@ export class SharedReconstruction implements SessionsWriter {
     if (c.op !== 'image' && c.op !== 'model') return null;
     const s = this.sessions.get(c.id);
     if (!s) throw new Refused(`session ${c.id} not found`);
-    if (c.op === 'image' && s.images.length >= s.maxImages) throw new TooManyImagesError(`session already has its maximum of ${s.maxImages} images`);
+    if (c.op === 'image' && s.images.length >= s.maxImages) throw coded('TOO_MANY_IMAGES', `session already has its maximum of ${s.maxImages} images`);
     const bytes = (c.ref && this.pending.get(c.ref)?.bytes)
       || await this.objects.getBlob(c.object).catch((err: Error) => {
         // Retried (NATS away for a moment), but not for ever: an object that cannot be read (damaged, a
@@ -202,13 +201,13 @@ export class SharedReconstruction implements SessionsWriter {
       this.pending.delete(ref);
       this.metrics.clusterSharedChanges.inc({ state: 'reconstruction', result: 'failed' });
       this.log.warn(`a change of reconstruction session ${change.id} was not taken by ${RECONSTRUCTION_STREAM}: ${(err as Error).message}`);
-      throw new SessionsUnavailableError(`the cluster's store of reconstruction sessions did not confirm the change (${(err as Error).message}); it may still be applied once the cluster is reachable`);
+      throw coded('UNAVAILABLE', `the cluster's store of reconstruction sessions did not confirm the change (${(err as Error).message}); it may still be applied once the cluster is reachable`);
     }
     this.metrics.clusterSharedChanges.inc({ state: 'reconstruction', result: 'published' });
     const timer = setTimeout(() => {
       const p = this.pending.get(ref);
       this.pending.delete(ref);
-      p?.reject(new SessionsUnavailableError(`the change was taken (${change.op} of session ${change.id}) but this node has not applied it within ${this.waitMs} ms; it will appear here once it has`));
+      p?.reject(coded('UNAVAILABLE', `the change was taken (${change.op} of session ${change.id}) but this node has not applied it within ${this.waitMs} ms; it will appear here once it has`));
     }, this.waitMs);
     try {
       return await applied;
@@ -224,7 +223,7 @@ export class SharedReconstruction implements SessionsWriter {
       await this.objects.putBlob({ name }, bytes);
     } catch (err) {
       this.metrics.clusterSharedChanges.inc({ state: 'reconstruction', result: 'failed' });
-      throw new SessionsUnavailableError(`the cluster's object store did not take the ${kind} (${(err as Error).message}); try again`);
+      throw coded('UNAVAILABLE', `the cluster's object store did not take the ${kind} (${(err as Error).message}); try again`);
     }
     return name;
   }
@@ -295,7 +294,7 @@ export class SharedReconstruction implements SessionsWriter {
 
   async close(): Promise<void> {
     await this.replica.close();
-    for (const p of this.pending.values()) p.reject(new SessionsUnavailableError('this node is shutting down'));
+    for (const p of this.pending.values()) p.reject(coded('UNAVAILABLE', 'this node is shutting down'));
     this.pending.clear();
   }
 }

@@ -7,9 +7,9 @@
  */
 import type { JetStreamClient, JetStreamManager, StreamConfig, StreamInfo } from 'nats';
 import type { Logger } from '../core/log.js';
+import { ReplicaMarks } from '../services/store/replicas.js';
 import type { Store } from '../services/store/store.js';
 
-const MARKS = 'CREATE TABLE IF NOT EXISTS shared_logs (name TEXT PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL)';
 
 export interface ReplicaOptions {
   stream: string;
@@ -31,7 +31,11 @@ export class StreamReplica {
   private stopConsuming: (() => void) | null = null;
   private running: Promise<void> = Promise.resolve();
 
-  constructor(private readonly js: JetStreamClient, private readonly o: ReplicaOptions) {}
+  private readonly marks: ReplicaMarks;
+
+  constructor(private readonly js: JetStreamClient, private readonly o: ReplicaOptions) {
+    this.marks = new ReplicaMarks(o.store);
+  }
 
   /** The stream's info, creating it first if absent (two nodes may race to create it: the loser reads it). */
   static async ensure(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<StreamInfo> {
@@ -48,9 +52,7 @@ export class StreamReplica {
 
   /** Resumes after the local mark, or starts over when the stream is not the one the copy was made from. */
   begin(info: StreamInfo): void {
-    const db = this.o.store.db;
-    db.exec(MARKS);
-    const mark = db.prepare('SELECT stream, seq FROM shared_logs WHERE name = ?').get(this.o.stream) as { stream: string; seq: number } | undefined;
+    const mark = this.marks.mark(this.o.stream);
     if (mark && mark.stream === info.created) {
       this.applied = mark.seq;
       return;
@@ -62,13 +64,13 @@ export class StreamReplica {
       const local = this.o.localOnly();
       if (local) this.o.log.warn(local);
     }
-    db.prepare('INSERT OR REPLACE INTO shared_logs (name, stream, seq) VALUES (?, ?, 0)').run(this.o.stream, info.created);
+    this.marks.restart(this.o.stream, info.created);
     this.applied = 0;
   }
 
   /** Records that the copy holds message `seq` (inside the transaction that applied it). */
   mark(seq: number): void {
-    this.o.store.db.prepare('UPDATE shared_logs SET seq = ? WHERE name = ?').run(seq, this.o.stream);
+    this.marks.advance(this.o.stream, seq);
   }
 
   /** Applies the stream from after the last applied message, for as long as the node runs. */

@@ -1,13 +1,48 @@
 /**
  * The YAML graph: sources, models, pipelines (stage DAGs) and transports.
- * Loading validates everything up front; every problem is reported with file, line, key and what was expected.
+ * Loading validates everything up front against a catalog it is handed (the stages, transports and model kinds
+ * of the build: app/catalog.ts); every problem is reported with file, line, key and what was expected. Options
+ * left out are filled from the schemas' defaults, so stages and transports receive complete options.
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Document } from 'yaml';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { stageDefinitions, MODEL_KINDS } from '../app/catalog.js';
-import type { StageDefinition } from '../pipeline/stage.js';
-import { TRANSPORT_MODELS, TRANSPORT_SCHEMAS } from '../transports/contract.js';
+import { SightlineError } from '../core/errors.js';
+
+export interface OptionProblem { path: (string | number)[]; message: string }
+
+/** What config needs to know of a stage: its options' schema and what it reads, adds and loads. */
+export interface StageSchema<O = Record<string, unknown>> {
+  name: string;
+  /** JSON schema of the stage's `with:` options, with the defaults of the options left out. */
+  optionsSchema: object;
+  /** Checks that need the whole graph (e.g. that a named model exists and has the right kind). */
+  check?(options: O, graph: Graph): OptionProblem[];
+  /** Packet fields this stage reads, which an upstream stage must provide. */
+  needs?: readonly string[];
+  /** Packet fields this stage adds. */
+  provides?: readonly string[];
+  /** Graph models this stage loads. */
+  models?(options: O): string[];
+}
+
+/** What config needs to know of a transport: its options' schema and the kinds of the models it names. */
+export interface TransportSchema {
+  name: string;
+  schema: object;
+  /** Option keys that name a graph model, with the kind(s) it must have. */
+  models?: Record<string, string | readonly string[]>;
+  /** Checks that need the whole graph; problems are reported as errors, warnings only logged. */
+  check?(spec: TransportSpec, graph: Graph): { errors?: OptionProblem[]; warnings?: OptionProblem[] };
+}
+
+/** The stages, transports and model kinds a graph may use. */
+export interface GraphCatalog {
+  stages: readonly StageSchema<never>[];
+  transports: readonly TransportSchema[];
+  modelKinds: readonly string[];
+}
 
 export interface SourceSpec {
   id: string;
@@ -42,6 +77,8 @@ export interface PipelineSpec {
   source: string;
   maxInFlight?: number;
   stages: StageSpec[];
+  /** The graph models its stages load (worked out from the catalog when the graph loads). */
+  models: string[];
 }
 
 export type TransportSpec = { id: string; port?: number; pipeline?: string } & Record<string, unknown>;
@@ -56,9 +93,10 @@ export interface Graph {
 
 export interface GraphIssue { file: string; line: number; col: number; key: string; message: string }
 
-export class GraphError extends Error {
+/** An invalid graph: GRAPH_INVALID, with every issue found (the message has one line per issue). */
+export class GraphError extends SightlineError {
   constructor(readonly issues: GraphIssue[]) {
-    super(issues.map(formatIssue).join('\n'));
+    super('GRAPH_INVALID', issues.map(formatIssue).join('\n'));
     this.name = 'GraphError';
   }
 }
@@ -69,7 +107,7 @@ export function formatIssue(i: GraphIssue): string {
 
 const ID = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
 
-const topSchema = {
+const topSchema = (catalog: GraphCatalog) => ({
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -94,7 +132,7 @@ const topSchema = {
       type: 'object', propertyNames: { pattern: ID },
       additionalProperties: {
         type: 'object', additionalProperties: false, required: ['file', 'kind'],
-        properties: { file: { type: 'string', minLength: 1 }, kind: { enum: [...MODEL_KINDS] } },
+        properties: { file: { type: 'string', minLength: 1 }, kind: { enum: [...catalog.modelKinds] } },
       },
     },
     pipelines: {
@@ -122,15 +160,24 @@ const topSchema = {
     transports: {
       type: 'object',
       additionalProperties: false,
-      properties: TRANSPORT_SCHEMAS,
+      properties: Object.fromEntries(catalog.transports.map((t) => [t.name, t.schema])),
     },
   },
-} as const;
+});
 
-const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
-const validateTop = ajv.compile(topSchema);
-const stageValidators = new Map<string, ValidateFunction>();
-for (const def of stageDefinitions()) stageValidators.set(def.name, ajv.compile(def.optionsSchema));
+interface Validators { top: ValidateFunction; stages: Map<string, ValidateFunction> }
+/** Schemas are compiled once per catalog. */
+const compiled = new WeakMap<GraphCatalog, Validators>();
+function validatorsOf(catalog: GraphCatalog): Validators {
+  let v = compiled.get(catalog);
+  if (!v) {
+    // useDefaults: options left out get the schemas' defaults, so stages and transports see complete options.
+    const ajv = new Ajv({ allErrors: true, strict: false, verbose: true, useDefaults: true });
+    v = { top: ajv.compile(topSchema(catalog)), stages: new Map(catalog.stages.map((d) => [d.name, ajv.compile(d.optionsSchema)])) };
+    compiled.set(catalog, v);
+  }
+  return v;
+}
 
 type PathKey = string | number;
 
@@ -198,8 +245,11 @@ function knownKeys(e: ErrorObject): string {
   return props ? Object.keys(props).join(', ') : '(none)';
 }
 
+/** What a graph validated with, besides errors: warnings (file:line:col: key: message), for the operator. */
+export interface GraphWarnings { warnings: string[] }
+
 /** Parse and validate a graph from text. Throws GraphError listing every problem found. */
-export function parseGraph(text: string, file = '<graph>'): Graph {
+export function parseGraph(text: string, file: string, catalog: GraphCatalog): Graph & GraphWarnings {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const issues = new IssueCollector(file, doc, lines);
@@ -210,6 +260,7 @@ export function parseGraph(text: string, file = '<graph>'): Graph {
   if (issues.issues.length) throw new GraphError(issues.issues);
 
   const raw: unknown = doc.toJS();
+  const { top: validateTop } = validatorsOf(catalog);
   if (!validateTop(raw)) {
     for (const e of validateTop.errors ?? []) {
       // `propertyNames` failures also report a generic error on the parent; skip those duplicates.
@@ -220,19 +271,43 @@ export function parseGraph(text: string, file = '<graph>'): Graph {
     throw new GraphError(dedupe(issues.issues));
   }
   const graph = normalise(raw as RawGraph, file);
-  checkSemantics(graph, issues);
+  const warnings = new IssueCollector(file, doc, lines);
+  checkSemantics(graph, issues, warnings, catalog);
   if (issues.issues.length) throw new GraphError(dedupe(issues.issues));
-  return graph;
+  for (const p of Object.values(graph.pipelines)) {
+    p.models = [...new Set(p.stages.flatMap((s) => catalog.stages.find((d) => d.name === s.use)?.models?.(s.with as never) ?? []))];
+  }
+  // Not enumerable: a graph compares and serialises by its sections only.
+  return Object.defineProperty(graph, 'warnings', { value: dedupe(warnings.issues).map(formatIssue), enumerable: false }) as Graph & GraphWarnings;
 }
 
-export function loadGraph(file: string): Graph {
+/**
+ * Options checked against a schema with its defaults filled in (what a stage or transport receives when the graph
+ * loads): for code that builds a stage outside a graph, such as a test harness. Throws GraphError when invalid.
+ */
+export function withDefaults<O>(schema: object, options: unknown, what = 'options'): O {
+  const copy = structuredClone(options ?? {});
+  const validate = defaultsAjv.compile(schema);
+  if (!validate(copy)) {
+    throw new GraphError((validate.errors ?? []).map((e) => ({ file: what, line: 0, col: 0, key: e.instancePath, message: describeAjvError(e).message })));
+  }
+  return copy as O;
+}
+const defaultsAjv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
+
+/** Absolute path of a graph model's file, looked up in the model directory. */
+export function modelPath(graph: Graph, modelDir: string, id: string): string {
+  return path.resolve(modelDir, graph.models[id].file);
+}
+
+export function loadGraph(file: string, catalog: GraphCatalog): Graph & GraphWarnings {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new GraphError([{ file, line: 0, col: 0, key: '', message: `cannot read graph file: ${(err as Error).message}` }]);
   }
-  return parseGraph(text, file);
+  return parseGraph(text, file, catalog);
 }
 
 function dedupe(list: GraphIssue[]): GraphIssue[] {
@@ -262,15 +337,16 @@ function normalise(raw: RawGraph, file: string): Graph {
       previous = stage.id;
       return stage;
     });
-    pipelines[id] = { id, source: p.source, maxInFlight: p.maxInFlight, stages };
+    pipelines[id] = { id, source: p.source, maxInFlight: p.maxInFlight, stages, models: [] };
   }
   const transports: Record<string, TransportSpec> = {};
   for (const [id, t] of Object.entries(raw.transports ?? {})) transports[id] = { ...t, id } as TransportSpec;
   return { file, sources, models, pipelines, transports };
 }
 
-function checkSemantics(g: Graph, issues: IssueCollector): void {
-  const defs = new Map(stageDefinitions().map((d) => [d.name, d]));
+function checkSemantics(g: Graph, issues: IssueCollector, warnings: IssueCollector, catalog: GraphCatalog): void {
+  const defs = new Map(catalog.stages.map((d) => [d.name, d as StageSchema]));
+  const stageValidators = validatorsOf(catalog).stages;
   for (const p of Object.values(g.pipelines)) {
     const base: PathKey[] = ['pipelines', p.id];
     if (!g.sources[p.source]) {
@@ -294,7 +370,7 @@ function checkSemantics(g: Graph, issues: IssueCollector): void {
             issues.add([...at, 'with', ...path], message);
           }
         }
-        for (const problem of (def as StageDefinition<Record<string, unknown>>).check?.(s.with, g) ?? []) issues.add([...at, 'with', ...problem.path], problem.message);
+        for (const problem of def.check?.(s.with, g) ?? []) issues.add([...at, 'with', ...problem.path], problem.message);
       }
       if (s.from !== null && !ids.has(s.from)) {
         issues.add([...at, 'from'], `"from" names "${s.from}", which is not a stage of this pipeline; stages: ${[...ids.keys()].join(', ')}`);
@@ -309,7 +385,8 @@ function checkSemantics(g: Graph, issues: IssueCollector): void {
     }
   }
   for (const t of Object.values(g.transports)) {
-    for (const [key, kind] of Object.entries(TRANSPORT_MODELS[t.id as keyof typeof TRANSPORT_MODELS] ?? {})) {
+    const def = catalog.transports.find((d) => d.name === t.id);
+    for (const [key, kind] of Object.entries(def?.models ?? {})) {
       if (t[key] === undefined) continue; // an optional model left out (required ones are checked by the schema)
       const id = String(t[key]);
       const model = g.models[id];
@@ -318,12 +395,16 @@ function checkSemantics(g: Graph, issues: IssueCollector): void {
     }
     if (t.pipeline !== undefined && !g.pipelines[t.pipeline]) {
       issues.add(['transports', t.id, 'pipeline'], `unknown pipeline "${t.pipeline}"; defined pipelines: ${Object.keys(g.pipelines).join(', ')}`);
+    } else {
+      const found = def?.check?.(t, g);
+      for (const p of found?.errors ?? []) issues.add(['transports', t.id, ...p.path], p.message);
+      for (const p of found?.warnings ?? []) warnings.add(['transports', t.id, ...p.path], p.message);
     }
   }
 }
 
 /** Every stage's `needs` must be provided by a stage on its path from the source. */
-function checkInputs(p: PipelineSpec, defs: Map<string, StageDefinition<never>>, issues: IssueCollector): void {
+function checkInputs(p: PipelineSpec, defs: Map<string, StageSchema>, issues: IssueCollector): void {
   const byId = new Map(p.stages.map((s) => [s.id, s]));
   p.stages.forEach((s, i) => {
     const needs = defs.get(s.use)?.needs ?? [];

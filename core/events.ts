@@ -3,9 +3,41 @@
  * and translate them into their wire protocol, so neither side knows about the other.
  */
 import { Subject, type Observable } from 'rxjs';
-import type { GraphChanges } from '../pipeline/graph-diff.js';
-import type { PersonLooksEvent } from '../services/looks/person-looks.js';
-import type { Detection, Packet } from './types.js';
+import type { Box, Detection, Packet } from './types.js';
+
+export interface SectionChanges { added: string[]; removed: string[]; changed: string[] }
+
+/** What a graph reload changed, section by section. */
+export interface GraphChanges {
+  sources: SectionChanges;
+  models: SectionChanges;
+  /** A pipeline counts as changed when its own spec or a model it uses changed (not when only its source did). */
+  pipelines: SectionChanges;
+  transports: SectionChanges;
+}
+
+/** One person's looks: what a live watch (WatchMe) matches against its references. */
+export interface PersonLook {
+  box: Box;
+  /** The tracker's id, when the pipeline tracks. */
+  trackId?: number;
+  /** Unit vectors: ReID body embedding, and the face embedding when a face showed. */
+  body: Float32Array;
+  face?: Float32Array;
+}
+
+/** One frame's looks (bus topic `person.looks`). */
+export interface PersonLooksEvent {
+  pipeline: string;
+  source: string;
+  /** `looksKey` of the models: watchers of the same pipeline with other models ignore these. */
+  models: string;
+  seq: number;
+  width: number;
+  height: number;
+  capturedAtMs: number;
+  persons: PersonLook[];
+}
 
 export type SourceState = 'starting' | 'running' | 'retrying' | 'stopped' | 'failed';
 export type PipelineState = 'starting' | 'running' | 'stopped' | 'failed';
@@ -77,7 +109,10 @@ export class EventBus {
     return () => { const i = this.taps.indexOf(fn); if (i >= 0) this.taps.splice(i, 1); };
   }
 
-  complete(): void {
+  /** Completes every topic: subscribers see the end. Idempotent. */
+  close(): void {
     for (const s of this.subjects.values()) s.complete();
+    this.subjects.clear();
+    this.taps.length = 0;
   }
 }

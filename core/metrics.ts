@@ -1,10 +1,18 @@
 /** Every Prometheus series Sightline exports, in one registry per process. */
 import client from 'prom-client';
 import type { SourceState } from './events.js';
-import type { IndexStatus } from '../services/persons/face-search.protocol.js';
 
 const SEARCH_BUCKETS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1];
-const HNSW_STATES: IndexStatus['hnsw'][] = ['none', 'building', 'loading', 'ready'];
+/** What the known-faces search reports of its index (services/persons). */
+export interface FaceIndexStatus {
+  size: number;
+  hnsw: 'none' | 'building' | 'loading' | 'ready';
+  /** Share of the running build done (0-1); 1 when ready. */
+  progress: number;
+  /** Rows marked deleted in the HNSW graph but still in it. */
+  deleted: number;
+}
+const HNSW_STATES: FaceIndexStatus['hnsw'][] = ['none', 'building', 'loading', 'ready'];
 const LATENCY_BUCKETS = [0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.4, 0.6, 1, 2, 5];
 export const SOURCE_STATES: SourceState[] = ['starting', 'running', 'retrying', 'stopped', 'failed'];
 
@@ -79,7 +87,7 @@ export class Metrics {
     for (const s of SOURCE_STATES) this.sourceState.set({ source, state: s }, s === state ? 1 : 0);
   }
 
-  setFaceIndexStatus(s: IndexStatus): void {
+  setFaceIndexStatus(s: FaceIndexStatus): void {
     this.faceIndexSize.set(s.size);
     this.faceIndexDeleted.set(s.deleted);
     this.faceIndexProgress.set(s.progress);

@@ -1,5 +1,12 @@
 /** Shared data types that flow through a pipeline. */
 
+/** A model as a worker loads it: the ONNX file and the kind that fixes its input and output conventions. */
+export interface ModelRef {
+  /** Absolute path of the ONNX file. */
+  path: string;
+  kind: string;
+}
+
 /** Axis-aligned box in source pixels: [x1, y1, x2, y2]. */
 export type Box = [number, number, number, number];
 
@@ -98,6 +105,9 @@ export interface PersonActivity {
  * `metric`: metres, larger is farther; `inverse-relative`: inverse depth up to scale and shift, larger is nearer.
  */
 export interface DepthMap { width: number; height: number; data: ArrayBuffer; kind: 'metric' | 'inverse-relative' }
+
+/** Packet fields a stage may read or add (what `needs` and `provides` name). */
+export type PacketField = 'detections' | 'tracks' | 'crossings' | 'faces' | 'poses' | 'activities' | 'jpeg' | 'depth';
 
 /** A frame plus everything the stages have added so far. */
 export interface Packet {

@@ -1,7 +1,18 @@
 /** The process's one inference pool: Piscina worker threads, each holding its own ONNX sessions. */
 import { Piscina } from 'piscina';
+import { fromWire } from '../core/errors.js';
 import type { Metrics } from '../core/metrics.js';
-import type { ModelRef, WorkerTask } from './protocol.js';
+import type { ModelRef } from '../core/types.js';
+import { isFailedTask, type WorkerTask } from './protocol.js';
+
+export interface PoolOptions {
+  workers: number;
+  /** ONNX Runtime intra-op threads per session. */
+  ortThreads: number;
+  /** URLs of the op modules the workers load (the catalog's list). */
+  ops: string[];
+  metrics?: Metrics;
+}
 
 export class InferencePool {
   private readonly piscina: Piscina;
@@ -9,7 +20,12 @@ export class InferencePool {
   private readonly busyMicros = new BigInt64Array(new SharedArrayBuffer(8));
   private readonly pending = new Set<Promise<unknown>>();
 
-  constructor(readonly workers: number, readonly ortThreads: number, metrics?: Metrics) {
+  readonly workers: number;
+  readonly ortThreads: number;
+
+  constructor({ workers, ortThreads, ops, metrics }: PoolOptions) {
+    this.workers = workers;
+    this.ortThreads = ortThreads;
     this.piscina = new Piscina({
       filename: new URL('./worker.js', import.meta.url).href,
       minThreads: workers,
@@ -17,7 +33,7 @@ export class InferencePool {
       // One task per worker at a time: ORT already uses `ortThreads` cores per run.
       concurrentTasksPerWorker: 1,
       idleTimeout: Infinity,
-      workerData: { ortThreads, busyMicros: this.busyMicros },
+      workerData: { ops, ortThreads, busyMicros: this.busyMicros },
     });
     metrics?.workerThreads.set(workers);
     // Utilisation over the time since the previous scrape, from the busy time the workers report
@@ -40,8 +56,12 @@ export class InferencePool {
     return this.piscina.queueSize;
   }
 
+  /** Runs a task on a free worker; a failure rejects with the op's coded error (SightlineError). */
   run<R>(task: WorkerTask, transferList: ArrayBuffer[] = []): Promise<R> {
-    const p = this.piscina.run(task, { transferList }) as Promise<R>;
+    const p = (this.piscina.run(task, { transferList }) as Promise<unknown>).then((r) => {
+      if (isFailedTask(r)) throw fromWire(r.sightlineError);
+      return r as R;
+    });
     this.pending.add(p);
     const forget = (): void => { this.pending.delete(p); };
     p.then(forget, forget);
@@ -60,7 +80,13 @@ export class InferencePool {
    * Lets running tasks finish (bounded) before the threads go: terminating a worker inside a native
    * ONNX Runtime call (a session still loading) aborts the whole process.
    */
-  async close(graceMs = 15_000): Promise<void> {
+  close(graceMs = 15_000): Promise<void> {
+    return (this.closing ??= this.closeNow(graceMs));
+  }
+
+  private closing: Promise<void> | null = null;
+
+  private async closeNow(graceMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs); });
     await Promise.race([Promise.allSettled([...this.pending]), grace]);

@@ -1,17 +1,10 @@
 /** What differs between two graphs, section by section: the unit of a live reload. */
 import { isDeepStrictEqual } from 'node:util';
 import type { Graph } from '../config/graph.js';
-import { stageDefinition } from '../app/catalog.js';
 
-export interface SectionChanges { added: string[]; removed: string[]; changed: string[] }
+import type { GraphChanges, SectionChanges } from '../core/events.js';
 
-export interface GraphChanges {
-  sources: SectionChanges;
-  models: SectionChanges;
-  /** A pipeline counts as changed when its own spec or a model it uses changed (not when only its source did). */
-  pipelines: SectionChanges;
-  transports: SectionChanges;
-}
+export type { GraphChanges, SectionChanges };
 
 function diffSection<T>(a: Record<string, T>, b: Record<string, T>, changed: (id: string) => boolean): SectionChanges {
   return {
@@ -21,8 +14,9 @@ function diffSection<T>(a: Record<string, T>, b: Record<string, T>, changed: (id
   };
 }
 
+/** The graph models a pipeline's stages load. */
 export function modelsOf(graph: Graph, pipelineId: string): string[] {
-  return graph.pipelines[pipelineId].stages.flatMap((s) => stageDefinition(s.use)?.models?.(s.with) ?? []);
+  return graph.pipelines[pipelineId]?.models ?? [];
 }
 
 export function diffGraphs(a: Graph, b: Graph): GraphChanges {

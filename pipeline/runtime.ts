@@ -1,26 +1,31 @@
 /**
  * Runs a validated graph: one GStreamer source per declared source (shared by the pipelines that read
- * it), one RxJS chain per pipeline, one worker pool for the process.
+ * it), one RxJS chain per pipeline, one worker pool for the process. The stages come from the lookup it is
+ * handed (the catalog); the engine names none.
  */
-import path from 'node:path';
 import { Subject, type Subscription } from 'rxjs';
-import type { Graph, PipelineSpec, SourceSpec, StageSpec } from '../config/graph.js';
+import { modelPath, type Graph, type PipelineSpec, type SourceSpec, type StageSpec } from '../config/graph.js';
 import type { ResolvedSettings } from '../config/settings.js';
-import { stageDefinition } from '../app/catalog.js';
+import type { Clock } from '../core/clock.js';
 import { buildDag } from './dag.js';
 import { diffGraphs, type GraphChanges } from './graph-diff.js';
 import type { EventBus, PipelineState } from '../core/events.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { GstSource } from './sources/gst-source.js';
-import type { StageContext } from './stage.js';
+import type { StageContext, StageLookup } from './stage.js';
 import type { Frame, Packet } from '../core/types.js';
 import type { InferencePool } from '../inference/pool.js';
-import type { Store } from '../services/store/store.js';
+import type { CountsTable } from '../services/counting/counts.js';
+import type { FaceCrops } from '../services/faces/face-crops.js';
 
 export interface RuntimeDeps {
   settings: ResolvedSettings;
-  store: Store;
+  /** The stages a graph may use (the catalog's). */
+  stages: StageLookup;
+  clock: Clock;
+  counts: CountsTable;
+  faces: FaceCrops;
   pool: InferencePool;
   bus: EventBus;
   metrics: Metrics;
@@ -190,7 +195,7 @@ export class PipelineRunner {
     if (!this.superseded) metrics.inFlight.set({ pipeline: this.spec.id }, this.inFlight);
     if (p.errors?.length) this.drop(p.frame, 'stage_error');
     else metrics.framesProcessed.inc({ pipeline: this.spec.id, source: p.frame.source });
-    metrics.pipelineLatency.observe({ pipeline: this.spec.id }, (Date.now() - p.frame.capturedAtMs) / 1000);
+    metrics.pipelineLatency.observe({ pipeline: this.spec.id }, (this.deps.clock.now() - p.frame.capturedAtMs) / 1000);
     bus.publish('packet', p);
     if (p.detections) {
       const f = p.frame;
@@ -204,7 +209,7 @@ export class PipelineRunner {
   }
 
   private operatorFor(stage: StageSpec) {
-    const def = stageDefinition(stage.use);
+    const def = this.deps.stages(stage.use);
     if (!def) throw new Error(`unknown stage "${stage.use}"`);
     return def.create(stage.with, this.stageContext(stage));
   }
@@ -212,19 +217,19 @@ export class PipelineRunner {
   private stageContext(stage: StageSpec): StageContext {
     return {
       pipeline: this.spec.id, source: this.spec.source, stageId: stage.id, graph: this.graph, settings: this.deps.settings,
-      store: this.deps.store,
+      counts: this.deps.counts, faces: this.deps.faces, clock: this.deps.clock,
       pool: this.deps.pool, bus: this.deps.bus, metrics: this.deps.metrics, log: this.log.child(stage.id),
-      modelPath: (id) => modelPath(this.graph, this.deps.settings, id),
+      modelPath: (id) => modelPath(this.graph, this.deps.settings.modelDir, id),
     };
   }
 
   private async preloadModels(): Promise<void> {
     for (const stage of this.spec.stages) {
-      const def = stageDefinition(stage.use);
+      const def = this.deps.stages(stage.use);
       for (const id of def?.models?.(stage.with) ?? []) {
         const model = this.graph.models[id];
         try {
-          await this.deps.pool.loadEverywhere({ path: modelPath(this.graph, this.deps.settings, id), kind: model.kind });
+          await this.deps.pool.loadEverywhere({ path: modelPath(this.graph, this.deps.settings.modelDir, id), kind: model.kind });
         } catch (err) {
           throw new Error(`stage "${stage.id}": model "${id}": ${(err as Error).message}`);
         }
@@ -243,14 +248,10 @@ export class PipelineRunner {
     this.state = state;
     this.reason = reason;
     if (!this.superseded) this.deps.metrics.pipelineUp.set({ pipeline: this.spec.id }, state === 'running' ? 1 : 0);
-    this.deps.bus.publish('pipeline.state', { pipeline: this.spec.id, state, reason, atMs: Date.now() });
+    this.deps.bus.publish('pipeline.state', { pipeline: this.spec.id, state, reason, atMs: this.deps.clock.now() });
     const msg = `pipeline ${this.spec.id} ${state}${reason ? `: ${reason}` : ''}`;
     if (state === 'failed') this.log.error(msg); else this.log.info(msg);
   }
-}
-
-export function modelPath(graph: Graph, settings: ResolvedSettings, id: string): string {
-  return path.resolve(settings.modelDir, graph.models[id].file);
 }
 
 export class Runtime {
@@ -260,7 +261,7 @@ export class Runtime {
 
   constructor(public graph: Graph, private readonly deps: RuntimeDeps) {
     deps.metrics.onScrape(() => {
-      const now = Date.now();
+      const now = deps.clock.now();
       for (const [id, s] of this.sources) {
         if (s.lastFrameAt) deps.metrics.sourceLastFrameAge.set({ source: id }, (now - s.lastFrameAt) / 1000);
       }
@@ -313,10 +314,15 @@ export class Runtime {
     await Promise.all([...this.pipelines.values()].map((p) => p.done));
   }
 
-  async stop(): Promise<void> {
-    for (const s of this.sources.values()) s.stop();
-    await Promise.all([...this.pipelines.values()].map((p) => p.stop()));
+  /** Stops every source and lets the pipelines drain (idempotent). */
+  stop(): Promise<void> {
+    return (this.stopping ??= (async () => {
+      for (const s of this.sources.values()) s.stop();
+      await Promise.all([...this.pipelines.values()].map((p) => p.stop()));
+    })());
   }
+
+  private stopping: Promise<void> | null = null;
 
   private addSource(spec: SourceSpec): void {
     const { metrics, bus, log } = this.deps;
@@ -330,7 +336,7 @@ export class Runtime {
         // A frame held back from before the outage is stale by now.
         for (const c of feed.consumers) c.discardPending();
       }
-      bus.publish('source.state', { source: spec.id, state, previous, reason, attempt, atMs: Date.now() });
+      bus.publish('source.state', { source: spec.id, state, previous, reason, attempt, atMs: this.deps.clock.now() });
     });
     this.sources.set(spec.id, source);
     this.feeds.set(spec.id, feed);

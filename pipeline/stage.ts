@@ -1,13 +1,22 @@
-/** What a stage is: a named factory of an RxJS operator over packets, with a schema for its options. */
+/**
+ * The stage contract: a named factory of an RxJS operator over packets, with a schema for its options (defaults
+ * included, so `create` gets complete options), what it reads and adds, and the models it loads. The engine is
+ * handed the stages (app/catalog.ts) and never names one.
+ */
 import { type OperatorFunction, type Observable, defer, from, mergeMap, map, catchError, of } from 'rxjs';
-import type { Graph } from '../config/graph.js';
+import type { Graph, OptionProblem, StageSchema } from '../config/graph.js';
+import type { ResolvedSettings } from '../config/settings.js';
+import type { Clock } from '../core/clock.js';
+import { publicMessage } from '../core/errors.js';
 import type { EventBus } from '../core/events.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
-import type { Packet } from '../core/types.js';
+import type { Packet, PacketField } from '../core/types.js';
 import type { InferencePool } from '../inference/pool.js';
-import type { ResolvedSettings } from '../config/settings.js';
-import type { Store } from '../services/store/store.js';
+import type { CountsTable } from '../services/counting/counts.js';
+import type { FaceCrops } from '../services/faces/face-crops.js';
+
+export type { PacketField };
 
 export interface StageContext {
   pipeline: string;
@@ -20,29 +29,38 @@ export interface StageContext {
   bus: EventBus;
   metrics: Metrics;
   log: Logger;
-  store: Store;
+  /** Counting's tables: day totals, crossings, events, track id blocks. */
+  counts: CountsTable;
+  /** Saved face crops. */
+  faces: FaceCrops;
+  /** Time: stages read it here, never from Date.now() or setInterval, so tests can run them in virtual time. */
+  clock: Clock;
   /** Absolute path of a model declared in the graph's `models` section. */
   modelPath(modelId: string): string;
 }
 
-export type PacketField = 'detections' | 'tracks' | 'crossings' | 'faces' | 'poses' | 'activities' | 'jpeg' | 'depth';
-
-export interface OptionProblem { path: (string | number)[]; message: string }
-
-export interface StageDefinition<O = Record<string, unknown>> {
-  name: string;
-  /** JSON schema of the stage's `with:` options (defaults applied by `create`). */
-  optionsSchema: object;
-  /** Checks that need the whole graph (e.g. that a named model exists and has the right kind). */
-  check?(options: O, graph: Graph): OptionProblem[];
+export interface StageDefinition<O = Record<string, unknown>> extends StageSchema<O> {
   /** Packet fields this stage reads, which an upstream stage must provide (checked when the graph loads). */
-  needs?: PacketField[];
+  needs?: readonly PacketField[];
   /** Packet fields this stage adds. */
-  provides?: PacketField[];
-  /** Models this stage needs loaded before the pipeline starts. */
-  models?(options: O): string[];
+  provides?: readonly PacketField[];
+  /** Builds the stage's operator; `options` are complete (the schema's defaults filled in). */
   create(options: O, ctx: StageContext): OperatorFunction<Packet, Packet>;
 }
+
+/** The problem with a stage option that names a graph model, if any: unknown, or of another kind. */
+export function checkModel(graph: Graph, id: string, kinds: readonly string[], stage: string): OptionProblem[] {
+  const model = graph.models[id];
+  if (!model) return [{ path: ['model'], message: `unknown model "${id}"; declare it under models: (defined: ${Object.keys(graph.models).join(', ') || 'none'})` }];
+  if (!kinds.includes(model.kind)) {
+    const wanted = kinds.length === 1 ? `kind "${kinds[0]}"` : `one of ${kinds.join(', ')}`;
+    return [{ path: ['model'], message: `model "${id}" is of kind "${model.kind}"; ${stage} needs ${wanted}` }];
+  }
+  return [];
+}
+
+/** Looks a stage up by name (the catalog's list, handed to the engine). */
+export type StageLookup = (name: string) => StageDefinition | undefined;
 
 /**
  * Runs `work` on up to `concurrency` packets at once and emits results in input order, so per-source
@@ -65,7 +83,7 @@ export function orderedAsyncStage(ctx: StageContext, concurrency: number,
       catchError((err: Error) => {
         errors.inc();
         logFailure(p.frame.seq, err.message);
-        return of({ ...p, errors: [...(p.errors ?? []), { stage: ctx.stageId, message: err.message }] });
+        return of({ ...p, errors: [...(p.errors ?? []), { stage: ctx.stageId, message: publicMessage(err, err.message) }] });
       }),
     );
   });

@@ -6,6 +6,7 @@
  * gateway.
  */
 import type { Subscription } from 'rxjs';
+import type { Clock } from '../core/clock.js';
 import type { EventBus, PipelineState, SourceState } from '../core/events.js';
 import type { Runtime } from './runtime.js';
 
@@ -18,24 +19,24 @@ export interface StatesView {
 
 /** A node's own runtime: the states it runs. */
 export class RuntimeStates implements StatesView {
-  constructor(private readonly runtime: () => Runtime) {}
+  constructor(private readonly runtime: () => Runtime, private readonly clock: Clock) {}
 
   source(id: string): Status<SourceState> | undefined {
     const s = this.runtime().sources.get(id)?.state.value;
-    return s && { state: s.state, reason: s.reason, atMs: Date.now() };
+    return s && { state: s.state, reason: s.reason, atMs: this.clock.now() };
   }
 
   pipeline(id: string): Status<PipelineState> | undefined {
     const p = this.runtime().pipelines.get(id);
-    return p && { state: p.state, reason: p.reason, atMs: Date.now() };
+    return p && { state: p.state, reason: p.reason, atMs: this.clock.now() };
   }
 
   /** Every state this runtime holds (what a node answers when the cluster asks). */
   snapshot(): StatesSnapshot {
     const rt = this.runtime();
     return {
-      sources: Object.fromEntries([...rt.sources].map(([id, s]) => [id, { state: s.state.value.state, reason: s.state.value.reason, atMs: Date.now() }])),
-      pipelines: Object.fromEntries([...rt.pipelines].map(([id, p]) => [id, { state: p.state, reason: p.reason, atMs: Date.now() }])),
+      sources: Object.fromEntries([...rt.sources].map(([id, s]) => [id, { state: s.state.value.state, reason: s.state.value.reason, atMs: this.clock.now() }])),
+      pipelines: Object.fromEntries([...rt.pipelines].map(([id, p]) => [id, { state: p.state, reason: p.reason, atMs: this.clock.now() }])),
     };
   }
 }

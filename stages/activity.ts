@@ -1,34 +1,38 @@
 /**
  * activity: posture, trajectory, falls and occupancy per track, from the tracker and the pose stage. A thin
- * wrapper around ActivityAnalyzer (pure, replayable): it feeds each packet in and publishes what comes out.
+ * wrapper around ActivityAnalyzer (pure, replayable, time passed in): it feeds each packet in and publishes what
+ * comes out.
+ *
+ *   - { id: activity, use: activity, with: { fallSpeed: 0.8, lyingSeconds: 1.5 } }
  */
 import { map } from 'rxjs';
 import type { StageDefinition } from '../pipeline/stage.js';
-import { ActivityAnalyzer, type ActivityOptions } from './activity/analyzer.js';
+import { ActivityAnalyzer, DEFAULT_ACTIVITY, type ActivityOptions } from './activity/analyzer.js';
 
 export interface ActivityStageOptions {
   /** Downward torso speed, in body heights per second, that may start a fall. */
-  fallSpeed?: number;
+  fallSpeed: number;
   /** Share of the body height the torso must drop in a fall. */
-  minDrop?: number;
+  minDrop: number;
   /** Lying this long after the fast descent confirms the fall. */
-  lyingSeconds?: number;
+  lyingSeconds: number;
   /** Lying must begin within this time of the fastest moment. */
-  fallWindowSeconds?: number;
+  fallWindowSeconds: number;
   /** Upright this long after a fall is a recovery. */
-  recoverSeconds?: number;
+  recoverSeconds: number;
   /** Body heights per second from which a person walks / runs. */
-  walkSpeed?: number;
-  runSpeed?: number;
+  walkSpeed: number;
+  runSpeed: number;
   /** Torso angle from vertical (degrees) from which a person lies. */
-  lyingAngle?: number;
-  trajectoryLength?: number;
-  predictSeconds?: number;
+  lyingAngle: number;
+  trajectoryLength: number;
+  predictSeconds: number;
   /** A new person count must hold this long before occupancy changes. */
-  occupancyHoldSeconds?: number;
+  occupancyHoldSeconds: number;
 }
 
-export function analyzerOptions(o: ActivityStageOptions): Partial<ActivityOptions> {
+/** The analyzer's options from the stage's (seconds become milliseconds); options left out keep the analyzer's defaults. */
+export function analyzerOptions(o: Partial<ActivityStageOptions>): Partial<ActivityOptions> {
   const ms = (s: number | undefined): number | undefined => (s === undefined ? undefined : s * 1000);
   const all: Partial<ActivityOptions> = {
     fallSpeed: o.fallSpeed, minDrop: o.minDrop, lyingMs: ms(o.lyingSeconds), fallWindowMs: ms(o.fallWindowSeconds),
@@ -38,7 +42,8 @@ export function analyzerOptions(o: ActivityStageOptions): Partial<ActivityOption
   return Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined));
 }
 
-const seconds = { type: 'number', minimum: 0, maximum: 600 };
+const D = DEFAULT_ACTIVITY;
+const seconds = (ms: number) => ({ type: 'number', minimum: 0, maximum: 600, default: ms / 1000 });
 
 export const activityStage: StageDefinition<ActivityStageOptions> = {
   name: 'activity',
@@ -46,21 +51,21 @@ export const activityStage: StageDefinition<ActivityStageOptions> = {
     type: 'object',
     additionalProperties: false,
     properties: {
-      fallSpeed: { type: 'number', exclusiveMinimum: 0, maximum: 20 },
-      minDrop: { type: 'number', minimum: 0, maximum: 1 },
-      lyingSeconds: seconds,
-      fallWindowSeconds: seconds,
-      recoverSeconds: seconds,
-      walkSpeed: { type: 'number', minimum: 0, maximum: 20 },
-      runSpeed: { type: 'number', minimum: 0, maximum: 20 },
-      lyingAngle: { type: 'number', minimum: 10, maximum: 90 },
-      trajectoryLength: { type: 'integer', minimum: 1, maximum: 1000 },
-      predictSeconds: { type: 'number', minimum: 0, maximum: 60 },
-      occupancyHoldSeconds: seconds,
+      fallSpeed: { type: 'number', exclusiveMinimum: 0, maximum: 20, default: D.fallSpeed },
+      minDrop: { type: 'number', minimum: 0, maximum: 1, default: D.minDrop },
+      lyingSeconds: seconds(D.lyingMs),
+      fallWindowSeconds: seconds(D.fallWindowMs),
+      recoverSeconds: seconds(D.recoverMs),
+      walkSpeed: { type: 'number', minimum: 0, maximum: 20, default: D.walkSpeed },
+      runSpeed: { type: 'number', minimum: 0, maximum: 20, default: D.runSpeed },
+      lyingAngle: { type: 'number', minimum: 10, maximum: 90, default: D.lyingAngle },
+      trajectoryLength: { type: 'integer', minimum: 1, maximum: 1000, default: D.trajectoryLength },
+      predictSeconds: { type: 'number', minimum: 0, maximum: 60, default: D.predictMs / 1000 },
+      occupancyHoldSeconds: seconds(D.occupancyHoldMs),
     },
   },
   check(o) {
-    if (o.walkSpeed !== undefined && o.runSpeed !== undefined && o.runSpeed <= o.walkSpeed) {
+    if (o.runSpeed <= o.walkSpeed) {
       return [{ path: ['runSpeed'], message: `runSpeed (${o.runSpeed}) must be above walkSpeed (${o.walkSpeed})` }];
     }
     return [];

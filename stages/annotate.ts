@@ -5,11 +5,11 @@ import { orderedAsyncStage } from '../pipeline/stage.js';
 import type { AnnotateBox, AnnotateResult, AnnotateTask } from '../inference/ops/annotate.protocol.js';
 
 export interface AnnotateOptions {
-  quality?: number;
+  quality: number;
   /** Output width in pixels (aspect kept); default the frame's width. */
   width?: number;
   /** Most annotated frames per second; frames in between are not encoded (consumers throttle anyway). */
-  fps?: number;
+  fps: number;
 }
 
 export const annotateStage: StageDefinition<AnnotateOptions> = {
@@ -18,14 +18,14 @@ export const annotateStage: StageDefinition<AnnotateOptions> = {
     type: 'object',
     additionalProperties: false,
     properties: {
-      quality: { type: 'integer', minimum: 1, maximum: 100 },
+      quality: { type: 'integer', minimum: 1, maximum: 100, default: 70 },
       width: { type: 'integer', minimum: 16, maximum: 7680 },
-      fps: { type: 'number', exclusiveMinimum: 0, maximum: 240 },
+      fps: { type: 'number', exclusiveMinimum: 0, maximum: 240, default: 30 },
     },
   },
   provides: ['jpeg'],
   create(o, ctx) {
-    const gate = new RateGate(o.fps ?? 30);
+    const gate = new RateGate(o.fps);
     return orderedAsyncStage(ctx, ctx.settings.workers, async (p) => {
       // Encoding is the costly part: skip frames beyond the configured rate (by capture time).
       if (!gate.allow(p.frame.capturedAtMs)) return p;
@@ -38,7 +38,7 @@ export const annotateStage: StageDefinition<AnnotateOptions> = {
       const texts = p.counting ? [{ text: `IN ${p.counting.countIn}   OUT ${p.counting.countOut}`, x: 10, y: 10, size: 22 }] : [];
       const task: AnnotateTask = {
         op: 'annotate', width: frame.width, height: frame.height, data: frame.data,
-        quality: o.quality ?? 70, outWidth: o.width, boxes, lines, texts,
+        quality: o.quality, outWidth: o.width, boxes, lines, texts,
       };
       const r = await ctx.pool.run<AnnotateResult>(task, [frame.data]);
       return { ...p, frame: { ...frame, data: r.data }, jpeg: { data: r.jpeg, width: r.width, height: r.height } };

@@ -3,14 +3,14 @@
  * fixes its pre-processing and whether it gives metric depth or relative inverse depth (see depth-models.ts).
  */
 import type { StageDefinition } from '../pipeline/stage.js';
-import { orderedAsyncStage } from '../pipeline/stage.js';
+import { checkModel, orderedAsyncStage } from '../pipeline/stage.js';
 import { DEPTH_MODEL_KINDS } from '../inference/models/depth.js';
 import type { DepthResult, DepthTask } from '../inference/ops/depth.protocol.js';
 
 export interface DepthOptions {
   model: string;
   /** Run on every Nth frame only. */
-  every?: number;
+  every: number;
 }
 
 export const depthStage: StageDefinition<DepthOptions> = {
@@ -21,22 +21,15 @@ export const depthStage: StageDefinition<DepthOptions> = {
     required: ['model'],
     properties: {
       model: { type: 'string' },
-      every: { type: 'integer', minimum: 1, maximum: 1000 },
+      every: { type: 'integer', minimum: 1, maximum: 1000, default: 1 },
     },
   },
-  check(o, graph) {
-    const model = graph.models[o.model];
-    if (!model) return [{ path: ['model'], message: `unknown model "${o.model}"; declare it under models: (defined: ${Object.keys(graph.models).join(', ') || 'none'})` }];
-    if (!(DEPTH_MODEL_KINDS as string[]).includes(model.kind)) {
-      return [{ path: ['model'], message: `model "${o.model}" is of kind "${model.kind}"; depth needs one of ${DEPTH_MODEL_KINDS.join(', ')}` }];
-    }
-    return [];
-  },
+  check: (o, graph) => checkModel(graph, o.model, DEPTH_MODEL_KINDS, 'depth'),
   provides: ['depth'],
   models: (o) => [o.model],
   create(o, ctx) {
     const model = { path: ctx.modelPath(o.model), kind: ctx.graph.models[o.model].kind };
-    const every = o.every ?? 1;
+    const { every } = o;
     const inference = ctx.metrics.inferenceSeconds.labels(o.model);
     return orderedAsyncStage(ctx, ctx.settings.workers, async (p) => {
       if (p.frame.seq % every !== 0) return p;

@@ -1,14 +1,15 @@
 /** detect: YOLOX person/object detection. Pixels go to a worker (transferred) and come back with boxes. */
 import type { StageDefinition } from '../pipeline/stage.js';
-import { orderedAsyncStage } from '../pipeline/stage.js';
-import type { DetectResult, DetectTask } from '../inference/protocol.js';
+import { checkModel, orderedAsyncStage } from '../pipeline/stage.js';
+import type { DetectResult, DetectTask } from '../inference/ops/detect.protocol.js';
 import { classIdOf } from '../inference/models/coco-classes.js';
 
 export interface DetectOptions {
   model: string;
+  /** COCO class names to keep (all when left out). */
   classes?: string[];
-  score?: number;
-  nmsIou?: number;
+  score: number;
+  nmsIou: number;
 }
 
 export const detectStage: StageDefinition<DetectOptions> = {
@@ -20,18 +21,12 @@ export const detectStage: StageDefinition<DetectOptions> = {
     properties: {
       model: { type: 'string' },
       classes: { type: 'array', items: { type: 'string' }, minItems: 1 },
-      score: { type: 'number', minimum: 0, maximum: 1 },
-      nmsIou: { type: 'number', minimum: 0, maximum: 1 },
+      score: { type: 'number', minimum: 0, maximum: 1, default: 0.3 },
+      nmsIou: { type: 'number', minimum: 0, maximum: 1, default: 0.45 },
     },
   },
   check(o, graph) {
-    const problems = [];
-    const model = graph.models[o.model];
-    if (!model) {
-      problems.push({ path: ['model'], message: `unknown model "${o.model}"; declare it under models: (defined: ${Object.keys(graph.models).join(', ') || 'none'})` });
-    } else if (model.kind !== 'yolox') {
-      problems.push({ path: ['model'], message: `model "${o.model}" is of kind "${model.kind}"; detect needs kind "yolox"` });
-    }
+    const problems = checkModel(graph, o.model, ['yolox'], 'detect');
     (o.classes ?? []).forEach((c, i) => {
       if (classIdOf(c) < 0) problems.push({ path: ['classes', i], message: `unknown class "${c}"; expected a COCO class name such as person, car, bicycle` });
     });
@@ -42,14 +37,12 @@ export const detectStage: StageDefinition<DetectOptions> = {
   create(o, ctx) {
     const model = { path: ctx.modelPath(o.model), kind: 'yolox' };
     const classIds = o.classes ? o.classes.map(classIdOf) : null;
-    const scoreThreshold = o.score ?? 0.3;
-    const nmsIou = o.nmsIou ?? 0.45;
     const inference = ctx.metrics.inferenceSeconds.labels(o.model);
     return orderedAsyncStage(ctx, ctx.settings.workers, async (p) => {
       const { frame } = p;
       const task: DetectTask = {
         op: 'detect', model, width: frame.width, height: frame.height, data: frame.data,
-        scoreThreshold, nmsIou, classIds,
+        scoreThreshold: o.score, nmsIou: o.nmsIou, classIds,
       };
       // On a worker failure the transferred pixels are lost with it; the packet carries the error onward.
       const r = await ctx.pool.run<DetectResult>(task, [frame.data]);

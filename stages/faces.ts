@@ -3,27 +3,24 @@
  * the tracks they belong to, and, with `save`, the best face crop of each track kept as face_<id>.jpg in
  * the data directory (face id = track id) and recorded in the store.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import type { StageDefinition } from '../pipeline/stage.js';
-import { orderedAsyncStage } from '../pipeline/stage.js';
 import type { FaceDetection, Packet, TrackedObject } from '../core/types.js';
-import type { CropResult, CropTask } from '../inference/protocol.js';
-import { facesDir } from '../transports/people-counter/index.js';
-import { dayKey } from '../services/counting/people-counter.js';
+import type { CropResult, CropTask } from '../inference/ops/crop.protocol.js';
 import type { FacesResult, FacesTask } from '../inference/ops/faces.protocol.js';
+import { checkModel, orderedAsyncStage, type StageDefinition } from '../pipeline/stage.js';
+import { dayKey, resetAtOf } from '../services/counting/day.js';
+import { faceFilename } from '../services/faces/face-crops.js';
 
 export interface FacesOptions {
   model: string;
-  score?: number;
-  maxSide?: number;
+  score: number;
+  maxSide: number;
   /** Run on every Nth frame only (faces change slowly; tracks carry identity in between). */
-  every?: number;
+  every: number;
   /** Keep the best face crop per track. */
-  save?: boolean;
-  cropQuality?: number;
+  save: boolean;
+  cropQuality: number;
   /** Smallest face (box height, source pixels) worth saving. */
-  minSaveHeight?: number;
+  minSaveHeight: number;
 }
 
 /** A face belongs to the track whose box contains its centre in the upper half (the head), smallest box first. */
@@ -51,53 +48,41 @@ export const facesStage: StageDefinition<FacesOptions> = {
     required: ['model'],
     properties: {
       model: { type: 'string' },
-      score: { type: 'number', minimum: 0, maximum: 1 },
-      maxSide: { type: 'integer', minimum: 64, maximum: 4096, multipleOf: 32 },
-      every: { type: 'integer', minimum: 1, maximum: 1000 },
-      save: { type: 'boolean' },
-      cropQuality: { type: 'integer', minimum: 1, maximum: 100 },
-      minSaveHeight: { type: 'integer', minimum: 1 },
+      score: { type: 'number', minimum: 0, maximum: 1, default: 0.8 },
+      maxSide: { type: 'integer', minimum: 64, maximum: 4096, multipleOf: 32, default: 768 },
+      every: { type: 'integer', minimum: 1, maximum: 1000, default: 1 },
+      save: { type: 'boolean', default: false },
+      cropQuality: { type: 'integer', minimum: 1, maximum: 100, default: 85 },
+      minSaveHeight: { type: 'integer', minimum: 1, default: 24 },
     },
   },
-  check(o, graph) {
-    const model = graph.models[o.model];
-    if (!model) return [{ path: ['model'], message: `unknown model "${o.model}"; declare it under models: (defined: ${Object.keys(graph.models).join(', ') || 'none'})` }];
-    if (model.kind !== 'yunet') return [{ path: ['model'], message: `model "${o.model}" is of kind "${model.kind}"; faces needs kind "yunet"` }];
-    return [];
-  },
+  check: (o, graph) => checkModel(graph, o.model, ['yunet'], 'faces'),
   provides: ['faces'],
   models: (o) => [o.model],
   create(o, ctx) {
-    const { pool, store, pipeline, source, bus, settings } = ctx;
+    const { pool, faces: crops, pipeline, source, bus, settings, clock } = ctx;
     const model = { path: ctx.modelPath(o.model), kind: 'yunet' };
-    const every = o.every ?? 1;
-    const dir = facesDir(settings.dataDir, pipeline);
-    if (o.save) mkdirSync(dir, { recursive: true });
     // Face counts belong to the same "day" as the pipeline's counting stage, if it has one.
-    const resetAt = String(ctx.graph.pipelines[pipeline].stages.find((s) => s.use === 'count')?.with.resetAt ?? '00:00');
+    const resetAt = resetAtOf(ctx.graph, pipeline);
     const best = new Map<number, number>();
     const inference = ctx.metrics.inferenceSeconds.labels(o.model);
 
     const saveBest = async (p: Packet, faces: FaceDetection[]): Promise<Packet> => {
-      const better = faces.filter((f) => f.trackId !== undefined && f.box[3] - f.box[1] >= (o.minSaveHeight ?? 24)
+      const better = faces.filter((f) => f.trackId !== undefined && f.box[3] - f.box[1] >= o.minSaveHeight
         && quality(f) > (best.get(f.trackId) ?? 0) * 1.1);
       if (!better.length) return p;
       const { frame } = p;
       const task: CropTask = {
-        op: 'crop', width: frame.width, height: frame.height, data: frame.data, quality: o.cropQuality ?? 85,
+        op: 'crop', width: frame.width, height: frame.height, data: frame.data, quality: o.cropQuality,
         crops: better.map((f) => ({ key: f.trackId!, box: f.box })),
       };
       const r = await pool.run<CropResult>(task, [frame.data]);
-      const now = Date.now();
+      const now = clock.now();
       for (const c of r.crops) {
         const face = better.find((f) => f.trackId === c.key)!;
-        const filename = `face_${c.key}.jpg`;
-        // Write then rename, so a reader never sees half a JPEG.
-        const tmp = path.join(dir, `.${filename}.tmp`);
-        writeFileSync(tmp, Buffer.from(c.jpeg));
-        renameSync(tmp, path.join(dir, filename));
+        const filename = faceFilename(c.key);
         best.set(c.key, quality(face));
-        store.saveFace(pipeline, dayKey(now, resetAt), c.key, filename, face.score, now);
+        crops.save({ pipeline, day: dayKey(now, resetAt), faceId: c.key, filename, score: face.score, createdMs: now }, new Uint8Array(c.jpeg));
         bus.publish('face.saved', { pipeline, source, faceId: c.key, filename, score: face.score, atMs: now });
       }
       if (best.size > 10_000) for (const k of [...best.keys()].slice(0, 5_000)) best.delete(k);
@@ -105,11 +90,11 @@ export const facesStage: StageDefinition<FacesOptions> = {
     };
 
     return orderedAsyncStage(ctx, settings.workers, async (p) => {
-      if (p.frame.seq % every !== 0) return p;
+      if (p.frame.seq % o.every !== 0) return p;
       const { frame } = p;
       const task: FacesTask = {
         op: 'faces', model, width: frame.width, height: frame.height, data: frame.data,
-        scoreThreshold: o.score ?? 0.8, maxSide: o.maxSide ?? 768,
+        scoreThreshold: o.score, maxSide: o.maxSide,
       };
       const r = await pool.run<FacesResult>(task, [frame.data]);
       inference.observe(r.inferenceMs / 1000);

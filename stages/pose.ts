@@ -4,22 +4,22 @@
  * per frame runs every person; pixels are transferred there and back.
  */
 import type { StageDefinition } from '../pipeline/stage.js';
-import { orderedAsyncStage } from '../pipeline/stage.js';
+import { checkModel, orderedAsyncStage } from '../pipeline/stage.js';
 import type { Box, Packet, PersonPose } from '../core/types.js';
 import type { PoseResult, PoseTask } from '../inference/ops/pose.protocol.js';
 
 export interface PoseOptions {
   model: string;
   /** Boxes scoring below this are skipped. */
-  minScore?: number;
+  minScore: number;
   /** Boxes lower than this (source pixels) are skipped: too few pixels for keypoints. */
-  minHeight?: number;
-  /** Keypoint confidence from which a keypoint is `visible`. */
-  visibility?: number;
+  minHeight: number;
+  /** Keypoint confidence from which a keypoint is `visible` (the ncnn reference draws from 0.2; peaks rarely pass 0.8). */
+  visibility: number;
   /** Run on every Nth frame only; other frames carry no `poses`. */
-  every?: number;
+  every: number;
   /** At most this many persons per frame, the largest boxes first (bounds the worker time per frame). */
-  maxPersons?: number;
+  maxPersons: number;
 }
 
 interface Candidate { box: Box; score: number; trackId?: number }
@@ -45,30 +45,20 @@ export const poseStage: StageDefinition<PoseOptions> = {
     required: ['model'],
     properties: {
       model: { type: 'string' },
-      minScore: { type: 'number', minimum: 0, maximum: 1 },
-      minHeight: { type: 'number', minimum: 0 },
-      visibility: { type: 'number', minimum: 0, maximum: 1 },
-      every: { type: 'integer', minimum: 1, maximum: 1000 },
-      maxPersons: { type: 'integer', minimum: 1, maximum: 200 },
+      minScore: { type: 'number', minimum: 0, maximum: 1, default: 0.3 },
+      minHeight: { type: 'number', minimum: 0, default: 32 },
+      visibility: { type: 'number', minimum: 0, maximum: 1, default: 0.2 },
+      every: { type: 'integer', minimum: 1, maximum: 1000, default: 1 },
+      maxPersons: { type: 'integer', minimum: 1, maximum: 200, default: 20 },
     },
   },
-  check(o, graph) {
-    const model = graph.models[o.model];
-    if (!model) return [{ path: ['model'], message: `unknown model "${o.model}"; declare it under models: (defined: ${Object.keys(graph.models).join(', ') || 'none'})` }];
-    if (model.kind !== 'simplepose') return [{ path: ['model'], message: `model "${o.model}" is of kind "${model.kind}"; pose needs kind "simplepose"` }];
-    return [];
-  },
+  check: (o, graph) => checkModel(graph, o.model, ['simplepose'], 'pose'),
   needs: ['detections'],
   provides: ['poses'],
   models: (o) => [o.model],
   create(o, ctx) {
     const model = { path: ctx.modelPath(o.model), kind: 'simplepose' };
-    const every = o.every ?? 1;
-    const minScore = o.minScore ?? 0.3;
-    const minHeight = o.minHeight ?? 32;
-    const maxPersons = o.maxPersons ?? 20;
-    // The ncnn reference draws keypoints from 0.2; the model's peaks rarely pass 0.8.
-    const visibility = o.visibility ?? 0.2;
+    const { every, minScore, minHeight, maxPersons, visibility } = o;
     const inference = ctx.metrics.inferenceSeconds.labels(o.model);
     return orderedAsyncStage(ctx, ctx.settings.workers, async (p) => {
       if (p.frame.seq % every !== 0) return p;

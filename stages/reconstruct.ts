@@ -13,15 +13,15 @@ import type { ReconstructResult } from '../inference/ops/reconstruct.protocol.js
 
 export interface ReconstructOptions {
   /** Take one view every N frames that carry depth. */
-  every?: number;
+  every: number;
   /** Views fused into one cloud (the most recent ones). */
-  views?: number;
-  maxPoints?: number;
+  views: number;
+  maxPoints: number;
   /** Horizontal field of view of the camera, degrees. */
-  fov?: number;
+  fov: number;
   /** Seconds between two models, at most one being built at a time. */
-  intervalSeconds?: number;
-  relativeRange?: number;
+  intervalSeconds: number;
+  relativeRange: number;
 }
 
 export function pipelineModelPath(dataDir: string, pipeline: string): string {
@@ -34,20 +34,19 @@ export const reconstructStage: StageDefinition<ReconstructOptions> = {
     type: 'object',
     additionalProperties: false,
     properties: {
-      every: { type: 'integer', minimum: 1, maximum: 100000 },
-      views: { type: 'integer', minimum: 1, maximum: 64 },
-      maxPoints: { type: 'integer', minimum: 1, maximum: 10000000 },
-      fov: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 180 },
-      intervalSeconds: { type: 'number', minimum: 0 },
-      relativeRange: { type: 'number', exclusiveMinimum: 1 },
+      every: { type: 'integer', minimum: 1, maximum: 100000, default: 10 },
+      views: { type: 'integer', minimum: 1, maximum: 64, default: 4 },
+      maxPoints: { type: 'integer', minimum: 1, maximum: 10000000, default: 200_000 },
+      fov: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 180, default: 60 },
+      intervalSeconds: { type: 'number', minimum: 0, default: 5 },
+      relativeRange: { type: 'number', exclusiveMinimum: 1, default: 10 },
     },
   },
   needs: ['depth'],
   create(o, ctx) {
-    const { pool, bus, log, pipeline, source } = ctx;
-    const every = o.every ?? 10;
-    const keep = o.views ?? 4;
-    const intervalMs = (o.intervalSeconds ?? 5) * 1000;
+    const { pool, bus, log, pipeline, source, clock } = ctx;
+    const { every, views: keep } = o;
+    const intervalMs = o.intervalSeconds * 1000;
     const file = pipelineModelPath(ctx.settings.dataDir, pipeline);
     mkdirSync(path.dirname(file), { recursive: true });
     const views: (DepthView & { name: string })[] = [];
@@ -59,14 +58,14 @@ export const reconstructStage: StageDefinition<ReconstructOptions> = {
       const batch = views.splice(0, views.length);
       try {
         const r = await pool.run<ReconstructResult>({
-          op: 'reconstruct', views: batch, fovDeg: o.fov ?? 60, maxPoints: [o.maxPoints ?? 200_000], relativeRange: o.relativeRange ?? 10,
+          op: 'reconstruct', views: batch, fovDeg: o.fov, maxPoints: [o.maxPoints], relativeRange: o.relativeRange,
         }, batch.flatMap((v) => [v.rgb, v.depth.data]));
         // Views that arrived meanwhile are newer: they go after the ones handed back, and the newest `keep` stay.
         views.splice(0, views.length, ...[...r.views, ...views].slice(-keep));
         const { glb, numPoints } = r.models[0];
         writeFileSync(`${file}.tmp`, Buffer.from(glb));
         renameSync(`${file}.tmp`, file);
-        bus.publish('reconstruction.model', { pipeline, source, path: file, numPoints, numFrames: batch.length, glbSizeBytes: glb.byteLength, atMs: Date.now() });
+        bus.publish('reconstruction.model', { pipeline, source, path: file, numPoints, numFrames: batch.length, glbSizeBytes: glb.byteLength, atMs: clock.now() });
       } catch (err) {
         log.warn(`reconstruction failed: ${(err as Error).message}`);
       }
@@ -77,7 +76,7 @@ export const reconstructStage: StageDefinition<ReconstructOptions> = {
       // Copies: the frame and its depth map travel on to the next stages.
       views.push({ name: `frame_${p.frame.seq}`, width: p.frame.width, height: p.frame.height, rgb: p.frame.data.slice(0), depth: { ...p.depth, data: p.depth.data.slice(0) } });
       if (views.length > keep) views.splice(0, views.length - keep);
-      const now = Date.now();
+      const now = clock.now();
       if (busy || now - lastMs < intervalMs) return;
       busy = true;
       lastMs = now;

@@ -1,10 +1,15 @@
-/** track: ByteTrack on the detections of each frame; ids are unique per source, also across restarts. */
+/**
+ * track: ByteTrack on the detections of each frame; ids are unique per source, also across restarts (they are
+ * handed out in blocks recorded in the store).
+ *
+ *   - { id: track, use: track, with: { minHits: 3, maxLost: 30 } }
+ */
 import { map } from 'rxjs';
 import type { StageDefinition } from '../pipeline/stage.js';
 import type { TrackedObject } from '../core/types.js';
-import { ByteTracker, type ByteTrackOptions } from './track/bytetrack.js';
+import { BYTETRACK_DEFAULTS, ByteTracker, type ByteTrackOptions } from './track/bytetrack.js';
 
-export type TrackOptions = Partial<Pick<ByteTrackOptions, 'highThresh' | 'lowThresh' | 'newTrackThresh' | 'matchThresh' | 'minHits' | 'maxLost'>>;
+export type TrackOptions = Pick<ByteTrackOptions, 'highThresh' | 'lowThresh' | 'newTrackThresh' | 'matchThresh' | 'minHits' | 'maxLost'>;
 
 const ID_BLOCK = 1000;
 
@@ -14,19 +19,19 @@ export const trackStage: StageDefinition<TrackOptions> = {
     type: 'object',
     additionalProperties: false,
     properties: {
-      highThresh: { type: 'number', minimum: 0, maximum: 1 },
-      lowThresh: { type: 'number', minimum: 0, maximum: 1 },
-      newTrackThresh: { type: 'number', minimum: 0, maximum: 1 },
-      matchThresh: { type: 'number', minimum: 0, maximum: 1 },
-      minHits: { type: 'integer', minimum: 1, maximum: 100 },
-      maxLost: { type: 'integer', minimum: 0, maximum: 10000 },
+      highThresh: { type: 'number', minimum: 0, maximum: 1, default: BYTETRACK_DEFAULTS.highThresh },
+      lowThresh: { type: 'number', minimum: 0, maximum: 1, default: BYTETRACK_DEFAULTS.lowThresh },
+      newTrackThresh: { type: 'number', minimum: 0, maximum: 1, default: BYTETRACK_DEFAULTS.newTrackThresh },
+      matchThresh: { type: 'number', minimum: 0, maximum: 1, default: BYTETRACK_DEFAULTS.matchThresh },
+      minHits: { type: 'integer', minimum: 1, maximum: 100, default: BYTETRACK_DEFAULTS.minHits },
+      maxLost: { type: 'integer', minimum: 0, maximum: 10000, default: BYTETRACK_DEFAULTS.maxLost },
     },
   },
   needs: ['detections'],
   provides: ['tracks'],
   create(o, ctx) {
-    const { store, source } = ctx;
-    let idStart = store.reserveTrackIds(source, ID_BLOCK);
+    const { counts, source } = ctx;
+    let idStart = counts.reserveTrackIds(source, ID_BLOCK);
     let reservedEnd = idStart + ID_BLOCK;
     const tracker = new ByteTracker({ ...o, idStart });
     return map((p) => {
@@ -35,7 +40,7 @@ export const trackStage: StageDefinition<TrackOptions> = {
       const maxId = tracks.reduce((m, t) => Math.max(m, t.id), 0);
       // Reserve the next block before this one runs out, so a restart never reuses an id.
       if (maxId >= reservedEnd - 1) {
-        idStart = store.reserveTrackIds(source, ID_BLOCK);
+        idStart = counts.reserveTrackIds(source, ID_BLOCK);
         reservedEnd = idStart + ID_BLOCK;
       }
       const out: TrackedObject[] = tracks.map((t) => ({

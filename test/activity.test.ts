@@ -4,11 +4,8 @@
  * with an immediate get-up): only the real fall raises a fall, and standing up afterwards is a recovery.
  */
 import test from 'ava';
-import { firstValueFrom, from, toArray } from 'rxjs';
-import { EventBus, type BusEvents } from '../core/events.js';
-import { Metrics } from '../core/metrics.js';
-import type { StageContext } from '../pipeline/stage.js';
 import type { Packet } from '../core/types.js';
+import { StageHarness } from './harness/stage-harness.js';
 import { activityStage } from '../stages/activity.js';
 import { COCO_KEYPOINTS, type Box, type Keypoint, type KeypointName, type PersonPose } from '../core/types.js';
 import { ActivityAnalyzer, type ActivityUpdate } from '../stages/activity/analyzer.js';
@@ -254,13 +251,8 @@ test('occupancy changes once a new count holds; lost tracks do not count', (t) =
 // ---------- the stage ----------
 
 test('the activity stage publishes the fall, the recovery and occupancy on the bus, fills packets and counts falls', async (t) => {
-  const bus = new EventBus();
-  const metrics = new Metrics();
-  const ctx = { pipeline: 'home', source: 'hall', stageId: 'activity', bus, metrics } as unknown as StageContext;
-  const got: { fall: BusEvents['activity.fall'][]; recovered: BusEvents['activity.recovered'][]; occupancy: BusEvents['occupancy'][] } = { fall: [], recovered: [], occupancy: [] };
-  bus.on('activity.fall').subscribe((e) => got.fall.push(e));
-  bus.on('activity.recovered').subscribe((e) => got.recovered.push(e));
-  bus.on('occupancy').subscribe((e) => got.occupancy.push(e));
+  const h = new StageHarness(activityStage, { occupancyHoldSeconds: 0 }, { pipeline: 'home', source: 'hall' });
+  t.teardown(() => h.close());
 
   const frames = sequence(STANDING, [
     { hold: STANDING, seconds: 2 }, { to: LYING, seconds: 0.5, ease: easeIn }, { hold: LYING, seconds: 3 }, { to: STANDING, seconds: 1.5 }, { hold: STANDING, seconds: 2 },
@@ -279,7 +271,8 @@ test('the activity stage publishes the fall, the recovery and occupancy on the b
       poses: [{ trackId: 3, box, score: 0.9, confidence: 0.7, keypoints: kp }],
     };
   });
-  const out = await firstValueFrom(from(packets).pipe(activityStage.create({ occupancyHoldSeconds: 0 }, ctx), toArray()));
+  const out = await h.run(packets);
+  const got = { fall: h.eventsOf('activity.fall'), recovered: h.eventsOf('activity.recovered'), occupancy: h.eventsOf('occupancy') };
 
   t.is(out.length, packets.length);
   t.true(out.every((p) => p.activities?.length === 1 && p.occupancy === 1));
@@ -292,7 +285,7 @@ test('the activity stage publishes the fall, the recovery and occupancy on the b
   t.like(got.recovered[0], { pipeline: 'home', source: 'hall', trackId: 3 });
   t.true(got.recovered[0].atMs > f.atMs);
   t.deepEqual(got.occupancy.map((o) => [o.previous, o.count, o.changeType, o.source]), [[0, 1, 'increase', 'hall']]);
-  const text = await metrics.render();
+  const text = await h.metrics.render();
   t.regex(text, /sightline_falls_total\{pipeline="home",source="hall"\} 1/);
 });
 

@@ -213,7 +213,7 @@ test('CLI: models and media from different folders, one line per file, quiet whe
 test('CLI run directly: exits 1 with a message naming the missing file', async (t) => {
   const empty = await tempDir();
   const dest = await tempDir();
-  const script = join(root, 'dist', 'pipeline', 'assets.js');
+  const script = join(root, 'dist', 'bin', 'assets.js');
   const e = await t.throwsAsync(
     execFileAsync(process.execPath, [script, 'install', '--only', 'media', '--media-from', empty, '--media-dir', join(dest, 'media')]),
   );

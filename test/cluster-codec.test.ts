@@ -1,6 +1,7 @@
 /** The wire format of cluster messages: binary values survive as their own types; bad bytes are refused. */
 import test from 'ava';
-import { buffersOf, CodecError, decode, encode } from '../cluster/codec.js';
+import { buffersOf, decode, encode } from '../cluster/codec.js';
+import { SightlineError } from '../core/errors.js';
 
 test('JSON with binary values round-trips, each binary in memory of its own', (t) => {
   const jpeg = Buffer.from([0xff, 0xd8, 1, 2, 3, 0xff, 0xd9]);
@@ -23,15 +24,15 @@ test('JSON with binary values round-trips, each binary in memory of its own', (t
   t.is(decode(encode(undefined)), null);
 });
 
-test('truncated, garbage or inconsistent messages are refused with a CodecError', (t) => {
+test('truncated, garbage or inconsistent messages are refused with a CODEC error', (t) => {
   const good = encode({ a: new Uint8Array([1, 2, 3]) });
-  t.throws(() => decode(new Uint8Array([1, 2])), { instanceOf: CodecError });
-  t.throws(() => decode(Buffer.from('garbage that is not a message')), { instanceOf: CodecError });
-  t.throws(() => decode(good.subarray(0, good.byteLength - 1)), { instanceOf: CodecError });
+  t.throws(() => decode(new Uint8Array([1, 2])), { instanceOf: SightlineError, code: 'CODEC' });
+  t.throws(() => decode(Buffer.from('garbage that is not a message')), { instanceOf: SightlineError, code: 'CODEC' });
+  t.throws(() => decode(good.subarray(0, good.byteLength - 1)), { instanceOf: SightlineError, code: 'CODEC' });
   const lying = Buffer.from(good);
   lying.writeUInt32LE(1_000_000, 0);
-  t.throws(() => decode(lying), { instanceOf: CodecError });
+  t.throws(() => decode(lying), { instanceOf: SightlineError, code: 'CODEC' });
   const badType = Buffer.concat([Buffer.alloc(4), Buffer.from('{"v":{"$b":0,"$t":"Evil"},"b":[1]}'), Buffer.from([0])]);
   badType.writeUInt32LE(badType.length - 5, 0);
-  t.throws(() => decode(badType), { instanceOf: CodecError, message: /unknown binary type/ });
+  t.throws(() => decode(badType), { instanceOf: SightlineError, code: 'CODEC', message: /unknown binary type/ });
 });

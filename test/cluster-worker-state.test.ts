@@ -15,7 +15,9 @@ import { encode } from '../cluster/codec.js';
 import { SharedCounts } from '../cluster/shared-counts.js';
 import { EventBus } from '../core/events.js';
 import { Store } from '../services/store/store.js';
-import { dayKey, PeopleCounter, type PeopleCounterOptions } from '../services/counting/people-counter.js';
+import { CountsTable } from '../services/counting/counts.js';
+import { dayKey } from '../services/counting/day.js';
+import { PeopleCounter, type PeopleCounterOptions } from '../services/counting/people-counter.js';
 import { graph, media, memoryLogger } from './helpers.js';
 import { Cluster, until } from './cluster-harness.js';
 import { freePort } from './rtsp-server.js';
@@ -198,15 +200,16 @@ pipelines:
       - { id: track, use: track }
       - { id: count, use: count, with: { line: [[0.5, 0], [0.5, 1]], event: { minIn: 2, windowSeconds: 60, holdSeconds: 1 } } }
 `);
-  const opts: PeopleCounterOptions = { line: [[0.5, 0], [0.5, 1]], in: 'left-to-right', resetAt: '00:00', event: { minIn: 2, windowSeconds: 60, holdSeconds: 1 } };
+  const opts: PeopleCounterOptions = { resetAt: '00:00', event: { minIn: 2, windowSeconds: 60, holdSeconds: 1 } };
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sightline-takeover-'));
-  const [a, b] = [new Store(path.join(dir, 'a.db')), new Store(path.join(dir, 'b.db'))];
+  const [storeA, storeB] = [new Store(path.join(dir, 'a.db')), new Store(path.join(dir, 'b.db'))];
+  const [a, b] = [new CountsTable(storeA), new CountsTable(storeB)];
   const nc = await connect({ servers: cluster.nats.url });
-  t.teardown(async () => { a.close(); b.close(); await nc.close(); });
+  t.teardown(async () => { storeA.close(); storeB.close(); await nc.close(); });
   const kv = await nc.jetstream().views.kv('takeover-test', { history: 1 }) as KV;
-  const shared = (store: Store): SharedCounts => new SharedCounts(kv, store, () => g, () => true, memoryLogger());
+  const shared = (store: CountsTable): SharedCounts => new SharedCounts(kv, store, () => g, () => true, memoryLogger());
   /** What a counting stage on `store` publishes, written to the bucket as a lease holder does. */
-  const share = async (store: Store, now: number): Promise<void> => {
+  const share = async (store: CountsTable, now: number): Promise<void> => {
     const bus = new EventBus();
     const counts = shared(store);
     counts.start(bus);

@@ -36,7 +36,7 @@ pipelines:
     }
   });
   await app.runtime.whenDone();
-  const counts = app.store.dayCounters('plaza', dayKey(Date.now(), '00:00'));
+  const counts = app.counts.dayCounters('plaza', dayKey(Date.now(), '00:00'));
   await app.stop();
 
   const ins = crossings.filter((c) => c.direction === 'in').length;

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
-import { loadGraph } from '../config/graph.js';
+import { loadGraph } from '../app/catalog.js';
 import { startApp, type App } from '../app/app.js';
 import { COCO_KEYPOINTS } from '../core/types.js';
 import { media, memoryLogger, scrape, testSettings } from './helpers.js';

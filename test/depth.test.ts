@@ -4,6 +4,7 @@
  * farthest region, the player in messi5.jpg nearer than the stands. Also the depth stage in a running
  * graph, and point-cloud fusion of metric and of relative inverse depth.
  */
+import { WORKER_OPS } from '../app/catalog.js';
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -19,7 +20,7 @@ import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { graph, media, memoryLogger, testSettings } from './helpers.js';
 
 const MODEL = { path: path.resolve('models/depth_estimation_fastdepth_224x224.onnx'), kind: 'fastdepth' };
-const pool = new InferencePool(1, 2);
+const pool = new InferencePool({ workers: 1, ortThreads: 2, ops: WORKER_OPS });
 test.after.always(() => pool.close());
 
 async function depthOf(name: string | Buffer, maxSide = 504): Promise<DepthImageResult> {

@@ -2,7 +2,8 @@ import test from 'ava';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadOrCreateKey, openVectors, sealVectors, TokenError } from '../services/looks/embedding-token.js';
+import { SightlineError } from '../core/errors.js';
+import { loadOrCreateKey, openVectors, sealVectors } from '../services/looks/embedding-token.js';
 
 const vectors = () => ({ reid: Float32Array.from({ length: 256 }, (_, i) => Math.sin(i)), face: Float32Array.from({ length: 128 }, (_, i) => Math.cos(i)) });
 
@@ -27,12 +28,12 @@ test('flipped, truncated, foreign and garbage tokens are rejected', (t) => {
   for (const i of [0, 5, 20, 40, raw.length - 1]) {
     const flipped = Buffer.from(raw);
     flipped[i] ^= 0x01;
-    t.throws(() => openVectors(key, flipped.toString('base64url')), { instanceOf: TokenError }, `byte ${i}`);
+    t.throws(() => openVectors(key, flipped.toString('base64url')), { instanceOf: SightlineError, code: 'BAD_TOKEN' }, `byte ${i}`);
   }
-  t.throws(() => openVectors(key, raw.subarray(0, raw.length - 10).toString('base64url')), { instanceOf: TokenError });
+  t.throws(() => openVectors(key, raw.subarray(0, raw.length - 10).toString('base64url')), { instanceOf: SightlineError, code: 'BAD_TOKEN' });
   const other = loadOrCreateKey(mkdtempSync(path.join(os.tmpdir(), 'sl-key-')));
-  t.throws(() => openVectors(other, token), { instanceOf: TokenError, message: /altered, truncated, or issued by another server/ });
-  for (const bad of [undefined, 42, '', 'not base64!', 'a'.repeat(100)]) t.throws(() => openVectors(key, bad), { instanceOf: TokenError });
+  t.throws(() => openVectors(other, token), { instanceOf: SightlineError, code: 'BAD_TOKEN', message: /altered, truncated, or issued by another server/ });
+  for (const bad of [undefined, 42, '', 'not base64!', 'a'.repeat(100)]) t.throws(() => openVectors(key, bad), { instanceOf: SightlineError, code: 'BAD_TOKEN' });
 });
 
 test('the key is created once in the data directory, private, and reused', (t) => {

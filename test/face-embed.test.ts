@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
-import type { ModelRef } from '../inference/protocol.js';
+import type { ModelRef } from '../core/types.js';
 import { cosineSimilarity, FACE_EMBEDDING_SIZE, type EmbedFacesResult, type EmbedFacesTask, type FaceInput } from '../inference/ops/embed-faces.protocol.js';
 import { embedFaces } from '../inference/ops/embed-faces.js';
 import {

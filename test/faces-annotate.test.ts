@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import path from 'node:path';
 import { createCanvas, GlobalFonts, loadImage } from '@napi-rs/canvas';
 import type { Box } from '../core/types.js';
-import type { ModelRef } from '../inference/protocol.js';
+import type { ModelRef } from '../core/types.js';
 import type { AnnotateTask } from '../inference/ops/annotate.protocol.js';
 import { annotate } from '../inference/ops/annotate.js';
 import type { FacesTask } from '../inference/ops/faces.protocol.js';

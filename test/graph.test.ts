@@ -1,5 +1,6 @@
 import test from 'ava';
-import { GraphError, parseGraph } from '../config/graph.js';
+import { parseGraph } from '../app/catalog.js';
+import { GraphError } from '../config/graph.js';
 
 const VALID = `sources:
   cam:
@@ -27,7 +28,10 @@ test('a valid graph loads with defaults filled in', (t) => {
   const g = parseGraph(VALID, 'g.yaml');
   t.is(g.sources.cam.realtime, false);
   t.is(g.sources.cam.transport, 'tcp');
-  t.deepEqual(g.pipelines.main.stages[0], { id: 'detect', use: 'detect', from: null, with: { model: 'people', classes: ['person'], score: 0.3 } });
+  // Stage options get their schema's defaults, so a stage is created with complete options.
+  t.deepEqual(g.pipelines.main.stages[0], { id: 'detect', use: 'detect', from: null, with: { model: 'people', classes: ['person'], score: 0.3, nmsIou: 0.45 } });
+  t.deepEqual(g.pipelines.main.models, ['people']);
+  t.deepEqual(g.warnings, []);
 });
 
 test('`from` defaults to the previous stage', (t) => {

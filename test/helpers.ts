@@ -3,7 +3,8 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { parseGraph, type Graph } from '../config/graph.js';
+import { parseGraph } from '../app/catalog.js';
+import type { Graph } from '../config/graph.js';
 import { loadSettings, type ResolvedSettings } from '../config/settings.js';
 import { createLogger, type Logger } from '../core/log.js';
 

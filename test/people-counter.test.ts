@@ -2,6 +2,7 @@
  * The People Counter protocol with a real ws client against a running pipeline (detect → track → count →
  * faces → annotate) on real video: every message type and every documented error shape.
  */
+import { CountsTable } from '../services/counting/counts.js';
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -220,8 +221,8 @@ transports:
 
   // What the killed process had reported is in the database.
   const store = new Store(path.join(dir, 'sightline.db'));
-  const day = (await import('../services/counting/people-counter.js')).dayKey(Date.now(), '00:00');
-  const stored = store.dayCounters('plaza', day);
+  const day = (await import('../services/counting/day.js')).dayKey(Date.now(), '00:00');
+  const stored = new CountsTable(store).dayCounters('plaza', day);
   store.close();
   t.true(stored.countIn >= (before.data!.count_in as number) && stored.countOut >= (before.data!.count_out as number),
     `stored ${JSON.stringify(stored)} vs reported ${JSON.stringify(before.data)}`);

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
 import WebSocket from 'ws';
-import { parseGraph } from '../config/graph.js';
+import { parseGraph } from '../app/catalog.js';
 import { startApp, type App } from '../app/app.js';
 import { COCO_KEYPOINTS } from '../core/types.js';
 import { media, memoryLogger, metric, scrape, testSettings } from './helpers.js';

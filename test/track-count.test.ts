@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import type { Box, Detection } from '../core/types.js';
-import { iou } from '../inference/models/nms.js';
+import { iou } from '../core/geometry.js';
 import { linearAssignment } from '../stages/track/assignment.js';
 import { boxToXyah, KalmanBoxFilter, xyahToBox, type Xyah } from '../stages/track/kalman.js';
 import { ByteTracker, type ByteTrackOptions, type Track } from '../stages/track/bytetrack.js';

@@ -16,7 +16,7 @@ import WebSocket from 'ws';
 import { startApp, type App } from '../app/app.js';
 import { loadOrCreateKey, openVectors, sealVectors } from '../services/looks/embedding-token.js';
 import type { Box, TrackedObject } from '../core/types.js';
-import { iou } from '../inference/models/nms.js';
+import { iou } from '../core/geometry.js';
 import { decodeYolox, letterbox, YOLOX_INPUT } from '../inference/models/yolox.js';
 import { graph, media, memoryLogger, metric, scrape, testSettings } from './helpers.js';
 import { encode, videoFrames, type RgbImage } from './video-frames.js';

@@ -4,7 +4,8 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import type { Box, Detection } from '../core/types.js';
 import { COCO_CLASSES, classIdOf } from '../inference/models/coco-classes.js';
-import { iou, nms } from '../inference/models/nms.js';
+import { iou } from '../core/geometry.js';
+import { nms } from '../inference/models/nms.js';
 import { decodeYolox, letterbox, YOLOX_INPUT, YOLOX_NMS_IOU, YOLOX_SCORE_THRESHOLD } from '../inference/models/yolox.js';
 import { decodeImage } from '../inference/image/decode.js';
 

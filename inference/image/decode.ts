@@ -1,18 +1,18 @@
 /** Decodes an encoded image (JPEG, PNG, WebP, …) into packed RGB, in the worker, refusing absurd sizes. */
+import { coded } from '../../core/errors.js';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 
-export class ImageDecodeError extends Error {}
 
 export async function decodeImage(bytes: Uint8Array, maxPixels: number): Promise<{ width: number; height: number; rgb: Uint8Array }> {
   let img: Awaited<ReturnType<typeof loadImage>>;
   try {
     img = await loadImage(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (err) {
-    throw new ImageDecodeError(`not a decodable image: ${(err as Error).message}`);
+    throw coded('BAD_IMAGE', `not a decodable image: ${(err as Error).message}`);
   }
   const { width, height } = img;
-  if (!(width > 0 && height > 0)) throw new ImageDecodeError('not a decodable image: no pixels');
-  if (width * height > maxPixels) throw new ImageDecodeError(`image is ${width}x${height}, more than ${maxPixels} pixels`);
+  if (!(width > 0 && height > 0)) throw coded('BAD_IMAGE', 'not a decodable image: no pixels');
+  if (width * height > maxPixels) throw coded('IMAGE_TOO_LARGE', `image is ${width}x${height}, more than ${maxPixels} pixels`);
   const canvas = createCanvas(width, height);
   const ctx = canvas.getContext('2d', { alpha: false });
   ctx.drawImage(img, 0, 0);

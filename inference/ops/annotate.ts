@@ -2,6 +2,7 @@
  * Worker side of frame annotation: draw boxes, lines and text over a frame and encode it as JPEG with
  * @napi-rs/canvas (Skia), so the main thread only ever handles the small JPEG.
  */
+import { defineOp } from '../protocol.js';
 import { createCanvas, GlobalFonts, type Canvas, type ImageData, type SKRSContext2D } from '@napi-rs/canvas';
 import type { AnnotateBox, AnnotateLine, AnnotateResult, AnnotateTask, AnnotateText } from './annotate.protocol.js';
 
@@ -231,3 +232,7 @@ function isLight(colour: string): boolean {
   const [r, g, b] = [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16));
   return 0.299 * r + 0.587 * g + 0.114 * b > 150;
 }
+
+export const ops = [
+  defineOp<AnnotateTask, AnnotateResult>({ op: 'annotate', run: (t) => annotate(t), transfer: (r) => [r.jpeg, r.data] }),
+];

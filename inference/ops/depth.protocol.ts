@@ -1,6 +1,6 @@
 /** Messages between the main thread and the worker for depth estimation. Pixels travel as transferred ArrayBuffers. */
 import type { DepthMap } from '../../core/types.js';
-import type { ModelRef } from '../protocol.js';
+import type { ModelRef } from '../../core/types.js';
 
 /** Depth of one packed RGB frame. */
 export interface DepthTask {

@@ -1,9 +1,11 @@
 /** Worker side of depth estimation: stretch to the model input, normalise, run, and hand back a float map. */
+import { defineOp } from '../protocol.js';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 import * as ort from 'onnxruntime-node';
 import { getSession } from '../sessions.js';
 import type { DepthMap } from '../../core/types.js';
-import { ImageDecodeError, rgbaToRgb } from '../image/decode.js';
+import { coded } from '../../core/errors.js';
+import { rgbaToRgb } from '../image/decode.js';
 import { depthModelSpec, type DepthModelSpec } from '../models/depth.js';
 import type { DepthImageResult, DepthImageTask, DepthResult, DepthTask } from './depth.protocol.js';
 import { bilinearTaps } from '../image/resample.js';
@@ -82,10 +84,10 @@ async function decodeScaled(bytes: Uint8Array, maxSide: number, maxPixels: numbe
   try {
     img = await loadImage(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (err) {
-    throw new ImageDecodeError(`not a decodable image: ${(err as Error).message}`);
+    throw coded('BAD_IMAGE', `not a decodable image: ${(err as Error).message}`);
   }
-  if (!(img.width > 0 && img.height > 0)) throw new ImageDecodeError('not a decodable image: no pixels');
-  if (img.width * img.height > maxPixels) throw new ImageDecodeError(`image is ${img.width}x${img.height}, more than ${maxPixels} pixels`);
+  if (!(img.width > 0 && img.height > 0)) throw coded('BAD_IMAGE', 'not a decodable image: no pixels');
+  if (img.width * img.height > maxPixels) throw coded('IMAGE_TOO_LARGE', `image is ${img.width}x${img.height}, more than ${maxPixels} pixels`);
   const r = maxSide / Math.max(img.width, img.height);
   const width = Math.max(1, Math.round(img.width * r));
   const height = Math.max(1, Math.round(img.height * r));
@@ -96,3 +98,10 @@ async function decodeScaled(bytes: Uint8Array, maxSide: number, maxPixels: numbe
   const rgba = ctx.getImageData(0, 0, width, height).data;
   return { width, height, rgb: rgbaToRgb(rgba) };
 }
+
+export const ops = [
+  defineOp<DepthTask, DepthResult>({ op: 'depth', run: (t, env) => estimateDepth(t, env.threads), transfer: (r) => [r.data, r.depth.data] }),
+  defineOp<DepthImageTask, DepthImageResult>({
+    op: 'depth-image', run: (t, env) => depthOfImage(t, env.threads), transfer: (r) => [r.view.rgb, r.view.depth.data],
+  }),
+];

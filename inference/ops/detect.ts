@@ -1,7 +1,8 @@
 /** Worker side of the detect stage: letterbox, YOLOX inference and decoding, next to the model. */
+import { defineOp } from '../protocol.js';
 import * as ort from 'onnxruntime-node';
 import { getSession } from '../sessions.js';
-import type { DetectResult, DetectTask } from '../protocol.js';
+import type { DetectResult, DetectTask } from './detect.protocol.js';
 import { YOLOX_INPUT, decodeYolox, letterbox } from '../models/yolox.js';
 
 // One input tensor buffer per worker, reused for every frame (a worker runs one task at a time).
@@ -30,3 +31,8 @@ export async function detect(task: DetectTask, threads: number): Promise<DetectR
   output.dispose();
   return { detections, data: task.data, inferenceMs };
 }
+
+export const ops = [
+  // The frame's pixels go back without copying.
+  defineOp<DetectTask, DetectResult>({ op: 'detect', run: (t, env) => detect(t, env.threads), transfer: (r) => [r.data] }),
+];

@@ -1,6 +1,6 @@
 /** Messages between the main thread and the worker for face embedding. Frames travel as transferred ArrayBuffers. */
 import type { Box } from '../../core/types.js';
-import type { ModelRef } from '../protocol.js';
+import type { ModelRef } from '../../core/types.js';
 
 /** Floats per embedding (MobileFaceNet). */
 export const FACE_EMBEDDING_SIZE = 128;

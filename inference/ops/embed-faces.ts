@@ -3,6 +3,7 @@
  * alignment of every face straight into one batch tensor, ONE MobileFaceNet run for the whole batch, and
  * L2-normalised 128-d embeddings.
  */
+import { defineOp } from '../protocol.js';
 import * as ort from 'onnxruntime-node';
 import { getSession } from '../sessions.js';
 import { alignFace, FACE_SIZE, FACE_TENSOR_SIZE } from '../image/face-align.js';
@@ -91,3 +92,10 @@ function l2Normalised(data: Float32Array, offset: number): Float32Array {
   for (let k = 0; k < FACE_EMBEDDING_SIZE; k++) embedding[k] = data[offset + k] * inv;
   return embedding;
 }
+
+export const ops = [
+  defineOp<EmbedFacesTask, EmbedFacesResult>({
+    op: 'embed-faces', run: (t, env) => embedFaces(t, env.threads),
+    transfer: (r) => [r.data, ...r.faces.map((f) => f.embedding.buffer as ArrayBuffer)],
+  }),
+];

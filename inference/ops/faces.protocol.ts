@@ -1,6 +1,6 @@
 /** Messages between the main thread and the worker for the faces stage. Frames travel as transferred ArrayBuffers. */
 import type { Box } from '../../core/types.js';
-import type { ModelRef } from '../protocol.js';
+import type { ModelRef } from '../../core/types.js';
 import type { Face } from '../models/yunet.js';
 
 export type { Face } from '../models/yunet.js';

@@ -1,4 +1,5 @@
 /** Worker side of the faces stage: YuNet pre-processing, inference and decoding, plus JPEG crops of regions. */
+import { defineOp } from '../protocol.js';
 import { createCanvas } from '@napi-rs/canvas';
 import * as ort from 'onnxruntime-node';
 import { getSession } from '../sessions.js';
@@ -104,3 +105,9 @@ async function encodeRegion(rgb: Uint8Array, stride: number, { x, y, w, h }: Reg
   ctx.putImageData(image, 0, 0);
   return encodeJpeg(canvas, quality);
 }
+
+export const ops = [
+  defineOp<FacesTask, FacesResult>({
+    op: 'faces', run: (t, env) => detectFaces(t, env.threads), transfer: (r) => [r.data, ...r.crops.map((c) => c.jpeg)],
+  }),
+];

@@ -5,7 +5,7 @@
  * the tracks of a source's frames (raw pixels and the boxes to describe).
  */
 import type { Box } from '../../core/types.js';
-import type { ModelRef } from '../protocol.js';
+import type { ModelRef } from '../../core/types.js';
 import type { FaceInput } from './embed-faces.protocol.js';
 
 export interface FaceModels {

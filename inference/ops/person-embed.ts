@@ -2,6 +2,7 @@
  * Worker side of person description: (decode and detect persons, for images,) then the ReID embedding of every
  * person box and the face embedding of the face inside it, in one task so the pixels cross threads once.
  */
+import { defineOp } from '../protocol.js';
 import type { Box } from '../../core/types.js';
 import { decodeImage } from '../image/decode.js';
 import { detect } from './detect.js';
@@ -67,3 +68,10 @@ function assignFaces(persons: DescribedPerson[], faces: EmbeddedFace[]): void {
     if (owner) owner.face = f.embedding;
   }
 }
+
+export const ops = [
+  defineOp<PersonEmbedTask, PersonEmbedResult>({
+    op: 'person-embed', run: (t, env) => personEmbed(t, env.threads),
+    transfer: (r) => r.persons.flatMap((p) => [p.body.buffer as ArrayBuffer, ...(p.face ? [p.face.buffer as ArrayBuffer] : [])]),
+  }),
+];

@@ -1,6 +1,6 @@
 /** Messages between the pose stage and its worker. Frames travel as transferred ArrayBuffers. */
 import type { Box, Keypoint } from '../../core/types.js';
-import type { ModelRef } from '../protocol.js';
+import type { ModelRef } from '../../core/types.js';
 
 export interface PoseTask {
   op: 'pose';

@@ -3,6 +3,7 @@
  * SimplePose and decoded, all in one task. The shipped export fixes its batch dimension at 1 (ORT refuses a
  * batch of 3), so the task runs the model once per person, back to back, reusing one input buffer.
  */
+import { defineOp } from '../protocol.js';
 import * as ort from 'onnxruntime-node';
 import { checkModelShape, getSession } from '../sessions.js';
 import type { Keypoint } from '../../core/types.js';
@@ -65,3 +66,7 @@ function checkModel(session: ort.InferenceSession, file: string): void {
     output?.isTensor && output.shape.length === 4 && output.shape[1] === POSE_KEYPOINTS),
   `a top-down pose model with input [1,3,${POSE_HEIGHT},${POSE_WIDTH}] and heat maps [1,${POSE_KEYPOINTS},${HEATMAP_HEIGHT},${HEATMAP_WIDTH}] (Ultralight-Nano-SimplePose)`);
 }
+
+export const ops = [
+  defineOp<PoseTask, PoseResult>({ op: 'pose', run: (t, env) => estimatePoses(t, env.threads), transfer: (r) => [r.data] }),
+];

@@ -1,4 +1,5 @@
 /** Worker side of reconstruction: fuse depth views into a point cloud and write it as a GLB. */
+import { defineOp } from '../protocol.js';
 import { Accessor, Document, NodeIO, Primitive } from '@gltf-transform/core';
 import { fuseViews, type ViewCloud } from '../image/point-cloud.js';
 import type { ReconstructResult, ReconstructTask } from './reconstruct.protocol.js';
@@ -36,3 +37,10 @@ export async function writeGlb(clouds: ViewCloud[]): Promise<Uint8Array> {
   doc.getRoot().setDefaultScene(scene);
   return io.writeBinary(doc);
 }
+
+export const ops = [
+  defineOp<ReconstructTask, ReconstructResult>({
+    op: 'reconstruct', run: (t) => reconstruct(t),
+    transfer: (r) => [...r.models.map((m) => m.glb), ...r.views.flatMap((v) => [v.rgb, v.depth.data])],
+  }),
+];

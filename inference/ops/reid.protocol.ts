@@ -1,6 +1,6 @@
 /** Messages between the main thread and the worker for person re-identification. Frames travel as transferred ArrayBuffers. */
 import type { Box } from '../../core/types.js';
-import type { ModelRef } from '../protocol.js';
+import type { ModelRef } from '../../core/types.js';
 
 export { cosineSimilarity } from './embed-faces.protocol.js';
 

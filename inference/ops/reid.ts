@@ -4,6 +4,7 @@
  * export has its batch dimension fixed at 1, so the task runs the model once per box (back to back, reusing
  * one input buffer) rather than once per batch.
  */
+import { defineOp } from '../protocol.js';
 import * as ort from 'onnxruntime-node';
 import { checkModelShape, getSession } from '../sessions.js';
 import { REID_EMBEDDING_SIZE, type ReidResult, type ReidTask } from './reid.protocol.js';
@@ -76,3 +77,10 @@ function l2Normalised(output: ort.OnnxValue, name: string): Float32Array {
   for (let k = 0; k < REID_EMBEDDING_SIZE; k++) embedding[k] = data[k] * inv;
   return embedding;
 }
+
+export const ops = [
+  // Every embedding has its own buffer (zero ones for empty boxes too), so none is listed twice.
+  defineOp<ReidTask, ReidResult>({
+    op: 'reid', run: (t, env) => reidEmbed(t, env.threads), transfer: (r) => [r.data, ...r.embeddings.map((e) => e.buffer as ArrayBuffer)],
+  }),
+];

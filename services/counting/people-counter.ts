@@ -1,11 +1,11 @@
 /**
- * People counting for one pipeline: line crossings (LineCounter) → day totals in the store, daily reset
- * at a local time, and high-traffic events from the in-rate over a sliding window. The store is the
- * single source of truth, so counts survive a restart or a crash.
+ * People counting policy for one pipeline: the crossings a line counter found → day totals in the store, a daily
+ * reset at a local time, and high-traffic events from the in-rate over a sliding window. The store is the single
+ * source of truth, so counts survive a restart or a crash. Geometry (which track crossed) is the count stage's.
  */
-import type { Store } from '../store/store.js';
-import type { LineCrossing, TrackedObject } from '../../core/types.js';
-import { LineCounter, type Anchor, type InDirection, type Point } from '../../stages/count/line-counter.js';
+import type { LineCrossing } from '../../core/types.js';
+import type { CountsTable } from './counts.js';
+import { dayKey } from './day.js';
 
 export interface TrafficEventOptions {
   /** Sliding window over which "in" crossings are counted. */
@@ -17,10 +17,6 @@ export interface TrafficEventOptions {
 }
 
 export interface PeopleCounterOptions {
-  line: [Point, Point];
-  in: InDirection;
-  anchor?: Anchor;
-  hysteresis?: number;
   /** Local time (HH:MM) at which the day's counts start again from zero. */
   resetAt: string;
   event: TrafficEventOptions;
@@ -39,25 +35,15 @@ export type TrafficChange =
   | { status: 'started'; startMs: number; countIn: number }
   | { status: 'ended'; startMs: number; endMs: number; countIn: number };
 
-/** The "day" a moment belongs to: its local date, shifted so that a day starts at `resetAt`. */
-export function dayKey(ms: number, resetAt: string): string {
-  const [h, m] = resetAt.split(':').map(Number);
-  const d = new Date(ms);
-  d.setHours(d.getHours() - h, d.getMinutes() - m);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-}
-
-const pad = (n: number): string => String(n).padStart(2, '0');
+export { dayKey };
 
 export class PeopleCounter {
-  private readonly line: LineCounter;
   private day: string;
   private insInWindow: number[];
   private openEventId: number | null;
   private belowSince: number | null = null;
 
-  constructor(readonly pipeline: string, private readonly store: Store, private readonly opts: PeopleCounterOptions, nowMs: number) {
-    this.line = new LineCounter({ line: opts.line, inDirection: opts.in, anchor: opts.anchor, hysteresis: opts.hysteresis });
+  constructor(readonly pipeline: string, private readonly store: CountsTable, private readonly opts: PeopleCounterOptions, nowMs: number) {
     this.day = dayKey(nowMs, opts.resetAt);
     // Resume where the last run stopped: the open event and the crossings still inside the window.
     this.insInWindow = store.recentIns(pipeline, nowMs - opts.event.windowSeconds * 1000);
@@ -68,22 +54,33 @@ export class PeopleCounter {
     return this.openEventId !== null;
   }
 
-  /** Counts this frame's tracks; every crossing is committed to the store before it is reported. */
-  update(tracks: readonly TrackedObject[], width: number, height: number, nowMs: number): { crossings: LineCrossing[]; traffic: TrafficChange[] } {
-    const traffic = this.rollDay(nowMs);
+  /**
+   * Starts a new day when `nowMs` belongs to one: totals start from zero (they are per-day rows) and an event
+   * running over the reset ends. `newDay` tells the caller to forget which side of the line tracks were on.
+   */
+  rollDay(nowMs: number): { newDay: boolean; traffic: TrafficChange[] } {
+    const day = dayKey(nowMs, this.opts.resetAt);
+    if (day === this.day) return { newDay: false, traffic: [] };
+    const traffic = this.endEvent(nowMs);
+    this.day = day;
+    this.insInWindow = [];
+    return { newDay: true, traffic };
+  }
+
+  /** Commits a frame's crossings (each before it is reported), then updates the traffic event. */
+  record(found: readonly { trackId: number; direction: 'in' | 'out' }[], nowMs: number): { crossings: LineCrossing[]; traffic: TrafficChange[] } {
     const crossings: LineCrossing[] = [];
-    for (const c of this.line.update(tracks, width, height, nowMs)) {
+    for (const c of found) {
       this.store.recordCrossing(this.pipeline, this.day, c.trackId, c.direction, nowMs, this.openEventId);
       if (c.direction === 'in') this.insInWindow.push(nowMs);
       crossings.push({ trackId: c.trackId, direction: c.direction, atMs: nowMs });
     }
-    traffic.push(...this.updateTraffic(nowMs));
-    return { crossings, traffic };
+    return { crossings, traffic: this.updateTraffic(nowMs) };
   }
 
   /** Time passing without frames can still end an event or the day. */
   tick(nowMs: number): TrafficChange[] {
-    return [...this.rollDay(nowMs), ...this.updateTraffic(nowMs)];
+    return [...this.rollDay(nowMs).traffic, ...this.updateTraffic(nowMs)];
   }
 
   stats(): CounterStats {
@@ -97,17 +94,6 @@ export class PeopleCounter {
 
   get currentDay(): string {
     return this.day;
-  }
-
-  private rollDay(nowMs: number): TrafficChange[] {
-    const day = dayKey(nowMs, this.opts.resetAt);
-    if (day === this.day) return [];
-    // A new day: totals start from zero (they are per-day rows); an event running over midnight ends.
-    const ended = this.endEvent(nowMs);
-    this.day = day;
-    this.line.reset();
-    this.insInWindow = [];
-    return ended;
   }
 
   private updateTraffic(nowMs: number): TrafficChange[] {

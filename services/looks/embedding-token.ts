@@ -6,6 +6,7 @@
  *
  * Token = base64url( version 0x01 | nonce (12) | tag (16) | ciphertext ), plaintext = named float32 vectors.
  */
+import { coded, type SightlineError } from '../../core/errors.js';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -13,7 +14,8 @@ import path from 'node:path';
 const VERSION = 1;
 const AAD = Buffer.from('sightline/embedding-token/v1');
 
-export class TokenError extends Error {}
+/** A token that does not open: BAD_TOKEN. */
+const badToken = (message: string): SightlineError => coded('BAD_TOKEN', message);
 
 /** The server key: from `hexKey` when given, else `<dataDir>/watchme.key`, created (mode 600) if missing. */
 export function loadOrCreateKey(dataDir: string, hexKey?: string): Buffer {
@@ -57,7 +59,7 @@ function unpack(buf: Buffer): Vectors {
     const name = buf.subarray(at + 1, at + 1 + len).toString('utf8');
     const count = buf.readUInt32LE(at + 1 + len);
     at += 1 + len + 4;
-    if (at + count * 4 > buf.length) throw new TokenError('embedding token is malformed');
+    if (at + count * 4 > buf.length) throw badToken('embedding token is malformed');
     out[name] = new Float32Array(buf.buffer.slice(buf.byteOffset + at, buf.byteOffset + at + count * 4));
     at += count * 4;
   }
@@ -74,10 +76,10 @@ export function sealVectors(key: Buffer, vectors: Vectors): string {
 
 export function openVectors(key: Buffer, token: unknown): Vectors {
   if (typeof token !== 'string' || token.length < 40 || token.length > 65536 || !/^[A-Za-z0-9_-]+$/.test(token)) {
-    throw new TokenError('person_embed is not an embedding token issued by this server');
+    throw badToken('person_embed is not an embedding token issued by this server');
   }
   const raw = Buffer.from(token, 'base64url');
-  if (raw.length < 1 + 12 + 16 + 1 || raw[0] !== VERSION) throw new TokenError('person_embed is not an embedding token issued by this server');
+  if (raw.length < 1 + 12 + 16 + 1 || raw[0] !== VERSION) throw badToken('person_embed is not an embedding token issued by this server');
   const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(1, 13));
   decipher.setAAD(AAD);
   decipher.setAuthTag(raw.subarray(13, 29));
@@ -85,7 +87,7 @@ export function openVectors(key: Buffer, token: unknown): Vectors {
   try {
     plain = Buffer.concat([decipher.update(raw.subarray(29)), decipher.final()]);
   } catch {
-    throw new TokenError('person_embed failed authentication: it was altered, truncated, or issued by another server');
+    throw badToken('person_embed failed authentication: it was altered, truncated, or issued by another server');
   }
   return unpack(plain);
 }

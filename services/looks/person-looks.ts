@@ -7,11 +7,12 @@
  * (cluster/shared-looks.ts).
  */
 import type { Subscription } from 'rxjs';
-import type { EventBus } from '../../core/events.js';
+import type { Clock } from '../../core/clock.js';
+import type { EventBus, PersonLook, PersonLooksEvent } from '../../core/events.js';
 import type { Logger } from '../../core/log.js';
 import { TrackGallery } from './person-gallery.js';
 import type { Box, Packet } from '../../core/types.js';
-import type { ModelRef } from '../../inference/protocol.js';
+import type { ModelRef } from '../../core/types.js';
 import type { InferencePool } from '../../inference/pool.js';
 import type { FaceModels, PersonEmbedResult, PersonEmbedTask } from '../../inference/ops/person-embed.protocol.js';
 
@@ -39,33 +40,14 @@ export interface LooksDemand {
   watch(w: LooksWatch): () => void;
 }
 
-export interface PersonLook {
-  box: Box;
-  /** The tracker's id, when the pipeline tracks. */
-  trackId?: number;
-  /** Unit vectors: ReID body embedding, and the face embedding when a face showed. */
-  body: Float32Array;
-  face?: Float32Array;
-}
-
-/** One frame's looks (bus topic `person.looks`). */
-export interface PersonLooksEvent {
-  pipeline: string;
-  source: string;
-  /** `looksKey` of the models: watchers of the same pipeline with other models ignore these. */
-  models: string;
-  seq: number;
-  width: number;
-  height: number;
-  capturedAtMs: number;
-  persons: PersonLook[];
-}
+export type { PersonLook, PersonLooksEvent };
 
 export const looksKey = (m: LooksModels): string =>
   JSON.stringify([m.reid, m.faceDetector ?? null, m.faceEmbedder ?? null, m.faceScore ?? null, m.refreshFrames]);
 
 export interface PersonLooksDeps {
   bus: EventBus;
+  clock: Clock;
   pool: InferencePool;
   log: Logger;
   /** A graph model id as the worker tasks load it (resolved when a watch starts). */
@@ -132,7 +114,7 @@ class LooksFeed {
     // Only where the pipeline runs: packets from other nodes (a gateway's bus) carry no pixels. A frame a
     // stage failed on has no reliable persons either: wait for the next one.
     if (p.errors?.length || p.frame.data.byteLength !== p.frame.width * p.frame.height * 3) return;
-    const t = Date.now();
+    const t = this.d.clock.now();
     if (t < this.nextAt) return;
     const gapMs = 1000 / Math.max(...[...this.wanted].map((w) => w.fps));
     this.nextAt = Math.max(this.nextAt + gapMs, t + gapMs / 2);

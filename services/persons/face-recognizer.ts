@@ -25,8 +25,6 @@ export interface RecognizedFace {
   match: { person: Person; similarity: number } | null;
 }
 
-/** The image could not be decoded (not an image, corrupt, or too large): the caller's fault, not ours. */
-export class BadImageError extends Error {}
 
 export class FaceRecognizer {
   constructor(private readonly inference: Pick<InferenceClient, 'run'>, private readonly persons: KnownPersons, readonly opts: RecognizerOptions) {}
@@ -34,17 +32,11 @@ export class FaceRecognizer {
   async recognize(image: Uint8Array): Promise<{ width: number; height: number; faces: RecognizedFace[] }> {
     // Copy into a buffer of our own: it is transferred to the worker.
     const bytes = image.buffer.slice(image.byteOffset, image.byteOffset + image.byteLength) as ArrayBuffer;
-    let r: RecognizeImageResult;
-    try {
-      r = await this.inference.run<RecognizeImageResult>({
-        op: 'recognize-image', image: bytes, maxPixels: this.opts.maxPixels, detector: this.opts.detector,
-        embedder: this.opts.embedder, scoreThreshold: this.opts.faceScore, maxSide: this.opts.maxSide,
-      }, [bytes]);
-    } catch (err) {
-      const message = (err as Error).message;
-      if (/not a decodable image|more than \d+ pixels/.test(message)) throw new BadImageError(message);
-      throw err;
-    }
+    // A bad image fails with BAD_IMAGE or IMAGE_TOO_LARGE (the caller's fault, not ours), from any worker.
+    const r = await this.inference.run<RecognizeImageResult>({
+      op: 'recognize-image', image: bytes, maxPixels: this.opts.maxPixels, detector: this.opts.detector,
+      embedder: this.opts.embedder, scoreThreshold: this.opts.faceScore, maxSide: this.opts.maxSide,
+    }, [bytes]);
     const matches = await this.persons.identify(r.faces.map((f) => f.embedding), this.opts.threshold);
     return {
       width: r.width, height: r.height,

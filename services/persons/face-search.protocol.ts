@@ -2,6 +2,7 @@
  * Messages between the main thread (FaceSearch), the face search worker, and the HNSW builder thread.
  * Messages on one port arrive in order, so a change posted before a query is applied before it.
  */
+import type { FaceIndexStatus } from '../../core/metrics.js';
 
 export interface FaceSearchOptions {
   /** The SQLite file of the store: the worker reads the embeddings itself (a read-only connection). */
@@ -32,14 +33,8 @@ export type ToSearchWorker =
   /** Persist the HNSW index if it changed since it was written, then answer `closed`. */
   | { type: 'close'; req: number };
 
-export interface IndexStatus {
-  size: number;
-  hnsw: HnswState;
-  /** Share of the running build done (0-1); 1 when ready. */
-  progress: number;
-  /** Rows marked deleted in the HNSW graph but still in it. */
-  deleted: number;
-}
+/** The index's state as the worker reports it (the metrics take the same shape). */
+export type IndexStatus = FaceIndexStatus & { hnsw: HnswState };
 
 export type FromSearchWorker =
   | { type: 'status'; status: IndexStatus }

@@ -54,14 +54,12 @@ export interface SearchSettings {
   faceIndexEfConstruction: number;
 }
 
-/**
- * Changes asked for through the API. Locally they are written at once; in a cluster they go through a
- * log every node applies (cluster/shared-persons.ts), so ids agree and every gateway recognises the same
- * persons. `addPhoto` answers undefined when the person was deleted meanwhile.
- */
-/** The place changes go could not take one (a cluster's log while NATS is unreachable): try again later. */
-export class PersonsUnavailableError extends Error {}
 
+/**
+ * Changes asked for through the API. Locally they are written at once (`localPersonsWriter`); in a cluster they go
+ * through a log every node applies, so ids agree and every gateway recognises the same persons. `addPhoto` answers
+ * undefined when the person was deleted meanwhile. A change the log cannot take now fails with UNAVAILABLE.
+ */
 export interface PersonsWriter {
   create(p: PersonInput): Promise<Person>;
   update(id: number, patch: Partial<PersonInput>): Promise<Person | undefined>;
@@ -73,14 +71,7 @@ export interface PersonsWriter {
 export class KnownPersons {
   /** The search worker, or null when this process does not search. */
   readonly search: FaceSearch | null;
-  /** Where the API's changes go: this store, or the cluster's log of changes. */
-  writer: PersonsWriter = {
-    create: async (p) => this.create(p),
-    update: async (id, patch) => this.update(id, patch),
-    delete: async (id) => this.delete(id),
-    addPhoto: async (personId, embedding, sha256) => this.addPhoto(personId, embedding, sha256),
-    deletePhoto: async (personId, photoId) => this.deletePhoto(personId, photoId),
-  };
+
 
   constructor(private readonly store: Store, search: SearchSettings | null, log: Logger, metrics?: Metrics, readonly dim = 128) {
     this.search = search && new FaceSearch({
@@ -205,4 +196,15 @@ export class KnownPersons {
   async close(): Promise<void> {
     await this.search?.close();
   }
+}
+
+/** The single node's writer: changes go straight into the local store. */
+export function localPersonsWriter(persons: KnownPersons): PersonsWriter {
+  return {
+    create: async (p) => persons.create(p),
+    update: async (id, patch) => persons.update(id, patch),
+    delete: async (id) => persons.delete(id),
+    addPhoto: async (personId, embedding, sha256) => persons.addPhoto(personId, embedding, sha256),
+    deletePhoto: async (personId, photoId) => persons.deletePhoto(personId, photoId),
+  };
 }

@@ -1,12 +1,12 @@
 /**
  * Reconstruction sessions: their settings and images, kept across restarts.
  *
- * State goes in the process's one SQLite file (the Store) rather than a JSON file per session: a session's
- * image count and status change with every upload from concurrent sockets, and a transaction makes
- * "check the limit, add the image" atomic and crash-safe, which rewriting JSON files is not. The tables are
- * created here, next to the only code that uses them. Image files and the GLB live in
+ * State goes in the process's one SQLite file (the Store; tables in services/store/migrations.ts) rather than a
+ * JSON file per session: a session's image count and status change with every upload from concurrent sockets, and
+ * a transaction makes "check the limit, add the image" atomic and crash-safe, which rewriting JSON files is not. Image files and the GLB live in
  * `<dataDir>/reconstruction/<session id>/`, and go with the session when it is deleted or expires.
  */
+import { coded } from '../../core/errors.js';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -30,15 +30,6 @@ export interface ReconstructionSession {
   message: string | null;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS reconstruction_sessions (
-  id TEXT PRIMARY KEY, status TEXT NOT NULL, max_images INTEGER NOT NULL, process_res INTEGER NOT NULL,
-  num_max_points INTEGER NOT NULL, created_ms INTEGER NOT NULL, last_activity_ms INTEGER NOT NULL,
-  model_size_bytes INTEGER, model_points INTEGER, model_frames INTEGER, model_generated_ms INTEGER, message TEXT);
-CREATE TABLE IF NOT EXISTS reconstruction_images (
-  session_id TEXT NOT NULL REFERENCES reconstruction_sessions(id) ON DELETE CASCADE,
-  idx INTEGER NOT NULL, filename TEXT NOT NULL, file TEXT NOT NULL, PRIMARY KEY (session_id, idx));
-`;
 
 interface Row {
   id: string; status: SessionStatus; max_images: number; process_res: number; num_max_points: number;
@@ -46,14 +37,11 @@ interface Row {
   model_frames: number | null; model_generated_ms: number | null; message: string | null;
 }
 
-export class TooManyImagesError extends Error {}
 
-/** The place changes go could not take one (a cluster's log while NATS is unreachable): try again later. */
-export class SessionsUnavailableError extends Error {}
 
 /**
  * Changes asked for by the transport. On a single node they are written at once; in a cluster they go
- * through a log every gateway applies in order (cluster/shared-reconstruction.ts), so a session can be used
+ * through a log every gateway applies in order, so a session can be used
  * from any gateway. Reads (`get`, `list`) always answer from this node's copy.
  */
 export interface SessionsWriter {
@@ -72,20 +60,10 @@ export interface SessionOptions { maxImages: number; processRes: number; numMaxP
 
 export class ReconstructionSessions {
   readonly root: string;
-  /** Where the transport's changes go: this store, or the cluster's log of changes. */
-  writer: SessionsWriter = {
-    create: async (o) => this.create(o),
-    addImage: async (id, filename, bytes) => this.addImage(id, filename, bytes),
-    setStatus: async (id, status, message) => this.setStatus(id, status, message),
-    saveModel: async (id, glb, numPoints, numFrames, status) => this.saveModel(id, glb, numPoints, numFrames, status),
-    touch: (id) => this.touch(id),
-    delete: async (id) => this.delete(id),
-    expire: async (cutoffMs, keep) => this.expire(cutoffMs, keep),
-  };
+
   private readonly deleted = new Set<(id: string) => void>();
 
   constructor(private readonly store: Store, dataDir: string) {
-    store.db.exec(SCHEMA);
     this.root = path.resolve(dataDir, 'reconstruction');
     mkdirSync(this.root, { recursive: true });
   }
@@ -127,8 +105,8 @@ export class ReconstructionSessions {
   addImage(id: string, filename: string, bytes: Uint8Array, now = Date.now()): SessionImage {
     return this.store.db.transaction(() => {
       const s = this.get(id);
-      if (!s) throw new Error(`session ${id} not found`);
-      if (s.images.length >= s.maxImages) throw new TooManyImagesError(`session already has its maximum of ${s.maxImages} images`);
+      if (!s) throw coded('UNKNOWN_SESSION', `Session ${id} not found`);
+      if (s.images.length >= s.maxImages) throw coded('TOO_MANY_IMAGES', `session already has its maximum of ${s.maxImages} images`);
       const index = s.images.length;
       const file = path.join(this.dir(id), 'images', `${String(index).padStart(4, '0')}_${safeName(filename)}`);
       mkdirSync(path.dirname(file), { recursive: true });
@@ -192,4 +170,17 @@ export class ReconstructionSessions {
 function safeName(name: string): string {
   const base = path.basename(name.replace(/\\/g, '/')).replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '');
   return (base || 'image').slice(0, 80);
+}
+
+/** The single node's writer: changes go straight into the local store. */
+export function localSessionsWriter(sessions: ReconstructionSessions): SessionsWriter {
+  return {
+    create: async (o) => sessions.create(o),
+    addImage: async (id, filename, bytes) => sessions.addImage(id, filename, bytes),
+    setStatus: async (id, status, message) => sessions.setStatus(id, status, message),
+    saveModel: async (id, glb, numPoints, numFrames, status) => sessions.saveModel(id, glb, numPoints, numFrames, status),
+    touch: (id) => sessions.touch(id),
+    delete: async (id) => sessions.delete(id),
+    expire: async (cutoffMs, keep) => sessions.expire(cutoffMs, keep),
+  };
 }

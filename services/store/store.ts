@@ -1,51 +1,19 @@
 /**
- * The embedded state store: one SQLite file in the data directory (WAL, so a crash loses nothing that
- * was committed and readers never block the writer). better-sqlite3 is synchronous, which suits the
- * small, frequent writes of counting: each crossing is its own committed transaction.
+ * The embedded state store: one SQLite file in the data directory (WAL, so a crash loses nothing that was
+ * committed and readers never block the writer), brought up to date by the migrations that list every table.
+ * better-sqlite3 is synchronous, which suits the small, frequent writes of counting: each crossing is its own
+ * committed transaction. The services own their tables' SQL (services/counting, faces, persons, reconstruction);
+ * nobody else writes SQL.
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-
-export interface DayCounters {
-  countIn: number;
-  countOut: number;
-  faceCount: number;
-  eventCount: number;
-}
-
-export interface TrafficEventRow { id: number; pipeline: string; day: string; startMs: number; endMs: number | null; countIn: number }
-export interface InCrossing { atMs: number; trackId: number }
-export interface FaceRow { faceId: number; filename: string; score: number; createdMs: number }
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS track_ids (source TEXT PRIMARY KEY, next_block INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS day_counters (
-  pipeline TEXT NOT NULL, day TEXT NOT NULL,
-  count_in INTEGER NOT NULL DEFAULT 0, count_out INTEGER NOT NULL DEFAULT 0,
-  face_count INTEGER NOT NULL DEFAULT 0, event_count INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (pipeline, day));
-CREATE TABLE IF NOT EXISTS crossings (
-  id INTEGER PRIMARY KEY, pipeline TEXT NOT NULL, day TEXT NOT NULL, track_id INTEGER NOT NULL,
-  direction TEXT NOT NULL CHECK (direction IN ('in', 'out')), at_ms INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS traffic_events (
-  id INTEGER PRIMARY KEY, pipeline TEXT NOT NULL, day TEXT NOT NULL,
-  start_ms INTEGER NOT NULL, end_ms INTEGER, count_in INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS faces (
-  pipeline TEXT NOT NULL, face_id INTEGER NOT NULL, day TEXT NOT NULL, filename TEXT NOT NULL,
-  score REAL NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (pipeline, face_id));
-CREATE INDEX IF NOT EXISTS faces_by_time ON faces (pipeline, created_ms DESC);
-CREATE TABLE IF NOT EXISTS persons (
-  id INTEGER PRIMARY KEY, name TEXT NOT NULL, surname TEXT, birthday TEXT, relationship TEXT,
-  role TEXT NOT NULL DEFAULT 'guest' CHECK (role IN ('user', 'guest')), created_ms INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS person_embeddings (
-  id INTEGER PRIMARY KEY, person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
-  vector BLOB NOT NULL, photo_sha256 TEXT NOT NULL, created_ms INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS embeddings_by_person ON person_embeddings (person_id);
-`;
+import { migrate } from './migrations.js';
 
 export class Store {
   readonly db: Database.Database;
+  /** The schema version the file is at. */
+  readonly version: number;
 
   constructor(readonly file: string) {
     mkdirSync(path.dirname(file), { recursive: true });
@@ -55,161 +23,16 @@ export class Store {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
-    this.db.exec(SCHEMA);
+    this.version = migrate(this.db);
   }
 
   static open(dataDir: string): Store {
     return new Store(path.resolve(dataDir, 'sightline.db'));
   }
 
-  /**
-   * Track ids are handed out in blocks so that ids stay unique across restarts without a write per
-   * id: a restart starts at the next block, skipping at most one block's unused ids.
-   */
-  reserveTrackIds(source: string, blockSize: number): number {
-    return this.db.transaction(() => {
-      const row = this.db.prepare('SELECT next_block FROM track_ids WHERE source = ?').get(source) as { next_block: number } | undefined;
-      const start = row?.next_block ?? 1;
-      this.db.prepare('INSERT INTO track_ids (source, next_block) VALUES (?, ?) ON CONFLICT(source) DO UPDATE SET next_block = excluded.next_block')
-        .run(source, start + blockSize);
-      return start;
-    })();
-  }
-
-  /** The first track id of the next block of a source (1 if none was reserved). */
-  nextTrackIds(source: string): number {
-    return (this.db.prepare('SELECT next_block FROM track_ids WHERE source = ?').get(source) as { next_block: number } | undefined)?.next_block ?? 1;
-  }
-
-  /** Moves a source's next block to at least `next` (ids handed out by another node that ran it). */
-  raiseTrackIds(source: string, next: number): void {
-    this.db.prepare('INSERT INTO track_ids (source, next_block) VALUES (?, ?) ON CONFLICT(source) DO UPDATE SET next_block = max(next_block, excluded.next_block)')
-      .run(source, next);
-  }
-
-  dayCounters(pipeline: string, day: string): DayCounters {
-    const row = this.db.prepare('SELECT count_in, count_out, face_count, event_count FROM day_counters WHERE pipeline = ? AND day = ?')
-      .get(pipeline, day) as { count_in: number; count_out: number; face_count: number; event_count: number } | undefined;
-    return { countIn: row?.count_in ?? 0, countOut: row?.count_out ?? 0, faceCount: row?.face_count ?? 0, eventCount: row?.event_count ?? 0 };
-  }
-
-  /**
-   * Raises a day's totals to at least `c` (never lowers them): counts taken over from another node that
-   * ran this pipeline before, merged with what this node may have counted itself.
-   */
-  raiseDayCounters(pipeline: string, day: string, c: DayCounters): void {
-    this.db.prepare(`INSERT INTO day_counters (pipeline, day, count_in, count_out, face_count, event_count) VALUES (?, ?, ?, ?, ?, ?)
-      ON CONFLICT(pipeline, day) DO UPDATE SET count_in = max(count_in, excluded.count_in), count_out = max(count_out, excluded.count_out),
-      face_count = max(face_count, excluded.face_count), event_count = max(event_count, excluded.event_count)`)
-      .run(pipeline, day, c.countIn, c.countOut, c.faceCount, c.eventCount);
-  }
-
-  private bump(pipeline: string, day: string, column: 'count_in' | 'count_out' | 'face_count' | 'event_count'): void {
-    this.db.prepare(`INSERT INTO day_counters (pipeline, day, ${column}) VALUES (?, ?, 1)
-      ON CONFLICT(pipeline, day) DO UPDATE SET ${column} = ${column} + 1`).run(pipeline, day);
-  }
-
-  /** Records one crossing and its day total (and the open traffic event's count) in one transaction. */
-  recordCrossing(pipeline: string, day: string, trackId: number, direction: 'in' | 'out', atMs: number, openEventId: number | null): void {
-    this.db.transaction(() => {
-      this.db.prepare('INSERT INTO crossings (pipeline, day, track_id, direction, at_ms) VALUES (?, ?, ?, ?, ?)').run(pipeline, day, trackId, direction, atMs);
-      this.bump(pipeline, day, direction === 'in' ? 'count_in' : 'count_out');
-      if (direction === 'in' && openEventId !== null) {
-        this.db.prepare('UPDATE traffic_events SET count_in = count_in + 1 WHERE id = ?').run(openEventId);
-      }
-    })();
-  }
-
-  /** Times of the `in` crossings since `sinceMs`, oldest first (to rebuild a sliding window after a restart). */
-  recentIns(pipeline: string, sinceMs: number): number[] {
-    return (this.db.prepare("SELECT at_ms FROM crossings WHERE pipeline = ? AND direction = 'in' AND at_ms >= ? ORDER BY at_ms")
-      .all(pipeline, sinceMs) as { at_ms: number }[]).map((r) => r.at_ms);
-  }
-
-  /** The `in` crossings since `sinceMs` with their tracks, oldest first (the window another node can take over). */
-  recentInCrossings(pipeline: string, sinceMs: number): InCrossing[] {
-    return (this.db.prepare("SELECT at_ms, track_id FROM crossings WHERE pipeline = ? AND direction = 'in' AND at_ms >= ? ORDER BY at_ms, id")
-      .all(pipeline, sinceMs) as { at_ms: number; track_id: number }[]).map((r) => ({ atMs: r.at_ms, trackId: r.track_id }));
-  }
-
-  /**
-   * Takes over the traffic state another node reached (done again, it changes nothing): the `in` crossings
-   * of its sliding window that are not here yet (totals untouched: they come with the day counters), and
-   * its open event, inserted without counting it again in the day's events (or raised, if already here).
-   * An open event here that the cluster no longer has open ended elsewhere, so it ends here too, at `atMs`.
-   */
-  adoptTraffic(pipeline: string, day: string, ins: readonly InCrossing[], open: { startMs: number; countIn: number } | null, atMs: number): void {
-    this.db.transaction(() => {
-      const have = new Map<string, number>();
-      // `ins` is oldest first: the crossings here from its first one on are the ones it may repeat.
-      const mine = ins.length ? this.recentInCrossings(pipeline, ins[0].atMs) : [];
-      for (const c of mine) have.set(`${c.atMs} ${c.trackId}`, (have.get(`${c.atMs} ${c.trackId}`) ?? 0) + 1);
-      const insert = this.db.prepare("INSERT INTO crossings (pipeline, day, track_id, direction, at_ms) VALUES (?, ?, ?, 'in', ?)");
-      for (const c of ins) {
-        const k = `${c.atMs} ${c.trackId}`;
-        const n = have.get(k) ?? 0;
-        if (n > 0) have.set(k, n - 1);
-        else insert.run(pipeline, day, c.trackId, c.atMs);
-      }
-      const local = this.db.prepare('SELECT id, start_ms FROM traffic_events WHERE pipeline = ? AND end_ms IS NULL').all(pipeline) as { id: number; start_ms: number }[];
-      for (const e of local) if (e.start_ms !== open?.startMs) this.db.prepare('UPDATE traffic_events SET end_ms = ? WHERE id = ?').run(Math.max(atMs, e.start_ms), e.id);
-      if (!open) return;
-      const same = local.find((e) => e.start_ms === open.startMs);
-      if (same) this.db.prepare('UPDATE traffic_events SET count_in = max(count_in, ?) WHERE id = ?').run(open.countIn, same.id);
-      else this.db.prepare('INSERT INTO traffic_events (pipeline, day, start_ms, count_in) VALUES (?, ?, ?, ?)').run(pipeline, day, open.startMs, open.countIn);
-    })();
-  }
-
-  startEvent(pipeline: string, day: string, startMs: number, countIn: number): number {
-    return this.db.transaction(() => {
-      this.bump(pipeline, day, 'event_count');
-      return Number(this.db.prepare('INSERT INTO traffic_events (pipeline, day, start_ms, count_in) VALUES (?, ?, ?, ?)')
-        .run(pipeline, day, startMs, countIn).lastInsertRowid);
-    })();
-  }
-
-  endEvent(id: number, endMs: number): TrafficEventRow | undefined {
-    this.db.prepare('UPDATE traffic_events SET end_ms = ? WHERE id = ?').run(endMs, id);
-    return this.event(id);
-  }
-
-  event(id: number): TrafficEventRow | undefined {
-    const r = this.db.prepare('SELECT id, pipeline, day, start_ms, end_ms, count_in FROM traffic_events WHERE id = ?').get(id) as
-      { id: number; pipeline: string; day: string; start_ms: number; end_ms: number | null; count_in: number } | undefined;
-    return r && { id: r.id, pipeline: r.pipeline, day: r.day, startMs: r.start_ms, endMs: r.end_ms, countIn: r.count_in };
-  }
-
-  openEvent(pipeline: string): TrafficEventRow | undefined {
-    const r = this.db.prepare('SELECT id FROM traffic_events WHERE pipeline = ? AND end_ms IS NULL ORDER BY id DESC LIMIT 1').get(pipeline) as { id: number } | undefined;
-    return r ? this.event(r.id) : undefined;
-  }
-
-  /** Saves (or replaces) a track's best face; the day's face count grows only for a new face id. */
-  saveFace(pipeline: string, day: string, faceId: number, filename: string, score: number, atMs: number): void {
-    this.db.transaction(() => {
-      const known = this.db.prepare('SELECT 1 FROM faces WHERE pipeline = ? AND face_id = ?').get(pipeline, faceId);
-      this.db.prepare(`INSERT INTO faces (pipeline, face_id, day, filename, score, created_ms) VALUES (?, ?, ?, ?, ?, ?)
-        ON CONFLICT(pipeline, face_id) DO UPDATE SET filename = excluded.filename, score = excluded.score, created_ms = excluded.created_ms`)
-        .run(pipeline, faceId, day, filename, score, atMs);
-      if (!known) this.bump(pipeline, day, 'face_count');
-    })();
-  }
-
-  /** Forgets a face (its day's count stays: the face was seen). True if it was there. */
-  deleteFace(pipeline: string, faceId: number): boolean {
-    return this.db.prepare('DELETE FROM faces WHERE pipeline = ? AND face_id = ?').run(pipeline, faceId).changes > 0;
-  }
-
-  face(pipeline: string, faceId: number): FaceRow | undefined {
-    const r = this.db.prepare('SELECT face_id, filename, score, created_ms FROM faces WHERE pipeline = ? AND face_id = ?').get(pipeline, faceId) as
-      { face_id: number; filename: string; score: number; created_ms: number } | undefined;
-    return r && { faceId: r.face_id, filename: r.filename, score: r.score, createdMs: r.created_ms };
-  }
-
-  recentFaces(pipeline: string, limit: number): FaceRow[] {
-    return (this.db.prepare('SELECT face_id, filename, score, created_ms FROM faces WHERE pipeline = ? ORDER BY created_ms DESC, face_id DESC LIMIT ?')
-      .all(pipeline, limit) as { face_id: number; filename: string; score: number; created_ms: number }[])
-      .map((r) => ({ faceId: r.face_id, filename: r.filename, score: r.score, createdMs: r.created_ms }));
+  /** Runs `fn` in one transaction (nested calls join the outer one). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
   }
 
   close(): void {

@@ -20,7 +20,7 @@
  *   - no detection-score fusion into the IoU cost, and association is class-aware by default.
  */
 import type { Box, Detection } from '../../core/types.js';
-import { iou } from '../../inference/models/nms.js';
+import { iou } from '../../core/geometry.js';
 import { linearAssignment } from './assignment.js';
 import { boxToXyah, KalmanBoxFilter, xyahToBox, type KalmanState } from './kalman.js';
 

@@ -1,20 +1,17 @@
 /** Reading request bodies with a size limit, as JSON or as one uploaded file (multipart/form-data). */
 import type http from 'node:http';
 import busboy from 'busboy';
-
-export class HttpError extends Error {
-  constructor(readonly status: number, message: string) { super(message); }
-}
+import { coded } from '../../core/errors.js';
 
 export function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) return Promise.reject(new HttpError(413, `request body is larger than ${limit} bytes`));
+  if (declared > limit) return Promise.reject(coded('TOO_LARGE', `request body is larger than ${limit} bytes`));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > limit) { reject(new HttpError(413, `request body is larger than ${limit} bytes`)); req.destroy(); return; }
+      if (size > limit) { reject(coded('TOO_LARGE', `request body is larger than ${limit} bytes`)); req.destroy(); return; }
       chunks.push(c);
     });
     req.on('end', () => resolve(Buffer.concat(chunks)));
@@ -27,7 +24,7 @@ export async function readJson(req: http.IncomingMessage, limit: number): Promis
   try {
     return JSON.parse(body.toString('utf8'));
   } catch {
-    throw new HttpError(400, 'request body is not valid JSON');
+    throw coded('INVALID_JSON', 'request body is not valid JSON');
   }
 }
 
@@ -38,18 +35,18 @@ export function readUploadedFile(req: http.IncomingMessage, limit: number): Prom
     try {
       bb = busboy({ headers: req.headers, limits: { fileSize: limit, files: 1 } });
     } catch (err) {
-      reject(new HttpError(400, `bad multipart upload: ${(err as Error).message}`));
+      reject(coded('BAD_FORMAT', `bad multipart upload: ${(err as Error).message}`));
       return;
     }
     let file: Buffer | null = null;
     bb.on('file', (_name, stream) => {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('limit', () => reject(new HttpError(413, `uploaded file is larger than ${limit} bytes`)));
+      stream.on('limit', () => reject(coded('TOO_LARGE', `uploaded file is larger than ${limit} bytes`)));
       stream.on('close', () => { file ??= Buffer.concat(chunks); });
     });
-    bb.on('close', () => (file ? resolve(file) : reject(new HttpError(400, 'multipart upload has no file'))));
-    bb.on('error', (err: Error) => reject(new HttpError(400, `bad multipart upload: ${err.message}`)));
+    bb.on('close', () => (file ? resolve(file) : reject(coded('BAD_FORMAT', 'multipart upload has no file'))));
+    bb.on('error', (err: Error) => reject(coded('BAD_FORMAT', `bad multipart upload: ${err.message}`)));
     req.pipe(bb);
   });
 }

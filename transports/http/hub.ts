@@ -95,10 +95,15 @@ export class HttpHub {
     return this.bound;
   }
 
-  async close(): Promise<void> {
-    await Promise.all([...this.ports.values()].map(closeServer));
-    this.ports.clear();
+  /** Closes every port (idempotent). */
+  close(): Promise<void> {
+    return (this.closing ??= (async () => {
+      await Promise.all([...this.ports.values()].map(closeServer));
+      this.ports.clear();
+    })());
   }
+
+  private closing: Promise<void> | null = null;
 
   private at(port: number): PortServer {
     let s = this.ports.get(port);

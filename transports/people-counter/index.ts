@@ -1,145 +1,97 @@
 /**
- * People Counter protocol (people-counter.md): pushes `frame`, `stats` and `event` messages to every
- * client and answers `get_face` / `get_all_faces`. Speaks the document exactly; knows nothing of stages
- * beyond the bus events and the store.
+ * People Counter protocol (people-counter.md): pushes `frame`, `stats` and `event` messages to every client and
+ * answers `get_face` / `get_all_faces`. Speaks the document exactly; knows stages only through the bus events and
+ * the saved faces.
+ *
+ * ```yaml
+ * transports:
+ *   people-counter: { port: 8765, pipeline: entrance, fps: 15 }
+ * ```
  */
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { Subscription } from 'rxjs';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import type { TransportSpec } from '../../config/graph.js';
+import type { Graph, TransportSpec } from '../../config/graph.js';
 import { RateGate } from '../../core/rate-gate.js';
+import { defineTransport, PORT_SCHEMA, type MountedTransport, type TransportContext } from '../contract.js';
 import { broadcast, type BroadcastLimits } from '../http/ws-broadcast.js';
-import type { MountedTransport, TransportContext } from '../contract.js';
+import { eventMessage, frameMessage, statsMessage } from './messages.js';
+import { answer, isRefusal } from './requests.js';
 
 const PROTOCOL = 'people-counter';
-const DEFAULT_FACE_LIMIT = 50;
-const MAX_FACE_LIMIT = 500;
+/** A client more than a few frames behind skips frames (it gets the newest instead of a backlog). */
+const LIMITS: BroadcastLimits = { dropAboveBytes: 512 * 1024, closeAboveBytes: 32 * 1024 * 1024 };
 
-export interface PeopleCounterSpec extends TransportSpec {
-  port: number;
+export interface PeopleCounterOptions extends TransportSpec {
   pipeline: string;
   /** Most `frame` messages per second (the document says 10-30). */
-  fps?: number;
-  maxMessageBytes?: number;
+  fps: number;
+  maxMessageBytes: number;
 }
 
-/** `YYYY-MM-DD HH:MM:SS.mmm` in local time, as the document's timestamps. */
-export function timestamp(ms = Date.now()): string {
-  const d = new Date(ms);
-  return `${d.getFullYear()}-${p2(d.getMonth() + 1)}-${p2(d.getDate())} ${clock(ms)}.${String(d.getMilliseconds()).padStart(3, '0')}`;
-}
+const usesStage = (graph: Graph, pipeline: string, stage: string): boolean =>
+  graph.pipelines[pipeline]?.stages.some((s) => s.use === stage) ?? false;
 
-/** `HH:MM:SS` in local time. */
-export function clock(ms: number): string {
-  const d = new Date(ms);
-  return `${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())}`;
-}
+export const peopleCounterTransport = defineTransport<PeopleCounterOptions>({
+  name: 'people-counter',
+  schema: {
+    type: 'object', additionalProperties: false, required: ['pipeline'],
+    properties: {
+      port: PORT_SCHEMA, pipeline: { type: 'string' },
+      fps: { type: 'number', minimum: 1, maximum: 60, default: 15 },
+      maxMessageBytes: { type: 'integer', minimum: 1024, maximum: 16777216, default: 64 * 1024 },
+    },
+  },
+  defaultPort: () => 8765,
+  mount: mountPeopleCounter,
+});
 
-const p2 = (n: number): string => String(n).padStart(2, '0');
-
-/** Where the faces stage keeps a pipeline's face crops (face_<id>.jpg). */
-export function facesDir(dataDir: string, pipeline: string): string {
-  return path.resolve(dataDir, 'faces', pipeline);
-}
-
-export function mountPeopleCounter(spec: PeopleCounterSpec, ctx: TransportContext): MountedTransport {
-  const { hub, bus, metrics, store, settings, log } = ctx;
+function mountPeopleCounter(spec: PeopleCounterOptions & { port: number }, ctx: TransportContext): MountedTransport {
+  const { hub, bus, metrics, faces, log, clock } = ctx;
   const pipeline = spec.pipeline;
-  // A client more than a few frames behind skips frames (it gets the newest instead of a backlog).
-  const limits: BroadcastLimits = { dropAboveBytes: 512 * 1024, closeAboveBytes: 32 * 1024 * 1024 };
-  const wss = new WebSocketServer({ noServer: true, maxPayload: spec.maxMessageBytes ?? 64 * 1024 });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: spec.maxMessageBytes });
   const clientsGauge = metrics.wsClients.labels(PROTOCOL);
   const out = metrics.wsMessages.labels(PROTOCOL, 'out');
   const inbound = metrics.wsMessages.labels(PROTOCOL, 'in');
   const dropped = metrics.wsDropped.labels(PROTOCOL);
-  const dir = facesDir(settings.dataDir, pipeline);
-  const hasFaces = (): boolean => ctx.graph().pipelines[pipeline]?.stages.some((s) => s.use === 'faces') ?? false;
 
   const push = (message: object, droppable: boolean): void => {
     if (wss.clients.size === 0) return;
-    const r = broadcast(wss.clients, JSON.stringify(message), droppable, limits);
+    const r = broadcast(wss.clients, JSON.stringify(message), droppable, LIMITS);
     out.inc(r.sent);
     if (r.dropped) dropped.inc(r.dropped);
     if (r.closed) log.warn(`people-counter: disconnected ${r.closed} client(s) that stopped reading`);
   };
 
   const subs: Subscription[] = [];
-  const frameGate = new RateGate(spec.fps ?? 15);
+  const frameGate = new RateGate(spec.fps);
   subs.push(bus.on('packet').subscribe((p) => {
     if (p.pipeline !== pipeline || !p.jpeg || wss.clients.size === 0) return;
-    const now = Date.now();
-    if (!frameGate.allow(now)) return;
-    push({ type: 'frame', data: Buffer.from(p.jpeg.data).toString('base64'), timestamp: timestamp(now) }, true);
+    const now = clock.now();
+    if (frameGate.allow(now)) push(frameMessage(p.jpeg.data, now), true);
   }));
-  subs.push(bus.on('count.stats').subscribe((s) => {
-    if (s.pipeline !== pipeline) return;
-    push({
-      type: 'stats',
-      data: {
-        count_in: s.countIn, count_out: s.countOut, face_count: s.faceCount, daily_event_count: s.dailyEventCount,
-        event_active: s.eventActive, current_event_count_in: s.currentEventCountIn,
-      },
-      timestamp: timestamp(s.atMs),
-    }, false);
-  }));
-  subs.push(bus.on('traffic.event').subscribe((e) => {
-    if (e.pipeline !== pipeline) return;
-    const data = e.status === 'started'
-      ? { status: 'started', start_time: clock(e.startMs) }
-      : { status: 'ended', start_time: clock(e.startMs), end_time: clock(e.endMs ?? Date.now()), count_in: e.countIn };
-    push({ type: 'event', data, timestamp: timestamp() }, false);
-  }));
+  subs.push(bus.on('count.stats').subscribe((s) => { if (s.pipeline === pipeline) push(statsMessage(s), false); }));
+  subs.push(bus.on('traffic.event').subscribe((e) => { if (e.pipeline === pipeline) push(eventMessage(e, clock.now()), false); }));
 
   const reply = (ws: WebSocket, message: object): void => {
     if (ws.readyState !== ws.OPEN) return;
     ws.send(JSON.stringify(message));
     out.inc();
   };
-  const fail = (ws: WebSocket, kind: string, error: string): void => {
-    metrics.wsErrors.inc({ protocol: PROTOCOL, kind });
-    reply(ws, { error });
-  };
-
-  const faceImage = async (faceId: number): Promise<{ filename: string; image_data: string } | { error: string }> => {
-    const row = store.face(pipeline, faceId);
-    if (!row) return { error: 'Face ID not found' };
-    // The path is built from the validated integer id, never from client text.
-    const file = path.join(dir, `face_${faceId}.jpg`);
-    try {
-      return { filename: row.filename, image_data: (await readFile(file)).toString('base64') };
-    } catch {
-      return { error: 'Face image file not found' };
-    }
-  };
-
   const onMessage = async (ws: WebSocket, raw: RawData, isBinary: boolean): Promise<void> => {
     inbound.inc();
     let msg: unknown;
     try {
       msg = JSON.parse(isBinary ? '' : raw.toString());
     } catch {
-      fail(ws, 'invalid_json', 'Invalid JSON message');
+      metrics.wsErrors.inc({ protocol: PROTOCOL, kind: 'invalid_json' });
+      reply(ws, { error: 'Invalid JSON message' });
       return;
     }
-    const type = typeof msg === 'object' && msg !== null ? (msg as { type?: unknown }).type : undefined;
-    if (type === 'get_face') {
-      const faceId = (msg as { face_id?: unknown }).face_id;
-      if (!isId(faceId)) { fail(ws, 'bad_format', 'Invalid face_id or limit format'); return; }
-      reply(ws, { type: 'face_image', face_id: faceId, ...(await faceImage(faceId)) });
-    } else if (type === 'get_all_faces') {
-      const limit = (msg as { limit?: unknown }).limit ?? DEFAULT_FACE_LIMIT;
-      if (!isId(limit) || limit < 1) { fail(ws, 'bad_format', 'Invalid face_id or limit format'); return; }
-      if (!hasFaces()) { reply(ws, { type: 'all_faces', error: 'Face data not available on server' }); return; }
-      const faces = [];
-      for (const row of store.recentFaces(pipeline, Math.min(limit, MAX_FACE_LIMIT))) {
-        const img = await faceImage(row.faceId);
-        if ('image_data' in img) faces.push({ face_id: row.faceId, filename: img.filename, image_data: img.image_data });
-      }
-      reply(ws, { type: 'all_faces', faces });
-    } else {
-      fail(ws, 'unknown_type', `Unknown request type: ${typeof type === 'string' ? type.slice(0, 64) : JSON.stringify(type ?? null)}`);
-    }
+    const r = await answer(msg, faces, pipeline, usesStage(ctx.graph(), pipeline, 'faces'));
+    if (isRefusal(r)) {
+      metrics.wsErrors.inc({ protocol: PROTOCOL, kind: r.kind });
+      reply(ws, { error: r.error });
+    } else reply(ws, r);
   };
 
   wss.on('connection', (ws) => {
@@ -147,7 +99,8 @@ export function mountPeopleCounter(spec: PeopleCounterSpec, ctx: TransportContex
     ws.on('message', (raw, isBinary) => {
       onMessage(ws, raw, isBinary).catch((err: Error) => {
         log.error(`people-counter: request failed: ${err.message}`);
-        fail(ws, 'internal', 'Internal server error processing request');
+        metrics.wsErrors.inc({ protocol: PROTOCOL, kind: 'internal' });
+        reply(ws, { error: 'Internal server error processing request' });
       });
     });
     ws.on('close', () => clientsGauge.dec());
@@ -158,15 +111,12 @@ export function mountPeopleCounter(spec: PeopleCounterSpec, ctx: TransportContex
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
 
+  let closing: Promise<void> | null = null;
   return {
-    close: async () => {
+    close: () => (closing ??= (async () => {
       subs.forEach((s) => s.unsubscribe());
       for (const ws of wss.clients) ws.terminate();
       await new Promise<void>((r) => wss.close(() => r()));
-    },
+    })()),
   };
-}
-
-function isId(v: unknown): v is number {
-  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 2 ** 31;
 }

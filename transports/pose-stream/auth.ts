@@ -3,6 +3,7 @@
  * shared secret, or an RSA/EC public key. Unsigned (`alg: none`) tokens are never accepted: jose's
  * jwtVerify only verifies signed tokens, and the algorithm list is pinned to the key's family.
  */
+import { SightlineError } from '../../core/errors.js';
 import { createPublicKey, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -35,9 +36,9 @@ export interface AuthOptions {
 export interface Verified { payload: JWTPayload; subject: string | undefined; expiresAtMs: number | undefined }
 
 /** Why a handshake was refused; `reason` goes into the 401 body and the metrics label. */
-export class AuthError extends Error {
+export class AuthError extends SightlineError {
   constructor(readonly reason: 'missing_token' | 'invalid_token' | 'expired_token', message: string) {
-    super(message);
+    super('UNAUTHORIZED', message, { reason });
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
+import type { Cancel, Clock } from '../../core/clock.js';
 import { RateGate } from '../../core/rate-gate.js';
 import { Envelope } from './envelope.js';
 import { EventBudget, MESSAGE_LIMITS, WindowLimiter, type LimitRule } from './rate-limit.js';
@@ -21,6 +22,7 @@ const FRAME_STREAMS: ReadonlySet<EventType> = new Set(['pose_data', 'pose_data_t
 const PERIODIC_STREAMS: ReadonlySet<EventType> = new Set(['performance_update', 'analytics_stream', 'analytics_update']);
 
 export interface ConnectionHooks {
+  clock: Clock;
   validation: ValidationContext;
   /** Data of a periodic stream (performance / analytics) for one subscription. */
   periodic(sub: Subscription): { type: string; data: unknown };
@@ -37,14 +39,14 @@ export interface ConnectionHooks {
   maxSubscriptions: number;
 }
 
-interface Live { sub: Subscription; gate?: RateGate; budget?: EventBudget; timer?: NodeJS.Timeout }
+interface Live { sub: Subscription; gate?: RateGate; budget?: EventBudget; stopTimer?: Cancel }
 
 let nextSubscription = 1;
 
 export class Connection {
   readonly envelope: Envelope;
   readonly sessionId = `session_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-  readonly connectedMs = Date.now();
+  readonly connectedMs: number;
   private readonly subs = new Map<string, Live>();
   private readonly limits = {
     subscription: new WindowLimiter(MESSAGE_LIMITS.subscription),
@@ -53,20 +55,19 @@ export class Connection {
   };
   private lastClientMessageMs: number | null = null;
   private received = 0;
-  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly timers: Cancel[] = [];
   /** Running mean size of droppable messages, to turn a frame count (buffer_size) into queued bytes. */
   private frameBytes = 4096;
   private closed = false;
 
   constructor(readonly ws: WebSocket, clientId: string, private readonly hooks: ConnectionHooks, expiresAtMs?: number) {
+    this.connectedMs = hooks.clock.now();
     this.envelope = new Envelope(clientId, ws.extensions.includes('permessage-deflate') ? 'deflate' : undefined);
     ws.on('message', (raw, isBinary) => this.onMessage(isBinary ? null : raw.toString()));
     ws.on('close', () => this.dispose());
     // ws reports protocol violations (e.g. a message above maxPayload) here and closes with 1009/1002.
     ws.on('error', () => hooks.onError('protocol_error'));
-    const hb = setInterval(() => this.send('heartbeat', this.heartbeatData(), { droppable: false }), hooks.heartbeatMs);
-    hb.unref();
-    this.timers.push(hb);
+    this.timers.push(hooks.clock.interval(() => this.send('heartbeat', this.heartbeatData(), { droppable: false }), hooks.heartbeatMs));
     if (expiresAtMs !== undefined) this.expireAt(expiresAtMs);
     this.send('connection_status', this.status(), { droppable: false });
   }
@@ -112,7 +113,7 @@ export class Connection {
       this.hooks.onDropped(1);
       return false;
     }
-    const text = this.envelope.wrap(type, data, Date.now(), opts.extra);
+    const text = this.envelope.wrap(type, data, this.hooks.clock.now(), opts.extra);
     if (opts.droppable) this.frameBytes = 0.9 * this.frameBytes + 0.1 * Buffer.byteLength(text);
     ws.send(text);
     this.hooks.onSent(1);
@@ -134,24 +135,22 @@ export class Connection {
 
   private heartbeatData() {
     return {
-      client_id: this.clientId, uptime: Math.round((Date.now() - this.connectedMs) / 1000),
+      client_id: this.clientId, uptime: Math.round((this.hooks.clock.now() - this.connectedMs) / 1000),
       last_message: this.lastClientMessageMs ? new Date(this.lastClientMessageMs).toISOString() : null,
     };
   }
 
   private expireAt(atMs: number): void {
-    // setTimeout holds at most ~24.8 days; longer tokens re-arm.
-    const wait = Math.min(atMs - Date.now(), 2 ** 31 - 1);
-    const t = setTimeout(() => {
-      if (Date.now() < atMs) { this.expireAt(atMs); return; }
+    // A timer holds at most ~24.8 days; longer tokens re-arm.
+    const wait = Math.min(atMs - this.hooks.clock.now(), 2 ** 31 - 1);
+    this.timers.push(this.hooks.clock.timeout(() => {
+      if (this.hooks.clock.now() < atMs) { this.expireAt(atMs); return; }
       const message = 'JWT token has expired. Please refresh and reconnect.';
       this.hooks.onError('token_expired');
       // The document shows `message` at the top level; it is also in `data` so envelope readers find it.
       this.send('token_expired', { message }, { droppable: false, extra: { message } });
       this.ws.close(CLOSE_TOKEN_EXPIRED, 'token_expired');
-    }, Math.max(0, wait));
-    t.unref();
-    this.timers.push(t);
+    }, Math.max(0, wait)));
   }
 
   /** Sends a disconnect and closes (server shutdown, transport removed). */
@@ -161,7 +160,7 @@ export class Connection {
   }
 
   private limited(rule: keyof typeof this.limits): boolean {
-    const v = this.limits[rule].hit(Date.now());
+    const v = this.limits[rule].hit(this.hooks.clock.now());
     if (v.ok) return false;
     const r: LimitRule = this.limits[rule].rule;
     this.error('RATE_LIMIT_EXCEEDED', `${rule === 'general' ? 'Message' : rule === 'heartbeat' ? 'Heartbeat' : 'Subscription'} rate limit exceeded`,
@@ -171,7 +170,7 @@ export class Connection {
 
   private onMessage(text: string | null): void {
     this.received++;
-    this.lastClientMessageMs = Date.now();
+    this.lastClientMessageMs = this.hooks.clock.now();
     let msg: unknown;
     try {
       msg = text === null ? undefined : JSON.parse(text);
@@ -260,25 +259,24 @@ export class Connection {
     const live: Live = { sub };
     if (FRAME_STREAMS.has(sub.eventType)) live.gate = new RateGate(sub.throttle.maxFps);
     else if (PERIODIC_STREAMS.has(sub.eventType)) {
-      live.timer = setInterval(() => {
+      live.stopTimer = this.hooks.clock.interval(() => {
         const m = this.hooks.periodic(sub);
         this.send(m.type, m.data, { droppable: true, bufferSize: sub.throttle.bufferSize });
       }, 1000 / sub.throttle.maxFps);
-      live.timer.unref();
     } else live.budget = new EventBudget(Math.max(1, Math.round(sub.throttle.maxFps * 60)), 60_000);
     this.subs.set(sub.id, live);
   }
 
   private deactivate(id: string): void {
     const live = this.subs.get(id);
-    if (live?.timer) clearInterval(live.timer);
+    live?.stopTimer?.();
     this.subs.delete(id);
   }
 
   private dispose(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const t of this.timers) clearTimeout(t);
+    for (const cancel of this.timers) cancel();
     for (const id of [...this.subs.keys()]) this.deactivate(id);
     this.hooks.onClose(this);
   }

@@ -3,6 +3,7 @@
  * filters and throttles into typed subscriptions. A bad value is reported with the field it is in and why,
  * as the document's SUBSCRIPTION_ERROR shows.
  */
+import { SightlineError } from '../../core/errors.js';
 export const EVENT_TYPES = [
   'pose_data', 'tracking_update', 'pose_data_trajectory', 'occupancy_update', 'activity_event',
   'system_event', 'hardware_event', 'performance_update', 'analytics_stream', 'analytics_update', 'config_update',
@@ -35,9 +36,10 @@ export interface Subscription {
   notes: string[];
 }
 
-export class SubscriptionError extends Error {
+/** An invalid subscription: BAD_SUBSCRIPTION, naming the field and why (the document's SUBSCRIPTION_ERROR details). */
+export class SubscriptionError extends SightlineError {
   constructor(readonly field: string, readonly reason: string, readonly subscriptionId?: string) {
-    super(`${field}: ${reason}`);
+    super('BAD_SUBSCRIPTION', `${field}: ${reason}`, { field, reason, subscription_id: subscriptionId ?? null });
   }
 }
 

@@ -1,0 +1,93 @@
+/**
+ * DDFR's `/ws`: binary JPEG/PNG frames in, one JSON answer per frame out, in order. A frame that cannot be
+ * processed is answered `null` (the document's choice) and the connection stays open.
+ */
+import { WebSocketServer, type WebSocket } from 'ws';
+import { codeOf, isCode } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import type { Metrics } from '../../core/metrics.js';
+import type { FaceRecognizer } from '../../services/persons/face-recognizer.js';
+import type { KnownPersons } from '../../services/persons/known-persons.js';
+import type { HttpHub } from '../http/hub.js';
+import { faceJson } from './messages.js';
+
+const PROTOCOL = 'ddfr';
+/** Frames of one connection in flight; beyond that a frame is answered `null` at once rather than queued. */
+const MAX_PENDING = 8;
+
+export interface FramesDeps {
+  hub: HttpHub;
+  owner: string;
+  port: number;
+  recognizer: FaceRecognizer;
+  persons: KnownPersons;
+  metrics: Metrics;
+  log: Logger;
+  maxImageBytes: number;
+}
+
+export function mountFrames(d: FramesDeps): WebSocketServer {
+  const { metrics, log, persons, recognizer } = d;
+  const out = metrics.wsMessages.labels(PROTOCOL, 'out');
+  const inbound = metrics.wsMessages.labels(PROTOCOL, 'in');
+  let warnedEmpty = false;
+
+  const answer = async (data: Buffer): Promise<string> => {
+    try {
+      const r = await recognizer.recognize(data);
+      if (persons.indexSize === 0 && !warnedEmpty) {
+        warnedEmpty = true;
+        log.warn('ddfr: no known persons enrolled; detection only, every face is Unknown');
+      }
+      const today = new Date();
+      return JSON.stringify({ status: 'ok', faces: r.faces.map((f) => faceJson(f.box, f.match?.person ?? null, today)) });
+    } catch (err) {
+      if (isCode(err, 'BAD_IMAGE', 'IMAGE_TOO_LARGE')) {
+        metrics.wsErrors.inc({ protocol: PROTOCOL, kind: 'bad_image' });
+        log.debug(`ddfr: frame not decoded: ${err.message}`);
+      } else {
+        metrics.wsErrors.inc({ protocol: PROTOCOL, kind: codeOf(err) === 'INTERNAL' ? 'internal' : codeOf(err).toLowerCase() });
+        log.error(`ddfr: frame failed: ${(err as Error).message}`);
+      }
+      return 'null';
+    }
+  };
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: d.maxImageBytes });
+  wss.on('connection', (ws: WebSocket) => {
+    metrics.wsClients.inc({ protocol: PROTOCOL });
+    // Frames of one connection are answered in order; different connections run in parallel.
+    let chain = Promise.resolve();
+    let pending = 0;
+    const send = (text: string): void => { if (ws.readyState === ws.OPEN) { ws.send(text); out.inc(); } };
+    ws.on('message', (raw, isBinary) => {
+      inbound.inc();
+      if (!isBinary) {
+        metrics.wsErrors.inc({ protocol: PROTOCOL, kind: 'text_frame' });
+        // Through the chain too, so replies keep the order of the messages they answer.
+        chain = chain.then(() => send(JSON.stringify({ status: 'error', message: 'send each frame as a binary message holding a JPEG or PNG image' })));
+        return;
+      }
+      const data = Array.isArray(raw) ? Buffer.concat(raw) : Buffer.from(raw as ArrayBuffer);
+      if (pending >= MAX_PENDING) {
+        // A client sending faster than frames are processed: answer null at once rather than queue without bound.
+        metrics.wsDropped.inc({ protocol: PROTOCOL });
+        chain = chain.then(() => send('null'));
+        return;
+      }
+      pending++;
+      const result = answer(data);
+      chain = chain.then(async () => {
+        const text = await result;
+        pending--;
+        send(text);
+      });
+    });
+    ws.on('close', () => metrics.wsClients.dec({ protocol: PROTOCOL }));
+    ws.on('error', () => undefined);
+  });
+  d.hub.upgrade(d.owner, d.port, '/ws', (req, socket, head) => {
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+  return wss;
+}
