@@ -91,17 +91,18 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   const persons = root.add(new KnownPersons(store, settings, log, metrics));
   const sessions = new ReconstructionSessions(store, settings.dataDir);
   // Live looks (WatchMe) are described on the node that runs the pipeline, with the models of its graph.
-  let runtime: Runtime;
+  const holder: { runtime?: Runtime } = {};
   const looks = root.add(new PersonLooks({
     bus, pool, log: log.child('looks'), clock,
-    model: (id, kind) => ({ path: modelPath(runtime.graph, settings.modelDir, id), kind }),
+    model: (id, kind) => ({ path: modelPath(holder.runtime!.graph, settings.modelDir, id), kind }),
     described: (pipeline) => metrics.personLooks.inc({ pipeline }),
   }));
-  const runtimeStates = new RuntimeStates(() => runtime, clock);
+  const runtimeStates = new RuntimeStates(() => holder.runtime!, clock);
   const hub = root.add(new HttpHub(settings.host, log.child('http')));
   // Shared state of a cluster (known persons, sessions, the token key) is caught up before any transport answers.
   const node = await kind.join({ settings, bus, metrics, log, pool, store, counts, faces, persons, sessions, looks, runtimeStates });
-  runtime = new Runtime(node.initialGraph(initial), { settings, stages: stageDefinition, clock, counts, faces, pool, bus, metrics, log });
+  const runtime = holder.runtime = new Runtime(node.initialGraph(initial),
+    { settings, stages: stageDefinition, clock, counts, faces, pool, bus, metrics, log });
   const ctx: TransportContext = {
     hub, bus, metrics, settings, log, clock, faces, pool, persons, inference: node.inference, personsWriter: node.personsWriter,
     looks: node.looks, graph: () => node.configured(runtime), states: node.states, runtime: () => runtime,

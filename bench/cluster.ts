@@ -51,7 +51,8 @@ function event(kind: Kind, i: number): { topic: BenchTopic; e: BusEvents[BenchTo
   const atMs = Date.now();
   if (kind === 'person.looks') {
     const unit = (n: number): Float32Array => new Float32Array(n).fill(1 / Math.sqrt(n));
-    const persons = Array.from({ length: 10 }, (_, k) => ({ box: [10 * k, 20, 10 * k + 40, 120] as [number, number, number, number], trackId: k + 1, body: unit(256), face: unit(128) }));
+    const persons = Array.from({ length: 10 }, (_, k) => ({ box: [10 * k, 20, 10 * k + 40, 120] as [number, number, number, number],
+      trackId: k + 1, body: unit(256), face: unit(128) }));
     return { topic: kind, e: { pipeline: 'cam1', source: 'cam1', models: 'reid', seq: i, width: 640, height: 480, capturedAtMs: atMs, persons } };
   }
   if (kind === 'count.stats') {

@@ -454,7 +454,8 @@ interface E2eOut {
   queries: Real[];
 }
 
-async function endToEnd(opts: { seconds: number; conns: number[]; workers?: number; ortThreads?: number; maxWait: number; rowWait: number; measure: boolean; bigIndex: number }): Promise<E2eOut> {
+async function endToEnd(opts: { seconds: number; conns: number[]; workers?: number; ortThreads?: number; maxWait: number; rowWait: number;
+  measure: boolean; bigIndex: number }): Promise<E2eOut> {
   const { createCanvas, loadImage } = await import('@napi-rs/canvas');
   const { default: WebSocket } = await import('ws');
   const { parseGraph } = await import('../app/catalog.js');
@@ -626,8 +627,8 @@ transports:
             const loadAt = await waitForQuiet(`${f.label}, ${n} conn, ${indexRows} rows`, opts.rowWait);
             const r = await closedLoop(WebSocket, wsUrl, f.jpeg, n, opts.seconds, f.faces);
             const lat = summarize(r.latencies);
-            rows.push([f.label, n, indexRows, r.frames, f1(r.frames / r.cpu.wallS), f1((r.frames * f.faces) / r.cpu.wallS), f1(lat.p50), f1(lat.p95), f1(lat.max),
-              r.nulls + r.wrongCount, f1((r.cpu.cpuS * 1000) / Math.max(1, r.frames)), f1(r.loopP99Ms), f2(r.cpu.otherCores), loadAt.split(' ')[0]]);
+            rows.push([f.label, n, indexRows, r.frames, f1(r.frames / r.cpu.wallS), f1((r.frames * f.faces) / r.cpu.wallS), f1(lat.p50), f1(lat.p95),
+              f1(lat.max), r.nulls + r.wrongCount, f1((r.cpu.cpuS * 1000) / Math.max(1, r.frames)), f1(r.loopP99Ms), f2(r.cpu.otherCores), loadAt.split(' ')[0]]);
             console.log(`  ${f.label}, ${n} conn, ${indexRows} rows: ${r.frames} frames in ${f1(r.cpu.wallS)} s`);
           }
         }
@@ -783,7 +784,11 @@ async function searchBench(opts: { sizes: number[]; queries: number; threads: nu
       const rowOf = (personId: number, q: Float32Array): number => {
         if (personId >= 1000) return enrolled.length + personId - 1000;
         let best = -Infinity; let row = -1;
-        for (let r = 0; r < enrolled.length; r++) if (enrolled[r].personId === personId) { const s = dotRow(matrix, r, q); if (s > best) { best = s; row = r; } }
+        for (let r = 0; r < enrolled.length; r++) {
+          if (enrolled[r].personId !== personId) continue;
+          const s = dotRow(matrix, r, q);
+          if (s > best) { best = s; row = r; }
+        }
         return row;
       };
       const personOfRow = (row: number): number => (row < enrolled.length ? enrolled[row].personId : 1000 + row - enrolled.length);

@@ -671,7 +671,8 @@ async function main(): Promise<void> {
   const clientsNow = async (): Promise<number> =>
     (await app.metrics.wsClients.get()).values.find((v) => v.labels.protocol === PROTOCOL)?.value ?? 0;
   const counter = async (m: typeof app.metrics.wsDropped, direction?: string): Promise<number> =>
-    (await m.get()).values.filter((v) => v.labels.protocol === PROTOCOL && (direction === undefined || (v.labels as Record<string, unknown>).direction === direction))
+    (await m.get()).values.filter((v) => v.labels.protocol === PROTOCOL && (direction === undefined || (v.labels as Record<string,
+      unknown>).direction === direction))
       .reduce((a, v) => a + v.value, 0);
   const eld = monitorEventLoopDelay({ resolution: ELD_RES_MS });
   eld.enable();
@@ -725,7 +726,8 @@ async function main(): Promise<void> {
     rssMax = Math.max(rssMax, mem.rss);
     const closedLog = lines.slice(logged0).map((l) => /disconnected (\d+) client/.exec(l)).reduce((a, m) => a + (m ? Number(m[1]) : 0), 0);
     return {
-      fromMs: actualFromMs, toMs: actualToMs, wallS, cpuS: (cpu.user + cpu.system) / 1e6, sysS: cpu.system / 1e6, mainCpuS, machineBusyS: m1.busy - m0.busy, machineStealS: m1.steal - m0.steal,
+      fromMs: actualFromMs, toMs: actualToMs, wallS, cpuS: (cpu.user + cpu.system) / 1e6, sysS: cpu.system / 1e6, mainCpuS,
+        machineBusyS: m1.busy - m0.busy, machineStealS: m1.steal - m0.steal,
       framesIn, pipelineDropped,
       rssEndMb: mem.rss / 2 ** 20, rssMaxMb: rssMax / 2 ** 20, heapMb: mem.heapUsed / 2 ** 20,
       eldP50Ms: lagMs(eld.percentile(50)), eldP99Ms: lagMs(eld.percentile(99)), eldMaxMs: lagMs(eld.max),
@@ -790,7 +792,8 @@ async function main(): Promise<void> {
       const total = frames + stats + r.reduce((a, x) => a + x.other, 0);
       const fmin = r.length ? Math.min(...r.map((x) => x.framesPerClient.min)) / wall : NaN;
       const fmax = r.length ? Math.max(...r.map((x) => x.framesPerClient.max)) / wall : NaN;
-      return [l.clients, l.connected, f2(l.server.framesPublished / wall), f0(l.server.sentOut / wall), f0(total / wall), f2(total / wall / Math.max(1, l.connected)),
+      return [l.clients, l.connected, f2(l.server.framesPublished / wall), f0(l.server.sentOut / wall), f0(total / wall),
+        f2(total / wall / Math.max(1, l.connected)),
         r.length ? `${f2(fmin)}..${f2(fmax)}` : '-', f2(stats / wall / Math.max(1, l.connected)),
         l.server.sentOut ? f1((total / l.server.sentOut) * 100) : '-', l.server.dropped, l.server.closedLog + r.reduce((a, x) => a + x.closedDuringRun, 0),
         f0(r.reduce((a, x) => a + x.bytes, 0) / wall / 2 ** 20)];

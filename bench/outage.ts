@@ -44,7 +44,8 @@ function stats(values: number[]): (string | number)[] {
 /** Longest gap between calls to tick() since the last reset(). */
 function gapMeter() {
   let last = 0;
-  const m = { max: 0, tick: () => { const now = Date.now(); if (last) m.max = Math.max(m.max, now - last); last = now; }, reset: () => { last = 0; m.max = 0; } };
+  const m = { max: 0, tick: () => { const now = Date.now(); if (last) m.max = Math.max(m.max, now - last); last = now; },
+    reset: () => { last = 0; m.max = 0; } };
   return m;
 }
 

@@ -147,7 +147,7 @@ async function main(): Promise<void> {
       ['config "applied"', ...stats(applied.map((e) => e.configMs))],
       ['config "applied", minus the debounce', ...stats(applied.map((e) => e.configMs - DEBOUNCE_MS))],
       [`first packet of the restarted ${CHANGED}`, ...stats(applied.map((e) => e.packetMs).filter(Number.isFinite))],
-      [`  (config "applied" → that packet)`, ...stats(applied.map((e) => e.packetMs - e.configMs).filter(Number.isFinite))],
+      ['  (config "applied" → that packet)', ...stats(applied.map((e) => e.packetMs - e.configMs).filter(Number.isFinite))],
       ['config "invalid" (unknown stage)', ...stats(invalid.filter((e) => e.result === 'invalid').map((e) => e.configMs))],
       ['config "unchanged" (valid file restored)', ...stats(restored.filter((e) => e.result === 'unchanged').map((e) => e.configMs))],
     ]);

@@ -97,7 +97,8 @@ export async function main(argv: string[]): Promise<number> {
       return run(graph, graphFile, settings);
     case 'token':
       try {
-        console.log(await signToken(graph, settings, { subject: parsed.values.subject, ttlSeconds: parsed.values.ttl ? Number(parsed.values.ttl) : undefined }));
+        console.log(await signToken(graph, settings, { subject: parsed.values.subject,
+          ttlSeconds: parsed.values.ttl ? Number(parsed.values.ttl) : undefined }));
         return 0;
       } catch (err) {
         console.error(`token: ${(err as Error).message}`);

@@ -198,7 +198,7 @@ export class LeaseKeeper {
    */
   private async giveBack(source: string, revision: number): Promise<boolean> {
     const deadline = Date.now() + this.o.ttlMs;
-    let last = '';
+    let last: string | undefined;
     for (;;) {
       try {
         await this.o.leases.delete(source, { previousSeq: revision });

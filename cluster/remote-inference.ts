@@ -17,6 +17,7 @@ import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import type { ModelRef, WorkerTask } from '../inference/protocol.js';
 import type { InferencePool } from '../inference/pool.js';
+import { coded, fromWire, toWire, type WireError } from '../core/errors.js';
 import { buffersOf, decode, encode } from './codec.js';
 
 export const INFER_SUBJECT = 'sightline.infer';
@@ -24,7 +25,8 @@ const QUEUE = 'sightline-workers';
 /** The server's default, for a connection that has not received its INFO yet. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
-type Reply<R> = { ok: true; result: R; node: string } | { ok: false; error: string; node: string; tooLarge?: true };
+/** A worker's answer; a failure carries its coded error, so callers branch on the code as they would locally. */
+type Reply<R> = { ok: true; result: R; node: string } | { ok: false; error: WireError; node: string; tooLarge?: true };
 
 const maxPayload = (nc: NatsConnection): number => nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
 
@@ -43,13 +45,13 @@ export class RemoteInference implements InferenceClient {
       reply = decode<Reply<R>>(msg.data);
     } catch (err) {
       this.metrics.clusterInference.inc({ side: 'sent', result: 'unanswered' });
-      throw new Error(`no worker answered the ${task.op} request: ${(err as Error).message}`);
+      throw coded('UNAVAILABLE', `no worker answered the ${task.op} request: ${(err as Error).message}`);
     }
     // The task's buffers were only encoded, not transferred: still whole for the local pool.
     if (!reply.ok && reply.tooLarge) return this.runLocally(task, transferList);
     this.metrics.clusterInference.inc({ side: 'sent', result: reply.ok ? 'ok' : 'error' });
-    // The worker's own error text, so callers tell bad input (e.g. "not a decodable image") from failures.
-    if (!reply.ok) throw new Error(reply.error);
+    // The worker's own coded error, so callers tell bad input (BAD_IMAGE) from failures.
+    if (!reply.ok) throw fromWire(reply.error);
     return reply.result;
   }
 
@@ -69,14 +71,14 @@ export function serveInference(nc: NatsConnection, pool: InferencePool, modelDir
     let reply: Reply<unknown>;
     try {
       const task = decode<WorkerTask>(data);
-      if (typeof task !== 'object' || task === null || typeof task.op !== 'string') throw new Error('not a worker task');
+      if (typeof task !== 'object' || task === null || typeof task.op !== 'string') throw coded('CODEC', 'not a worker task');
       metrics.clusterInferenceOps.inc({ side: 'served', op: task.op.slice(0, 32) });
       localModels(task, modelDir);
       reply = { ok: true, result: await pool.run(task, [...buffersOf(task)]), node: nodeId };
     } catch (err) {
       metrics.clusterInference.inc({ side: 'served', result: 'error' });
       log.debug(`inference request failed: ${(err as Error).message}`);
-      return encode({ ok: false, error: (err as Error).message, node: nodeId } satisfies Reply<unknown>);
+      return encode({ ok: false, error: toWire(err), node: nodeId } satisfies Reply<unknown>);
     }
     const bytes = encode(reply);
     if (bytes.byteLength <= maxPayload(nc)) {
@@ -85,7 +87,7 @@ export function serveInference(nc: NatsConnection, pool: InferencePool, modelDir
     }
     // Too large to publish: the gateway runs the task itself rather than waiting for a reply that cannot come.
     metrics.clusterInference.inc({ side: 'served', result: 'too_large' });
-    return encode({ ok: false, tooLarge: true, error: `result of ${bytes.byteLength} bytes exceeds max_payload`, node: nodeId } satisfies Reply<unknown>);
+    return encode({ ok: false, tooLarge: true, error: toWire(coded('TOO_LARGE', `result of ${bytes.byteLength} bytes exceeds max_payload`)), node: nodeId } satisfies Reply<unknown>);
   };
   return nc.subscribe(INFER_SUBJECT, {
     queue: QUEUE,

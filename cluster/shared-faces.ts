@@ -73,7 +73,8 @@ export class SharedFaces {
         // The file as it is now: a better crop saved since is sent again by its own event.
         const jpeg = await this.faces.read(e.pipeline, e.faceId);
         if (!jpeg) throw new Error('its file is gone');
-        const face: SharedFace = { pipeline: e.pipeline, faceId: e.faceId, day: dayKey(e.atMs, resetAt), filename: e.filename, score: e.score, createdMs: e.atMs, jpeg };
+        const face: SharedFace = { pipeline: e.pipeline, faceId: e.faceId, day: dayKey(e.atMs, resetAt), filename: e.filename, score: e.score,
+          createdMs: e.atMs, jpeg };
         await this.kv.put(faceKey(e.pipeline, e.faceId), encode(face));
         this.metrics.clusterSharedChanges.inc({ state: 'faces', result: 'published' });
       }).catch((err: Error) => {

@@ -55,7 +55,8 @@ export class SharedPersons implements PersonsWriter {
   }
 
   /** Joins (or creates) the stream, catches up with it, then keeps applying it; API writes go through it. */
-  static async start(nc: NatsConnection, persons: KnownPersons, store: Store, log: Logger, metrics: Metrics, replicas: number, waitMs = 15_000): Promise<SharedPersons> {
+  static async start(nc: NatsConnection, persons: KnownPersons, store: Store, log: Logger, metrics: Metrics, replicas: number,
+    waitMs = 15_000): Promise<SharedPersons> {
     const jsm = await nc.jetstreamManager();
     // Kept until compacted: the history is the persons (about 1 KB per photo).
     const info = await StreamReplica.ensure(jsm, { name: PERSONS_STREAM, subjects: [SUBJECT], num_replicas: replicas });

@@ -1,4 +1,5 @@
 /** Worker-side cache: each ONNX model is loaded once per worker and its session kept for the worker's life. */
+import { coded } from '../core/errors.js';
 import { existsSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import type { ModelRef } from './protocol.js';
@@ -18,7 +19,7 @@ export function getSession(model: ModelRef, intraOpNumThreads: number): Promise<
 
 async function createSession(model: ModelRef, intraOpNumThreads: number): Promise<ort.InferenceSession> {
   if (!existsSync(model.path)) {
-    throw new Error(`model file not found: ${model.path} (run the setup step to fill the model directory, or fix the graph's models.*.file)`);
+    throw coded('MODEL_FAILED', `model file not found: ${model.path} (run the setup step to fill the model directory, or fix the graph's models.*.file)`);
   }
   try {
     return await ort.InferenceSession.create(model.path, {
@@ -29,7 +30,7 @@ async function createSession(model: ModelRef, intraOpNumThreads: number): Promis
       logSeverityLevel: 3,
     });
   } catch (err) {
-    throw new Error(`cannot load model ${model.path} as ONNX: ${(err as Error).message.split('\n')[0]}`);
+    throw coded('MODEL_FAILED', `cannot load model ${model.path} as ONNX: ${(err as Error).message.split('\n')[0]}`);
   }
 }
 

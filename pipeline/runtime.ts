@@ -231,7 +231,7 @@ export class PipelineRunner {
         try {
           await this.deps.pool.loadEverywhere({ path: modelPath(this.graph, this.deps.settings.modelDir, id), kind: model.kind });
         } catch (err) {
-          throw new Error(`stage "${stage.id}": model "${id}": ${(err as Error).message}`);
+          throw new Error(`stage "${stage.id}": model "${id}": ${(err as Error).message}`, { cause: err });
         }
       }
     }

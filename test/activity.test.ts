@@ -195,7 +195,8 @@ test('lying down slowly (sit, then lie back) is no fall', (t) => {
 
 test('a fast crouch (and standing up again) is no fall', (t) => {
   const u = run(sequence(STANDING, [
-    { hold: STANDING, seconds: 2 }, { to: CROUCHING, seconds: 0.5, ease: easeIn }, { hold: CROUCHING, seconds: 4 }, { to: STANDING, seconds: 1 }, { hold: STANDING, seconds: 2 },
+    { hold: STANDING, seconds: 2 }, { to: CROUCHING, seconds: 0.5, ease: easeIn }, { hold: CROUCHING, seconds: 4 }, { to: STANDING,
+      seconds: 1 }, { hold: STANDING, seconds: 2 },
   ]));
   t.deepEqual(falls(u), []);
   t.true(u.some((x) => x.activities[0].posture === 'sitting'), 'the crouch reads as sitting');
@@ -208,14 +209,16 @@ test('dropping onto a chair fast is no fall (it never lies)', (t) => {
 
 test('a fall followed by getting straight up (lying under the configured time) is no fall', (t) => {
   const u = run(sequence(STANDING, [
-    { hold: STANDING, seconds: 2 }, { to: LYING, seconds: 0.6, ease: easeIn }, { hold: LYING, seconds: 0.5 }, { to: STANDING, seconds: 1 }, { hold: STANDING, seconds: 3 },
+    { hold: STANDING, seconds: 2 }, { to: LYING, seconds: 0.6, ease: easeIn }, { hold: LYING, seconds: 0.5 }, { to: STANDING, seconds: 1 },
+      { hold: STANDING, seconds: 3 },
   ]));
   t.deepEqual(falls(u), []);
   t.deepEqual(recoveries(u), []);
 });
 
 test('the lying time is configurable: with 4 s, a fall with 3 s on the floor is not reported', (t) => {
-  const steps: Step[] = [{ hold: STANDING, seconds: 2 }, { to: LYING, seconds: 0.6, ease: easeIn }, { hold: LYING, seconds: 3 }, { to: STANDING, seconds: 1.5 }];
+  const steps: Step[] = [{ hold: STANDING, seconds: 2 }, { to: LYING, seconds: 0.6, ease: easeIn }, { hold: LYING, seconds: 3 }, { to: STANDING,
+    seconds: 1.5 }];
   t.is(falls(run(sequence(STANDING, steps))).length, 1, 'reported with the default 1.5 s');
   t.is(falls(run(sequence(STANDING, steps), new ActivityAnalyzer({ lyingMs: 4000 }))).length, 0);
 });
@@ -255,7 +258,8 @@ test('the activity stage publishes the fall, the recovery and occupancy on the b
   t.teardown(() => h.close());
 
   const frames = sequence(STANDING, [
-    { hold: STANDING, seconds: 2 }, { to: LYING, seconds: 0.5, ease: easeIn }, { hold: LYING, seconds: 3 }, { to: STANDING, seconds: 1.5 }, { hold: STANDING, seconds: 2 },
+    { hold: STANDING, seconds: 2 }, { to: LYING, seconds: 0.5, ease: easeIn }, { hold: LYING, seconds: 3 }, { to: STANDING, seconds: 1.5 },
+      { hold: STANDING, seconds: 2 },
   ]);
   let last: [number, number] = [0, 0];
   const packets: Packet[] = frames.map((s, i) => {

@@ -38,7 +38,7 @@ interface Stats { count_in: number; count_out: number }
 let cluster: Cluster;
 let pcPort: number;
 let ddfrPort: number;
-let stats: { at: number; data: Stats }[] = [];
+const stats: { at: number; data: Stats }[] = [];
 let pcClient: WebSocket;
 let pcClosed = false;
 

@@ -34,7 +34,8 @@ transports:
 });
 test.after.always(() => app?.stop());
 
-type Face = { id: string; top: number; right: number; bottom: number; left: number; name: string; surname: string | null; age: number; relationship: string | null; role: string | null };
+type Face = { id: string; top: number; right: number; bottom: number; left: number; name: string; surname: string | null; age: number;
+  relationship: string | null; role: string | null };
 type Reply = { status: string; faces: Face[] } | null;
 
 /** Sends frames on one connection, each after the previous reply (as the document's Python client does). */
@@ -203,7 +204,7 @@ test.serial('REST errors have clear statuses and messages', async (t) => {
 test.serial('updates and deletions reach the search at once', async (t) => {
   const list = await (await api('/persons')).json() as { id: number; name: string }[];
   const biden = list.find((p) => p.name === 'Joe')!;
-  let res = await api(`/persons/${biden.id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Joseph', relationship: 'collega' }) });
+  const res = await api(`/persons/${biden.id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Joseph', relationship: 'collega' }) });
   t.is(res.status, 200);
   let [r] = await recognize([photo('biden2.jpg')]) as Reply[];
   t.is(r!.faces[0].name, 'Joseph');

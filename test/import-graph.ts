@@ -42,7 +42,8 @@ export function importGraph(root = ROOT): Edge[] {
         const clause = ts.isImportDeclaration(node) ? node.importClause : undefined;
         const typeOnly = ts.isImportDeclaration(node) ? Boolean(clause?.isTypeOnly) : node.isTypeOnly;
         specs.push({ spec: node.moduleSpecifier.text, typeOnly });
-      } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0] && ts.isStringLiteral(node.arguments[0])) {
+      } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword
+        && node.arguments[0] && ts.isStringLiteral(node.arguments[0])) {
         specs.push({ spec: node.arguments[0].text, typeOnly: false });
       } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
         specs.push({ spec: node.argument.literal.text, typeOnly: true });

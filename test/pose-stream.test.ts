@@ -53,7 +53,8 @@ class Client {
     if (seen) { this.messages.splice(this.messages.indexOf(seen), 1); return Promise.resolve(seen); }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no matching message in time')), ms);
-      this.waiters.push({ match: (m) => { if (!match(m)) return false; this.messages.splice(this.messages.indexOf(m), 1); return true; }, resolve: (m) => { clearTimeout(timer); resolve(m); } });
+      this.waiters.push({ match: (m) => { if (!match(m)) return false; this.messages.splice(this.messages.indexOf(m), 1); return true; },
+        resolve: (m) => { clearTimeout(timer); resolve(m); } });
     });
   }
   send(type: string, data: unknown = {}): void {

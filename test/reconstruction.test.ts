@@ -237,7 +237,8 @@ test.serial('errors get {type: error, message} and the socket stays open; they a
   ws.close();
 
   const after = await scrape(app.portOf('metrics')!);
-  for (const [kind, n] of Object.entries({ unknown_session: 2, no_images: 1, bad_base64: 1, bad_image: 2, bad_format: 2, unknown_type: 1, invalid_json: 1, too_many_images: 1 })) {
+  for (const [kind, n] of Object.entries({ unknown_session: 2, no_images: 1, bad_base64: 1, bad_image: 2, bad_format: 2, unknown_type: 1,
+    invalid_json: 1, too_many_images: 1 })) {
     t.is(errorsOf(after, kind) - errorsOf(before, kind), n, kind);
   }
 

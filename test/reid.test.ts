@@ -288,7 +288,7 @@ test.serial('reid on vtest.avi: the same person 1 s later is similar, different 
   t.true(mean(different) <= 0.45, `mean different-people cosine ${mean(different)}`);
   t.true(rank1 >= 3, `rank-1 for ${rank1} persons`);
   t.log(`timing: ${probes.length} crops in ${ra.inferenceMs.toFixed(1)} ms, ${b.length} crops in ${rb.inferenceMs.toFixed(1)} ms ` +
-    `(first task includes the first-run warm-up)`);
+    '(first task includes the first-run warm-up)');
 });
 
 test.serial('reidEmbed returns unit, independent embeddings in box order and hands the frame back', async (t) => {

@@ -131,6 +131,7 @@ class ServerProcess {
 
   waitForLine(pattern: RegExp, timeoutMs: number): Promise<string> {
     return new Promise((resolve, reject) => {
+      // eslint-disable-next-line prefer-const -- assigned after `done`, which clears it, is declared
       let timer: NodeJS.Timeout | undefined;
       const check = () => {
         const hit = this.lines.find((l) => pattern.test(l));
@@ -180,7 +181,7 @@ export async function startRtspServer(opts: RtspServerOptions = {}): Promise<Rts
       if (ready !== `READY ${url}`) throw new Error(`RTSP server announced "${ready}", expected "READY ${url}"`);
     } catch (err) {
       await proc.kill('SIGKILL');
-      throw new Error(`RTSP server (${SYSTEM_PYTHON} ${SCRIPT}) did not start on ${url}: ${(err as Error).message}`);
+      throw new Error(`RTSP server (${SYSTEM_PYTHON} ${SCRIPT}) did not start on ${url}: ${(err as Error).message}`, { cause: err });
     }
     return proc;
   };

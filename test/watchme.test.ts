@@ -147,7 +147,8 @@ async function groundTruth(): Promise<{ frames: Map<number, RgbImage>; persons: 
   for (const [n, { rgb, width, height }] of all) {
     const { tensor, scale } = letterbox(rgb, width, height);
     const r = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', tensor, [1, 3, YOLOX_INPUT, YOLOX_INPUT]) });
-    const dets = decodeYolox(r[session.outputNames[0]].data as Float32Array, { scoreThreshold: 0.3, nmsIou: 0.45, classIds: new Set([0]), width, height, scale });
+    const dets = decodeYolox(r[session.outputNames[0]].data as Float32Array, { scoreThreshold: 0.3, nmsIou: 0.45, classIds: new Set([0]), width,
+      height, scale });
     out.set(n, { boxes: dets.map((d) => d.box) });
   }
   for (const step of [1, -1]) {

@@ -46,7 +46,7 @@ function captureAndDecode(spec: SourceSpec): string {
     case 'test': {
       // test://ball?num-buffers=100 → videotestsrc pattern=ball num-buffers=100 is-live=true
       const u = new URL(spec.uri);
-      const props = [`is-live=true`];
+      const props = ['is-live=true'];
       if (u.hostname) props.push(`pattern=${q(u.hostname)}`);
       for (const [k, v] of u.searchParams) {
         if (!TEST_PROPS.test(k)) throw new Error(`invalid videotestsrc property "${k}" in ${spec.uri}`);

@@ -11,7 +11,7 @@ import type { Clock } from '../../core/clock.js';
 import type { EventBus, PersonLook, PersonLooksEvent } from '../../core/events.js';
 import type { Logger } from '../../core/log.js';
 import { TrackGallery } from './person-gallery.js';
-import type { Box, Packet } from '../../core/types.js';
+import type { Packet } from '../../core/types.js';
 import type { ModelRef } from '../../core/types.js';
 import type { InferencePool } from '../../inference/pool.js';
 import type { FaceModels, PersonEmbedResult, PersonEmbedTask } from '../../inference/ops/person-embed.protocol.js';

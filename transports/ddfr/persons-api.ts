@@ -73,7 +73,8 @@ export function mountPersonsApi(d: PersonsApiDeps): void {
   });
   route('GET', PHOTOS, (_req, res, m) => {
     const p = personOr404(m[1]);
-    sendJson(res, 200, persons.photos(p.id).map((ph) => ({ id: ph.id, person_id: ph.personId, sha256: ph.sha256, created_at: new Date(ph.createdMs).toISOString() })));
+    sendJson(res, 200, persons.photos(p.id).map((ph) => ({ id: ph.id, person_id: ph.personId, sha256: ph.sha256,
+      created_at: new Date(ph.createdMs).toISOString() })));
   });
   route('POST', PHOTOS, async (req, res, m) => {
     const p = personOr404(m[1]);

@@ -25,7 +25,8 @@ export function persons(p: Packet, f: Filters, fps: number): Person[] {
   const acts = new Map<number, PersonActivity>((p.activities ?? []).map((a) => [a.trackId, a]));
   const tracks: TrackedObject[] | undefined = p.tracks?.filter((t) => t.label === 'person' && t.state === 'confirmed');
   const items = tracks
-    ? tracks.map((t) => ({ id: t.id, trackId: t.id as number | null, box: t.box, score: t.score, velocity: t.velocity, pose: poses.get(t.id), act: acts.get(t.id) }))
+    ? tracks.map((t) => ({ id: t.id, trackId: t.id as number | null, box: t.box, score: t.score, velocity: t.velocity, pose: poses.get(t.id),
+      act: acts.get(t.id) }))
     : (p.detections ?? []).filter((d) => d.label === 'person').map((d, i) => ({
       id: i + 1, trackId: null, box: d.box, score: d.score, velocity: [0, 0] as [number, number],
       // Untracked poses are matched to detections by their box.

@@ -139,7 +139,8 @@ export function combine(list: AnalyticsFigures[]): AnalyticsFigures {
       stationary_time: round(sum((a) => a.activity.stationary_time), 1),
       activity_level: list.length ? round(sum((a) => a.activity.activity_level) / list.length, 3) : 0,
     },
-    detection: { total_detections: total, average_confidence: weighted((a) => a.detection.average_confidence), tracking_accuracy: weighted((a) => a.detection.tracking_accuracy) },
+    detection: { total_detections: total, average_confidence: weighted((a) => a.detection.average_confidence),
+      tracking_accuracy: weighted((a) => a.detection.tracking_accuracy) },
   };
 }
 

@@ -194,7 +194,8 @@ export class PoseStreams {
       const now = this.d.states.pipeline(pipeline);
       if (!now) continue;
       if (sub.filters.environmentId && sub.filters.environmentId !== source) continue;
-      const data = M.systemEvent({ pipeline, state: now.state, reason: now.reason, atMs: this.d.clock.now() }, source, this.d.sessionId, this.components(pipeline, source), true);
+      const data = M.systemEvent({ pipeline, state: now.state, reason: now.reason, atMs: this.d.clock.now() }, source, this.d.sessionId,
+        this.components(pipeline, source), true);
       if (sub.filters.severity && !sub.filters.severity.includes(data.severity as never)) continue;
       c.send('system_event', data, { droppable: false });
     }

@@ -13,7 +13,8 @@ import type { ModelBuilder } from './builder.js';
 import { looksLikeImage } from './limits.js';
 import { errorMessage, modelMessage } from './messages.js';
 
-interface Live { views: Map<number, DepthView>; sockets: Set<WebSocket>; queue: Promise<void>; incremental: boolean; previewDirty: boolean; previewRunning: boolean }
+interface Live { views: Map<number, DepthView>; sockets: Set<WebSocket>; queue: Promise<void>; incremental: boolean; previewDirty: boolean;
+  previewRunning: boolean }
 
 export interface LiveDeps {
   sessions: ReconstructionSessions;
@@ -33,7 +34,8 @@ export class LiveSessions {
 
   private liveOf(id: string): Live {
     let l = this.live.get(id);
-    if (!l) this.live.set(id, (l = { views: new Map(), sockets: new Set(), queue: Promise.resolve(), incremental: false, previewDirty: false, previewRunning: false }));
+    if (!l) this.live.set(id, (l = { views: new Map(), sockets: new Set(), queue: Promise.resolve(), incremental: false, previewDirty: false,
+      previewRunning: false }));
     return l;
   }
 
