@@ -5,7 +5,7 @@ import stylistic from '@stylistic/eslint-plugin';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'models/', 'media/', 'data/', 'test-artifacts/', 'transports/**/web/', 'console/web/', 'grafana/', 'test/fixtures/'] },
+  { ignores: ['dist/', 'node_modules/', 'models/', 'media/', 'data/', 'test-artifacts/', 'transports/**/web/', 'console/web/', 'grafana/', 'test/fixtures/', '.scratch/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -98,7 +98,7 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
     described: (pipeline) => metrics.personLooks.inc({ pipeline }),
   }));
   const runtimeStates = new RuntimeStates(() => holder.runtime!, clock);
-  const hub = root.add(new HttpHub(settings.host, log.child('http')));
+  const hub = root.add(new HttpHub(settings.host, log.child('http'), metrics));
   // Shared state of a cluster (known persons, sessions, the token key) is caught up before any transport answers.
   const node = await kind.join({ settings, bus, metrics, log, pool, store, counts, faces, persons, sessions, looks, runtimeStates });
   const runtime = holder.runtime = new Runtime(node.initialGraph(initial),

@@ -18,12 +18,13 @@ export interface Clock {
 export const systemClock: Clock = {
   now: () => Date.now(),
   timeout(fn, ms) {
-    const t = setTimeout(fn, Math.min(ms, 2 ** 31 - 1));
+    const t = setTimeout(fn, Math.min(Number.isFinite(ms) ? ms : 2 ** 31 - 1, 2 ** 31 - 1));
     t.unref();
     return () => clearTimeout(t);
   },
   interval(fn, ms) {
-    const t = setInterval(fn, ms);
+    // Node runs a timer of more than 2^31-1 ms (or of NaN) after 1 ms: clamp, so a huge period never becomes a flood.
+    const t = setInterval(fn, Math.min(Math.max(1, Number.isFinite(ms) ? ms : 2 ** 31 - 1), 2 ** 31 - 1));
     t.unref();
     return () => clearInterval(t);
   },

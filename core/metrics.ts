@@ -47,6 +47,8 @@ export class Metrics {
   readonly wsMessages = this.counter('sightline_ws_messages_total', 'WebSocket messages per protocol and direction (in, out).', ['protocol', 'direction']);
   readonly wsDropped = this.counter('sightline_ws_dropped_total', 'Messages not sent to a slow WebSocket client, per protocol.', ['protocol']);
   readonly wsErrors = this.counter('sightline_ws_errors_total', 'Bad client input answered with a protocol error, per protocol and kind.', ['protocol', 'kind']);
+  readonly httpErrors = this.counter('sightline_http_errors_total',
+    'HTTP requests answered with an error status (bad requests, unknown paths, refused uploads, bugs as 500), per port and status.', ['port', 'status']);
   readonly clusterConnected = this.gauge('sightline_cluster_connected', '1 while connected to the NATS cluster, 0 while reconnecting (cluster mode only).', []);
   readonly clusterReconnects = this.counter('sightline_cluster_reconnects_total', 'Times the NATS connection was re-established.', []);
   readonly clusterLeasesHeld = this.gauge('sightline_cluster_leases_held', 'Sources this node holds a lease on (and runs).', []);

@@ -85,8 +85,13 @@ test.serial('whole protocol with real photos: progress, then a GLB point cloud w
     send({ type: 'image', data: b64(name), filename: name });
     const ack = await next();
     t.is(ack.type, 'ack');
-    t.true(typeof ack.image_path === 'string' && existsSync(ack.image_path as string));
-    t.deepEqual(readFileSync(ack.image_path as string), readFileSync(media(name)));
+    // The path is relative to the data directory (which is the server's business); what is kept is a JPEG of the
+    // image scaled to process_res, never larger than the upload.
+    t.true(typeof ack.image_path === 'string' && !path.isAbsolute(ack.image_path as string), String(ack.image_path));
+    const stored = path.join(app.settings.dataDir, ack.image_path as string);
+    t.true(existsSync(stored));
+    const [kept, sent] = await Promise.all([loadImage(readFileSync(stored)), loadImage(readFileSync(media(name)))]);
+    t.is(Math.max(kept.width, kept.height), Math.min(320, Math.max(sent.width, sent.height)), name);
   }
   send({ type: 'generate', incremental: false });
   const { progress, complete } = await untilComplete(next);

@@ -391,7 +391,7 @@ test.serial('POST /upload-embedding errors: bad JSON, bad base64, not an image, 
   for (const [pending, status, detail] of cases) {
     const res = await pending;
     t.is(res.status, status);
-    t.is(res.headers.get('content-type'), 'application/json');
+    t.regex(res.headers.get('content-type') ?? '', /^application\/json(; charset=utf-8)?$/);
     const body = await res.json() as { detail: string };
     t.deepEqual(Object.keys(body), ['detail']);
     t.regex(body.detail, detail);

@@ -32,6 +32,8 @@ export interface DepthImageTask {
   maxSide: number;
   /** Images with more pixels than this are refused (decompression bombs). */
   maxPixels: number;
+  /** Also answer the scaled image as a JPEG (what a reconstruction session keeps). */
+  storeJpeg?: boolean;
 }
 
 /** One image ready to back-project: its pixels at the processing size and its depth map. */
@@ -43,4 +45,4 @@ export interface DepthView {
   depth: DepthMap;
 }
 
-export interface DepthImageResult { view: DepthView; inferenceMs: number }
+export interface DepthImageResult { view: DepthView; inferenceMs: number; jpeg?: ArrayBuffer }

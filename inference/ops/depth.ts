@@ -1,11 +1,9 @@
 /** Worker side of depth estimation: stretch to the model input, normalise, run, and hand back a float map. */
 import { defineOp } from '../protocol.js';
-import { createCanvas, loadImage } from '@napi-rs/canvas';
 import * as ort from 'onnxruntime-node';
 import { getSession } from '../sessions.js';
 import type { DepthMap } from '../../core/types.js';
-import { coded } from '../../core/errors.js';
-import { rgbaToRgb } from '../image/decode.js';
+import { decodeImage, encodeJpeg } from '../image/decode.js';
 import { depthModelSpec, type DepthModelSpec } from '../models/depth.js';
 import type { DepthImageResult, DepthImageTask, DepthResult, DepthTask } from './depth.protocol.js';
 import { bilinearTaps } from '../image/resample.js';
@@ -20,9 +18,12 @@ export async function estimateDepth(task: DepthTask, threads: number): Promise<D
 }
 
 export async function depthOfImage(task: DepthImageTask, threads: number): Promise<DepthImageResult> {
-  const { width, height, rgb } = await decodeScaled(new Uint8Array(task.image), task.maxSide, task.maxPixels);
+  // Scaled down (never up) in C so that the longer side is at most maxSide: a tiny image stays tiny.
+  const { width, height, rgb } = await decodeImage(new Uint8Array(task.image), { maxPixels: task.maxPixels, maxSide: task.maxSide });
   const { depth, inferenceMs } = await depthOf(task.model, rgb, width, height, threads);
-  return { view: { width, height, rgb: rgb.buffer as ArrayBuffer, depth }, inferenceMs };
+  // What is kept of a client's image is this scaled copy, not the original upload.
+  const jpeg = task.storeJpeg ? new Uint8Array(await encodeJpeg(rgb, width, height)).buffer as ArrayBuffer : undefined;
+  return { view: { width, height, rgb: rgb.buffer as ArrayBuffer, depth }, inferenceMs, ...(jpeg ? { jpeg } : {}) };
 }
 
 async function depthOf(model: DepthImageTask['model'], rgb: Uint8Array, width: number, height: number, threads: number) {
@@ -78,30 +79,9 @@ export function depthInput(rgb: Uint8Array, width: number, height: number, spec:
   return out;
 }
 
-/** Decodes an image and scales it (in C, by the canvas) so that its longer side is `maxSide`. */
-async function decodeScaled(bytes: Uint8Array, maxSide: number, maxPixels: number): Promise<{ width: number; height: number; rgb: Uint8Array }> {
-  let img: Awaited<ReturnType<typeof loadImage>>;
-  try {
-    img = await loadImage(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-  } catch (err) {
-    throw coded('BAD_IMAGE', `not a decodable image: ${(err as Error).message}`);
-  }
-  if (!(img.width > 0 && img.height > 0)) throw coded('BAD_IMAGE', 'not a decodable image: no pixels');
-  if (img.width * img.height > maxPixels) throw coded('IMAGE_TOO_LARGE', `image is ${img.width}x${img.height}, more than ${maxPixels} pixels`);
-  const r = maxSide / Math.max(img.width, img.height);
-  const width = Math.max(1, Math.round(img.width * r));
-  const height = Math.max(1, Math.round(img.height * r));
-  const canvas = createCanvas(width, height);
-  const ctx = canvas.getContext('2d', { alpha: false });
-  ctx.imageSmoothingQuality = 'high';
-  ctx.drawImage(img, 0, 0, width, height);
-  const rgba = ctx.getImageData(0, 0, width, height).data;
-  return { width, height, rgb: rgbaToRgb(rgba) };
-}
-
 export const ops = [
   defineOp<DepthTask, DepthResult>({ op: 'depth', run: (t, env) => estimateDepth(t, env.threads), transfer: (r) => [r.data, r.depth.data] }),
   defineOp<DepthImageTask, DepthImageResult>({
-    op: 'depth-image', run: (t, env) => depthOfImage(t, env.threads), transfer: (r) => [r.view.rgb, r.view.depth.data],
+    op: 'depth-image', run: (t, env) => depthOfImage(t, env.threads), transfer: (r) => [r.view.rgb, r.view.depth.data, ...(r.jpeg ? [r.jpeg] : [])],
   }),
 ];

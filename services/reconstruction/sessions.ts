@@ -8,7 +8,7 @@
  */
 import { coded } from '../../core/errors.js';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Store } from '../store/store.js';
 
@@ -87,6 +87,19 @@ export class ReconstructionSessions {
   get(id: string): ReconstructionSession | undefined {
     const row = this.store.db.prepare('SELECT * FROM reconstruction_sessions WHERE id = ?').get(id) as Row | undefined;
     return row && this.toSession(row);
+  }
+
+  count(): number {
+    return (this.store.db.prepare('SELECT COUNT(*) AS n FROM reconstruction_sessions').get() as { n: number }).n;
+  }
+
+  /** Bytes of a session's stored images. */
+  storedBytes(id: string): number {
+    let total = 0;
+    for (const img of this.get(id)?.images ?? []) {
+      try { total += statSync(img.path).size; } catch { /* gone: counts nothing */ }
+    }
+    return total;
   }
 
   list(): ReconstructionSession[] {

@@ -2,13 +2,16 @@
  * DDFR's `/ws`: binary JPEG/PNG frames in, one JSON answer per frame out, in order. A frame that cannot be
  * processed is answered `null` (the document's choice) and the connection stays open.
  */
+import type { FastifyInstance } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { Clock } from '../../core/clock.js';
 import { codeOf, isCode } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { Metrics } from '../../core/metrics.js';
 import type { FaceRecognizer } from '../../services/persons/face-recognizer.js';
 import type { KnownPersons } from '../../services/persons/known-persons.js';
-import type { HttpHub } from '../http/hub.js';
+import { DETAIL } from '../http/errors.js';
+import { WsGuard, wsRoute } from '../http/ws.js';
 import { faceJson } from './messages.js';
 
 const PROTOCOL = 'ddfr';
@@ -16,17 +19,19 @@ const PROTOCOL = 'ddfr';
 const MAX_PENDING = 8;
 
 export interface FramesDeps {
-  hub: HttpHub;
-  owner: string;
-  port: number;
+  clock: Clock;
   recognizer: FaceRecognizer;
   persons: KnownPersons;
   metrics: Metrics;
   log: Logger;
   maxImageBytes: number;
+  maxConnections: number;
+  /** A connection that sends no frame for this long is closed. */
+  idleMs: number;
 }
 
-export function mountFrames(d: FramesDeps): WebSocketServer {
+/** The `/ws` endpoint: answers the routes to register and what to close when the transport goes. */
+export function framesEndpoint(d: FramesDeps): { routes(app: FastifyInstance): void; close(): Promise<void> } {
   const { metrics, log, persons, recognizer } = d;
   const out = metrics.wsMessages.labels(PROTOCOL, 'out');
   const inbound = metrics.wsMessages.labels(PROTOCOL, 'in');
@@ -54,7 +59,12 @@ export function mountFrames(d: FramesDeps): WebSocketServer {
   };
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: d.maxImageBytes });
+  const guard = new WsGuard({
+    clock: d.clock, maxConnections: d.maxConnections, pingMs: 30_000, idleMs: d.idleMs,
+    onError: (kind) => metrics.wsErrors.inc({ protocol: PROTOCOL, kind }),
+  });
   wss.on('connection', (ws: WebSocket) => {
+    guard.watch(ws);
     metrics.wsClients.inc({ protocol: PROTOCOL });
     // Frames of one connection are answered in order; different connections run in parallel.
     let chain = Promise.resolve();
@@ -86,8 +96,17 @@ export function mountFrames(d: FramesDeps): WebSocketServer {
     ws.on('close', () => metrics.wsClients.dec({ protocol: PROTOCOL }));
     ws.on('error', () => undefined);
   });
-  d.hub.upgrade(d.owner, d.port, '/ws', (req, socket, head) => {
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
-  });
-  return wss;
+  return {
+    routes: (app) => wsRoute(app, '/ws', {
+      shape: DETAIL,
+      refuse: () => (guard.admits() ? null : { status: 503, body: { detail: 'too many connections; try again later' } }),
+      server: () => wss,
+      accept: (ws, req) => wss.emit('connection', ws, req.raw),
+    }),
+    close: async () => {
+      guard.close();
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+    },
+  };
 }

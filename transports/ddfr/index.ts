@@ -10,8 +10,9 @@
 import type { TransportSpec } from '../../config/graph.js';
 import { FaceRecognizer } from '../../services/persons/face-recognizer.js';
 import { defineTransport, PORT_SCHEMA, type MountedTransport, type TransportContext } from '../contract.js';
-import { mountFrames } from './frames.js';
-import { mountPersonsApi } from './persons-api.js';
+import { DETAIL } from '../http/errors.js';
+import { framesEndpoint } from './frames.js';
+import { personsRoutes } from './persons-api.js';
 
 export interface DdfrOptions extends TransportSpec {
   detector: string;
@@ -21,6 +22,12 @@ export interface DdfrOptions extends TransportSpec {
   faceScore: number;
   /** Largest frame or photo accepted, in bytes. */
   maxImageBytes: number;
+  /** `/ws` connections at once; more are refused at the handshake (503). */
+  maxConnections: number;
+  /** Seconds a `/ws` connection may go without sending a frame before it is closed. */
+  idleSeconds: number;
+  /** Page origins (besides this server's own) allowed to change known persons from a browser. */
+  allowOrigins: string[];
 }
 
 export const ddfrTransport = defineTransport<DdfrOptions>({
@@ -32,6 +39,9 @@ export const ddfrTransport = defineTransport<DdfrOptions>({
       threshold: { type: 'number', minimum: -1, maximum: 1, default: 0.4 },
       faceScore: { type: 'number', minimum: 0, maximum: 1, default: 0.8 },
       maxImageBytes: { type: 'integer', minimum: 1024, maximum: 104857600, default: 10 * 1024 * 1024 },
+      maxConnections: { type: 'integer', minimum: 1, maximum: 100000, default: 256 },
+      idleSeconds: { type: 'number', minimum: 1, maximum: 86400, default: 600 },
+      allowOrigins: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
     },
   },
   models: { detector: 'yunet', embedder: 'mobilefacenet' },
@@ -52,15 +62,16 @@ function mountDdfr(spec: DdfrOptions & { port: number }, ctx: TransportContext):
   }
   // Load the known faces (or build their search graph) now rather than on the first frame.
   persons.search?.warm();
-  const at = { hub, owner: spec.id, port: spec.port };
-  const wss = mountFrames({ ...at, recognizer, persons, metrics, log, maxImageBytes: spec.maxImageBytes });
-  mountPersonsApi({ ...at, persons, writer: ctx.personsWriter, recognizer, clock, maxImageBytes: spec.maxImageBytes });
-
+  const frames = framesEndpoint({
+    clock, recognizer, persons, metrics, log, maxImageBytes: spec.maxImageBytes, maxConnections: spec.maxConnections, idleMs: spec.idleSeconds * 1000,
+  });
+  hub.mount(spec.port, {
+    owner: spec.id, prefixes: ['/ws', '/persons'], shape: DETAIL,
+    routes: (app) => {
+      frames.routes(app);
+      personsRoutes(app, { persons, writer: ctx.personsWriter, recognizer, clock, maxImageBytes: spec.maxImageBytes, allowOrigins: spec.allowOrigins });
+    },
+  });
   let closing: Promise<void> | null = null;
-  return {
-    close: () => (closing ??= (async () => {
-      for (const ws of wss.clients) ws.terminate();
-      await new Promise<void>((r) => wss.close(() => r()));
-    })()),
-  };
+  return { close: () => (closing ??= frames.close()) };
 }

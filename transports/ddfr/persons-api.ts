@@ -1,84 +1,88 @@
 /**
- * The known-persons REST API beside DDFR's `/ws`: persons and their photos (a photo is enrolled as the face
- * embedding of the one face it shows). Errors are `{"detail": ...}` with the code's HTTP status.
+ * The known-persons REST API beside DDFR's `/ws`: persons and their photos (a photo is enrolled as the face embedding
+ * of the one face it shows). Bodies are JSON (or one multipart file for a photo), bounded and validated before use;
+ * writes from pages of another origin are refused. Errors are `{"detail": ...}` with the code's HTTP status.
  */
 import { createHash } from 'node:crypto';
-import type http from 'node:http';
+import multipart from '@fastify/multipart';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Clock } from '../../core/clock.js';
-import { coded, isCode, SightlineError } from '../../core/errors.js';
+import { coded, isCode } from '../../core/errors.js';
 import type { FaceRecognizer } from '../../services/persons/face-recognizer.js';
 import type { KnownPersons, Person, PersonInput, PersonsWriter } from '../../services/persons/known-persons.js';
-import { readJson, readUploadedFile } from '../http/body.js';
-import { sendJson, type HttpHub } from '../http/hub.js';
+import { jsonBodies, refuseCrossSiteWrites } from '../http/bodies.js';
 import { parsePerson, personJson } from './messages.js';
 
 export interface PersonsApiDeps {
-  hub: HttpHub;
-  owner: string;
-  port: number;
   persons: KnownPersons;
   writer: PersonsWriter;
   recognizer: FaceRecognizer;
   clock: Clock;
   maxImageBytes: number;
+  /** Page origins (besides this server's own) allowed to change persons from a browser. */
+  allowOrigins: string[];
 }
 
-type Handler = (req: http.IncomingMessage, res: http.ServerResponse, m: RegExpExecArray) => Promise<void> | void;
+const PERSON_BODY_BYTES = 64 * 1024;
+/** Ids are positive integers of at most 15 digits (JavaScript's safe integers). */
+const ID = { type: 'string', pattern: '^[0-9]{1,15}$' };
+const personParams = { type: 'object', required: ['id'], properties: { id: ID } };
+const photoParams = { type: 'object', required: ['id', 'photoId'], properties: { id: ID, photoId: ID } };
+const objectBody = { type: 'object', maxProperties: 16 };
 
-const BODY_LIMIT = 64 * 1024;
-const PERSON = /^\/persons\/(\d{1,15})$/;
-const PHOTOS = /^\/persons\/(\d{1,15})\/photos$/;
-const PHOTO = /^\/persons\/(\d{1,15})\/photos\/(\d{1,15})$/;
+type Params = { id: string; photoId?: string };
 
-export function mountPersonsApi(d: PersonsApiDeps): void {
+export function personsRoutes(app: FastifyInstance, d: PersonsApiDeps): void {
   const { persons, writer, recognizer, clock } = d;
-  const route = (method: string, pattern: RegExp, handler: Handler): void => {
-    d.hub.route(d.owner, d.port, method, (p) => pattern.test(p), async (req, res, url) => {
-      try {
-        await handler(req, res, pattern.exec(url.pathname)!);
-      } catch (err) {
-        if (!(err instanceof SightlineError) || err.code === 'INTERNAL') throw err;
-        sendJson(res, err.status, { detail: err.message });
-      }
-    });
-  };
+  jsonBodies(app, { otherTypes: 'send application/json (a photo: {"image": "<base64>"} or multipart/form-data with one file)' });
+  refuseCrossSiteWrites(app, d.allowOrigins);
+  // An id that is not a number names no person; a body that is not an object is refused as the API documents.
+  app.setSchemaErrorFormatter((_errors, dataVar) => (dataVar === 'params' ? coded('NOT_FOUND', 'not found')
+    : coded('BAD_FORMAT', 'request body must be a JSON object')));
+  void app.register(multipart, { limits: { fileSize: d.maxImageBytes, files: 1, fields: 4, parts: 5, headerPairs: 50 } });
+
   const personOr404 = (id: string): Person => {
     const p = persons.get(Number(id));
     if (!p) throw coded('NOT_FOUND', `person ${id} not found`);
     return p;
   };
-  const body = async (req: http.IncomingMessage, partial: boolean) => parsePerson(await readJson(req, BODY_LIMIT), partial, clock.now());
+  const body = (req: FastifyRequest, partial: boolean) => parsePerson(req.body, partial, clock.now());
 
-  route('GET', /^\/persons$/, (_req, res) => sendJson(res, 200, persons.list().map((p) => personJson(p))));
-  route('POST', /^\/persons$/, async (req, res) => {
-    const input = await body(req, false) as PersonInput;
-    sendJson(res, 201, personJson({ ...await writer.create(input), photos: 0 }));
+  app.get('/persons', async () => persons.list().map((p) => personJson(p)));
+  app.post('/persons', { bodyLimit: PERSON_BODY_BYTES, schema: { body: objectBody } }, async (req, reply) => {
+    const input = body(req, false) as PersonInput;
+    reply.code(201).send(personJson({ ...await writer.create(input), photos: 0 }));
   });
-  route('GET', PERSON, (_req, res, m) => {
-    const p = personOr404(m[1]);
-    sendJson(res, 200, personJson({ ...p, photos: persons.photos(p.id).length }));
+  app.get<{ Params: Params }>('/persons/:id', { schema: { params: personParams } }, async (req) => {
+    const p = personOr404(req.params.id);
+    return personJson({ ...p, photos: persons.photos(p.id).length });
   });
-  const update: Handler = async (req, res, m) => {
-    const p = personOr404(m[1]);
-    const updated = await writer.update(p.id, await body(req, true));
-    if (!updated) throw coded('NOT_FOUND', `person ${m[1]} not found`);
-    sendJson(res, 200, personJson({ ...updated, photos: persons.photos(p.id).length }));
-  };
-  route('PATCH', PERSON, update);
-  route('PUT', PERSON, update);
-  route('DELETE', PERSON, async (_req, res, m) => {
-    personOr404(m[1]);
-    await writer.delete(Number(m[1]));
-    res.writeHead(204).end();
+  for (const method of ['PATCH', 'PUT'] as const) {
+    app.route<{ Params: Params }>({
+      method, url: '/persons/:id', bodyLimit: PERSON_BODY_BYTES, schema: { params: personParams, body: objectBody },
+      handler: async (req) => {
+        const p = personOr404(req.params.id);
+        const updated = await writer.update(p.id, body(req, true));
+        if (!updated) throw coded('NOT_FOUND', `person ${req.params.id} not found`);
+        return personJson({ ...updated, photos: persons.photos(p.id).length });
+      },
+    });
+  }
+  app.delete<{ Params: Params }>('/persons/:id', { schema: { params: personParams } }, async (req, reply) => {
+    personOr404(req.params.id);
+    await writer.delete(Number(req.params.id));
+    reply.code(204).send();
   });
-  route('GET', PHOTOS, (_req, res, m) => {
-    const p = personOr404(m[1]);
-    sendJson(res, 200, persons.photos(p.id).map((ph) => ({ id: ph.id, person_id: ph.personId, sha256: ph.sha256,
-      created_at: new Date(ph.createdMs).toISOString() })));
+  app.get<{ Params: Params }>('/persons/:id/photos', { schema: { params: personParams } }, async (req) => {
+    const p = personOr404(req.params.id);
+    return persons.photos(p.id).map((ph) => ({ id: ph.id, person_id: ph.personId, sha256: ph.sha256, created_at: new Date(ph.createdMs).toISOString() }));
   });
-  route('POST', PHOTOS, async (req, res, m) => {
-    const p = personOr404(m[1]);
-    const image = await photoFromRequest(req, d.maxImageBytes);
+  app.post<{ Params: Params }>('/persons/:id/photos', {
+    // Room for the base64 of the largest photo.
+    bodyLimit: Math.ceil(d.maxImageBytes * 1.4) + 1024, schema: { params: personParams },
+  }, async (req, reply) => {
+    const p = personOr404(req.params.id);
+    const image = await photoOf(req, d.maxImageBytes);
     let faces;
     try {
       faces = (await recognizer.recognize(image)).faces;
@@ -89,23 +93,28 @@ export function mountPersonsApi(d: PersonsApiDeps): void {
     if (faces.length === 0) throw coded('NO_FACE', 'no face found in the photo; send a photo with exactly one clearly visible face');
     if (faces.length > 1) throw coded('NO_FACE', `${faces.length} faces found in the photo; send a photo with exactly one face`);
     const photo = await writer.addPhoto(p.id, faces[0].embedding, createHash('sha256').update(image).digest('hex'));
-    if (!photo) throw coded('NOT_FOUND', `person ${m[1]} not found`);
-    sendJson(res, 201, { id: photo.id, person_id: p.id, sha256: photo.sha256, created_at: new Date(photo.createdMs).toISOString() });
+    if (!photo) throw coded('NOT_FOUND', `person ${req.params.id} not found`);
+    reply.code(201).send({ id: photo.id, person_id: p.id, sha256: photo.sha256, created_at: new Date(photo.createdMs).toISOString() });
   });
-  route('DELETE', PHOTO, async (_req, res, m) => {
-    personOr404(m[1]);
-    if (!await writer.deletePhoto(Number(m[1]), Number(m[2]))) throw coded('NOT_FOUND', `photo ${m[2]} of person ${m[1]} not found`);
-    res.writeHead(204).end();
+  app.delete<{ Params: Params }>('/persons/:id/photos/:photoId', { schema: { params: photoParams } }, async (req, reply) => {
+    personOr404(req.params.id);
+    if (!await writer.deletePhoto(Number(req.params.id), Number(req.params.photoId))) {
+      throw coded('NOT_FOUND', `photo ${req.params.photoId} of person ${req.params.id} not found`);
+    }
+    reply.code(204).send();
   });
 }
 
-/** A photo as JSON `{"image": "<base64>"}` or as a multipart/form-data file. */
-async function photoFromRequest(req: http.IncomingMessage, limit: number): Promise<Buffer> {
-  const type = String(req.headers['content-type'] ?? '');
-  if (type.startsWith('multipart/form-data')) return readUploadedFile(req, limit);
-  if (!type.startsWith('application/json')) throw coded('UNSUPPORTED_MEDIA_TYPE', 'send the photo as application/json {"image": "<base64>"} or as multipart/form-data');
-  const body = await readJson(req, Math.ceil(limit * 1.4) + 1024);
-  const image = (body as { image?: unknown } | null)?.image;
+/** A photo as JSON `{"image": "<base64>"}` or as one multipart/form-data file. */
+async function photoOf(req: FastifyRequest, limit: number): Promise<Buffer> {
+  if (req.isMultipart()) {
+    const file = await req.file();
+    if (!file) throw coded('BAD_FORMAT', 'multipart upload has no file');
+    const bytes = await file.toBuffer();
+    if (file.file.truncated) throw coded('TOO_LARGE', `uploaded file is larger than ${limit} bytes`);
+    return bytes;
+  }
+  const image = (req.body as { image?: unknown } | null | undefined)?.image;
   if (typeof image !== 'string' || image.length === 0) throw coded('BAD_FORMAT', '"image" must be a base64 string');
   const b64 = image.replace(/^data:[^;]+;base64,/, '');
   if (!/^[A-Za-z0-9+/\s]+={0,2}$/.test(b64)) throw coded('BAD_FORMAT', '"image" is not valid base64');

@@ -9,7 +9,7 @@
  */
 import type { TransportSpec } from '../../config/graph.js';
 import { defineTransport, PORT_SCHEMA, type MountedTransport, type TransportContext } from '../contract.js';
-import { sendJson } from '../http/hub.js';
+import { ERROR_MESSAGE } from '../http/errors.js';
 
 export const metricsTransport = defineTransport<TransportSpec>({
   name: 'metrics',
@@ -20,17 +20,20 @@ export const metricsTransport = defineTransport<TransportSpec>({
 
 function mountMetrics(spec: TransportSpec & { port: number }, ctx: TransportContext): MountedTransport {
   const { hub, metrics } = ctx;
-  hub.route(spec.id, spec.port, 'GET', '/metrics', async (_req, res) => {
-    const body = await metrics.render();
-    res.writeHead(200, { 'content-type': metrics.registry.contentType });
-    res.end(body);
-  });
-  hub.route(spec.id, spec.port, 'GET', '/health', (_req, res) => {
-    const rt = ctx.runtime();
-    const sources = Object.fromEntries([...rt.sources].map(([id, s]) => [id, s.state.value]));
-    const pipelines = Object.fromEntries([...rt.pipelines].map(([id, p]) => [id, { state: p.state, reason: p.reason }]));
-    const ok = [...rt.pipelines.values()].every((p) => p.state !== 'failed');
-    sendJson(res, ok ? 200 : 503, { status: ok ? 'ok' : 'degraded', sources, pipelines });
+  hub.mount(spec.port, {
+    owner: spec.id, prefixes: ['/metrics', '/health'], shape: ERROR_MESSAGE,
+    routes: (app) => {
+      app.get('/metrics', async (_req, reply) => {
+        reply.header('content-type', metrics.registry.contentType).send(await metrics.render());
+      });
+      app.get('/health', async (_req, reply) => {
+        const rt = ctx.runtime();
+        const sources = Object.fromEntries([...rt.sources].map(([id, s]) => [id, s.state.value]));
+        const pipelines = Object.fromEntries([...rt.pipelines].map(([id, p]) => [id, { state: p.state, reason: p.reason }]));
+        const ok = [...rt.pipelines.values()].every((p) => p.state !== 'failed');
+        reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', sources, pipelines });
+      });
+    },
   });
   return { close: async () => undefined };
 }

@@ -10,6 +10,9 @@
  */
 import type { Subscription } from 'rxjs';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { DETAIL } from '../http/errors.js';
+import { parseMessage } from '../http/json-message.js';
+import { WsGuard, wsRoute } from '../http/ws.js';
 import type { Graph, TransportSpec } from '../../config/graph.js';
 import { RateGate } from '../../core/rate-gate.js';
 import { defineTransport, PORT_SCHEMA, type MountedTransport, type TransportContext } from '../contract.js';
@@ -26,6 +29,8 @@ export interface PeopleCounterOptions extends TransportSpec {
   /** Most `frame` messages per second (the document says 10-30). */
   fps: number;
   maxMessageBytes: number;
+  /** Clients at once; more are refused at the handshake (503). */
+  maxConnections: number;
 }
 
 const usesStage = (graph: Graph, pipeline: string, stage: string): boolean =>
@@ -39,6 +44,7 @@ export const peopleCounterTransport = defineTransport<PeopleCounterOptions>({
       port: PORT_SCHEMA, pipeline: { type: 'string' },
       fps: { type: 'number', minimum: 1, maximum: 60, default: 15 },
       maxMessageBytes: { type: 'integer', minimum: 1024, maximum: 16777216, default: 64 * 1024 },
+      maxConnections: { type: 'integer', minimum: 1, maximum: 100000, default: 1000 },
     },
   },
   defaultPort: () => 8765,
@@ -79,22 +85,24 @@ function mountPeopleCounter(spec: PeopleCounterOptions & { port: number }, ctx: 
   };
   const onMessage = async (ws: WebSocket, raw: RawData, isBinary: boolean): Promise<void> => {
     inbound.inc();
-    let msg: unknown;
-    try {
-      msg = JSON.parse(isBinary ? '' : raw.toString());
-    } catch {
-      metrics.wsErrors.inc({ protocol: PROTOCOL, kind: 'invalid_json' });
+    const msg = parseMessage(raw, isBinary, { maxBytes: spec.maxMessageBytes, maxDepth: 8 });
+    if (!msg.ok) {
+      metrics.wsErrors.inc({ protocol: PROTOCOL, kind: msg.reason === 'invalid_json' ? 'invalid_json' : 'bad_format' });
       reply(ws, { error: 'Invalid JSON message' });
       return;
     }
-    const r = await answer(msg, faces, pipeline, usesStage(ctx.graph(), pipeline, 'faces'));
+    const r = await answer(msg.value, faces, pipeline, usesStage(ctx.graph(), pipeline, 'faces'));
     if (isRefusal(r)) {
       metrics.wsErrors.inc({ protocol: PROTOCOL, kind: r.kind });
       reply(ws, { error: r.error });
     } else reply(ws, r);
   };
 
+  const guard = new WsGuard({
+    clock, maxConnections: spec.maxConnections, pingMs: 30_000, idleMs: 0, onError: (kind) => metrics.wsErrors.inc({ protocol: PROTOCOL, kind }),
+  });
   wss.on('connection', (ws) => {
+    guard.watch(ws);
     clientsGauge.inc();
     ws.on('message', (raw, isBinary) => {
       onMessage(ws, raw, isBinary).catch((err: Error) => {
@@ -107,14 +115,21 @@ function mountPeopleCounter(spec: PeopleCounterOptions & { port: number }, ctx: 
     ws.on('error', () => undefined);
   });
 
-  hub.upgrade(spec.id, spec.port, '/', (req, socket, head) => {
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  hub.mount(spec.port, {
+    owner: spec.id, prefixes: ['/'], shape: DETAIL,
+    routes: (app) => wsRoute(app, '/', {
+      shape: DETAIL,
+      refuse: () => (guard.admits() ? null : { status: 503, body: { detail: 'too many clients; try again later' } }),
+      server: () => wss,
+      accept: (ws, req) => wss.emit('connection', ws, req.raw),
+    }),
   });
 
   let closing: Promise<void> | null = null;
   return {
     close: () => (closing ??= (async () => {
       subs.forEach((s) => s.unsubscribe());
+      guard.close();
       for (const ws of wss.clients) ws.terminate();
       await new Promise<void>((r) => wss.close(() => r()));
     })()),

@@ -3,6 +3,7 @@
  * Answers and errors are the document's; ids and limits are validated before anything is read.
  */
 import type { FaceCrops } from '../../services/faces/face-crops.js';
+import { preview } from '../http/json-message.js';
 
 const DEFAULT_FACE_LIMIT = 50;
 const MAX_FACE_LIMIT = 500;
@@ -41,7 +42,7 @@ export async function answer(msg: unknown, faces: FaceCrops, pipeline: string, h
     }
     return { type: 'all_faces', faces: out };
   }
-  return { kind: 'unknown_type', error: `Unknown request type: ${typeof type === 'string' ? type.slice(0, 64) : JSON.stringify(type ?? null)}` };
+  return { kind: 'unknown_type', error: `Unknown request type: ${typeof type === 'string' ? type.slice(0, 64) : preview(type ?? null)}` };
 }
 
 export const isRefusal = (r: Reply | Refusal): r is Refusal => 'kind' in r && 'error' in r;

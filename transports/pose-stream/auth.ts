@@ -67,9 +67,9 @@ export class TokenVerifier {
   }
 
   /** The token of a handshake: `?token=` first, else `Authorization: Bearer`. */
-  static tokenOf(req: http.IncomingMessage, url: URL): string | undefined {
-    const q = url.searchParams.get('token');
-    if (q) return q;
+  static tokenOf(req: http.IncomingMessage, query: Record<string, unknown>): string | undefined {
+    const q = query.token;
+    if (typeof q === 'string' && q) return q;
     const h = req.headers.authorization;
     const m = typeof h === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
     return m?.[1];

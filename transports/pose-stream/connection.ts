@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import type { Cancel, Clock } from '../../core/clock.js';
 import { RateGate } from '../../core/rate-gate.js';
+import { parseMessage } from '../http/json-message.js';
 import { Envelope } from './envelope.js';
 import { EventBudget, MESSAGE_LIMITS, WindowLimiter, type LimitRule } from './rate-limit.js';
 import {
@@ -171,10 +172,9 @@ export class Connection {
   private onMessage(text: string | null): void {
     this.received++;
     this.lastClientMessageMs = this.hooks.clock.now();
-    let msg: unknown;
-    try {
-      msg = text === null ? undefined : JSON.parse(text);
-    } catch { /* reported below */ }
+    // Bounded before it is parsed: subscriptions nest 4 levels at most.
+    const parsed = text === null ? null : parseMessage(text, false, { maxBytes: 1024 * 1024, maxDepth: 12 });
+    const msg = parsed?.ok ? parsed.value : undefined;
     const type = typeof msg === 'object' && msg !== null && !Array.isArray(msg) ? (msg as { type?: unknown }).type : undefined;
     const data = (msg as { data?: unknown } | undefined)?.data;
     const category = type === 'subscribe' || type === 'unsubscribe' || type === 'update_subscription' ? 'subscription'
@@ -204,7 +204,8 @@ export class Connection {
       } else {
         // A bug must cost this one request, never the process.
         this.hooks.log(`pose-stream: ${type} from ${this.clientId} failed: ${(err as Error).stack ?? String(err)}`);
-        this.error('INTERNAL_ERROR', 'Internal server error processing the message', { message_type: type.slice(0, 64) }, 'internal');
+        // The document's codes have no internal error: a failed message is a connection-level error to retry.
+        this.error('CONNECTION_ERROR', 'The server could not process the message', { reason: 'server_error', message_type: type.slice(0, 64), retry_after: 1 }, 'internal');
       }
     }
   }

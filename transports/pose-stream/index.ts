@@ -15,7 +15,8 @@ import type { TransportSpec } from '../../config/graph.js';
 import { defineTransport, PORT_SCHEMA, type MountedTransport, type TransportContext } from '../contract.js';
 import { TokenVerifier, type AuthOptions } from './auth.js';
 import { Connection, type ConnectionHooks } from './connection.js';
-import { mountHandshake } from './handshake.js';
+import { ERROR_MESSAGE } from '../http/errors.js';
+import { handshakeRoutes, POSE_STREAM_PATH } from './handshake.js';
 import { PoseStreams } from './streams.js';
 
 export { POSE_STREAM_PATH, SUBPROTOCOL } from './handshake.js';
@@ -104,8 +105,8 @@ function mountPoseStream(spec: PoseStreamOptions & { port: number }, ctx: Transp
     maxSubscriptions: spec.maxSubscriptions,
   };
 
-  const servers = mountHandshake({
-    hub, owner: spec.id, port: spec.port, verifier, authProblem, maxMessageBytes: spec.maxMessageBytes, maxConnections: spec.maxConnections,
+  const { routes, servers } = handshakeRoutes({
+    verifier, authProblem, maxMessageBytes: spec.maxMessageBytes, maxConnections: spec.maxConnections,
     connectionCount: () => connections.size, log, countError,
     accept: (ws, clientId, who) => {
       const c = new Connection(ws, clientId, hooks, who.expiresAtMs);
@@ -115,6 +116,7 @@ function mountPoseStream(spec: PoseStreamOptions & { port: number }, ctx: Transp
       log.debug(`pose-stream: ${clientId} connected (sub ${who.subject ?? '-'})`);
     },
   });
+  hub.mount(spec.port, { owner: spec.id, prefixes: [POSE_STREAM_PATH], shape: ERROR_MESSAGE, routes });
 
   let closing: Promise<void> | null = null;
   return {

@@ -50,6 +50,7 @@ const MAX_FPS: Record<EventType, number> = {
   performance_update: 1, analytics_stream: 1, analytics_update: 1,
 };
 const MAX_BUFFER = 10;
+const MIN_FPS = 0.01;
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -112,7 +113,8 @@ function applyThrottle(eventType: EventType, base: Throttle, raw: Json): Throttl
   if ('max_fps' in raw) {
     const v = raw.max_fps;
     const max = MAX_FPS[eventType];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 30) throw new SubscriptionError('max_fps', 'Value must be a number above 0 and at most 30');
+    // At least one message every 100 s: a rate of 1e-300 would be a period no timer can hold.
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < MIN_FPS || v > 30) throw new SubscriptionError('max_fps', `Value must be a number above 0 (at least ${MIN_FPS}) and at most 30`);
     t.maxFps = Math.min(v, max);
   }
   if ('buffer_size' in raw) {

@@ -36,15 +36,18 @@ export class ModelBuilder {
   constructor(private readonly inference: InferenceClient, private readonly pool: InferencePool,
     private readonly metrics: Metrics, private readonly o: BuilderOptions) {}
 
-  /** An image's pixels scaled to `processRes` and its depth; BAD_IMAGE when it does not decode. */
-  async depthView(image: Buffer, processRes: number): Promise<DepthView> {
+  /**
+   * An image's pixels scaled down to `processRes` and its depth (and, with `store`, the scaled copy as a JPEG);
+   * BAD_IMAGE when it does not decode.
+   */
+  async depthView(image: Buffer, processRes: number, store = false): Promise<{ view: DepthView; jpeg?: Buffer }> {
     const bytes = image.buffer.slice(image.byteOffset, image.byteOffset + image.byteLength) as ArrayBuffer;
     try {
       const r = await this.inference.run<DepthImageResult>({
-        op: 'depth-image', model: this.o.model, image: bytes, maxSide: processRes, maxPixels: MAX_PIXELS,
+        op: 'depth-image', model: this.o.model, image: bytes, maxSide: processRes, maxPixels: MAX_PIXELS, storeJpeg: store,
       }, [bytes]);
       this.metrics.inferenceSeconds.observe({ model: this.o.modelId }, r.inferenceMs / 1000);
-      return r.view;
+      return { view: r.view, ...(r.jpeg ? { jpeg: Buffer.from(r.jpeg) } : {}) };
     } catch (err) {
       if (isCode(err, 'BAD_IMAGE', 'IMAGE_TOO_LARGE')) throw coded('BAD_IMAGE', `image could not be decoded: ${err.message}`);
       throw err;
@@ -69,7 +72,7 @@ export class ModelBuilder {
     let done = 0;
     const total = s.images.length;
     await Promise.all(s.images.map(async (img) => {
-      if (!views.has(img.index)) views.set(img.index, await this.depthView(await readFile(img.path), s.processRes));
+      if (!views.has(img.index)) views.set(img.index, (await this.depthView(await readFile(img.path), s.processRes)).view);
       done++;
       progress?.(0.8 * (done / total), `Estimated depth ${done}/${total} (${img.filename})`);
     }));

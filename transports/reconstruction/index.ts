@@ -14,10 +14,11 @@ import type { TransportSpec } from '../../config/graph.js';
 import { DEPTH_MODEL_KINDS } from '../../inference/models/depth.js';
 import { defineTransport, PORT_SCHEMA, type MountedTransport, type TransportContext } from '../contract.js';
 import { ModelBuilder } from './builder.js';
-import { mountDashboard } from './dashboard.js';
+import { DETAIL_422 } from '../http/errors.js';
+import { dashboardRoutes } from './dashboard.js';
 import { LiveSessions } from './live.js';
-import { mountRest } from './rest.js';
-import { mountSockets } from './sockets.js';
+import { restRoutes } from './rest.js';
+import { socketsEndpoint } from './sockets.js';
 
 const PROTOCOL = 'reconstruction';
 
@@ -39,6 +40,14 @@ export interface ReconstructionOptions extends TransportSpec {
    * library's max_size, which the document's Python client keeps.
    */
   maxMessageBytes: number;
+  /** Sessions at once (each holds files and, while connected, decoded views); more are refused. */
+  maxSessions: number;
+  /** Bytes of stored (scaled) images per session; more are refused. */
+  maxSessionBytes: number;
+  /** Connections at once; more are refused at the handshake. */
+  maxConnections: number;
+  /** A connection that sends nothing for this long is closed. */
+  idleSeconds: number;
 }
 
 export const reconstructionTransport = defineTransport<ReconstructionOptions>({
@@ -53,6 +62,10 @@ export const reconstructionTransport = defineTransport<ReconstructionOptions>({
       previewPoints: { type: 'integer', minimum: 1, maximum: 10000000, default: 100_000 },
       relativeRange: { type: 'number', exclusiveMinimum: 1, default: 10 },
       maxMessageBytes: { type: 'integer', minimum: 0, maximum: 1073741824, default: 1024 * 1024 },
+      maxSessions: { type: 'integer', minimum: 1, maximum: 100000, default: 100 },
+      maxSessionBytes: { type: 'integer', minimum: 1048576, maximum: 68719476736, default: 256 * 1024 * 1024 },
+      maxConnections: { type: 'integer', minimum: 1, maximum: 100000, default: 256 },
+      idleSeconds: { type: 'number', minimum: 1, maximum: 86400, default: 600 },
     },
   },
   models: { model: DEPTH_MODEL_KINDS },
@@ -77,15 +90,27 @@ function mountReconstruction(spec: ReconstructionOptions & { port: number }, ctx
     ws.send(JSON.stringify(msg));
     out.inc();
   };
-  const at = { hub, owner: spec.id, port: spec.port };
 
   const builder = new ModelBuilder(inference, pool, metrics, {
     model, modelId: spec.model, fovDeg: spec.fov, relativeRange: spec.relativeRange, maxMessageBytes: spec.maxMessageBytes,
   });
-  const live = new LiveSessions({ sessions, writer, builder, log, maxImageBytes: spec.maxImageBytes, previewPoints: spec.previewPoints, send, countError });
-  const wss = mountSockets({ ...at, sessions, live, metrics, maxImageBytes: spec.maxImageBytes, send, touch, countError });
-  mountRest({ ...at, sessions, writer, ttlMs, log, countError });
-  mountDashboard(hub, spec.id, spec.port, sessions);
+  const live = new LiveSessions({
+    sessions, writer, builder, log, maxImageBytes: spec.maxImageBytes, maxSessionBytes: spec.maxSessionBytes, previewPoints: spec.previewPoints,
+    dataDir: ctx.settings.dataDir, send, countError,
+  });
+  const sockets = socketsEndpoint({
+    clock, sessions, live, metrics, maxImageBytes: spec.maxImageBytes, maxConnections: spec.maxConnections, idleMs: spec.idleSeconds * 1000,
+    send, touch, countError,
+  });
+  hub.mount(spec.port, {
+    owner: spec.id, prefixes: ['/ws/session', '/ws/sessions', '/ws/reconstruct', '/dashboard'], shape: DETAIL_422,
+    countError: (status) => countError(`http_${status}`),
+    routes: (app) => {
+      restRoutes(app, { sessions, writer, ttlMs, maxSessions: spec.maxSessions, log });
+      sockets.routes(app);
+      dashboardRoutes(app, sessions);
+    },
+  });
   const stopForgetting = sessions.onDeleted((id) => live.forget(id));
 
   // Expiry: idle sessions (no message, no open socket) and their files go after sessionTtl.
@@ -111,8 +136,7 @@ function mountReconstruction(spec: ReconstructionOptions & { port: number }, ctx
     close: () => (closing ??= (async () => {
       stopSweeping();
       stopForgetting();
-      for (const ws of wss.clients) ws.terminate();
-      await new Promise<void>((r) => wss.close(() => r()));
+      await sockets.close();
       await live.drain();
     })()),
   };

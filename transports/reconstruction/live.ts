@@ -4,13 +4,14 @@
  * messages do: `image` (decoded and its depth estimated at once, then stored), `generate`, incremental previews,
  * and `finalize`.
  */
+import path from 'node:path';
 import type { WebSocket } from 'ws';
 import { coded, publicMessage, SightlineError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { DepthView } from '../../inference/ops/depth.protocol.js';
 import type { ReconstructionSessions, SessionsWriter } from '../../services/reconstruction/sessions.js';
 import type { ModelBuilder } from './builder.js';
-import { looksLikeImage } from './limits.js';
+import { sniffFormat } from '../../inference/image/sniff.js';
 import { errorMessage, modelMessage } from './messages.js';
 
 interface Live { views: Map<number, DepthView>; sockets: Set<WebSocket>; queue: Promise<void>; incremental: boolean; previewDirty: boolean;
@@ -22,7 +23,11 @@ export interface LiveDeps {
   builder: ModelBuilder;
   log: Logger;
   maxImageBytes: number;
+  /** Bytes of stored (scaled) images a session may hold. */
+  maxSessionBytes: number;
   previewPoints: number;
+  /** Image paths are reported relative to it (the data directory is the server's business). */
+  dataDir: string;
   send(ws: WebSocket, message: object): void;
   countError(kind: string): void;
 }
@@ -138,15 +143,21 @@ export class LiveSessions {
     if (b64.length % 4 === 1 || !/^[A-Za-z0-9+/\s]+={0,2}$/.test(b64)) throw coded('BAD_BASE64', '"data" is not valid base64');
     const bytes = Buffer.from(b64, 'base64');
     if (bytes.length > maxImageBytes) throw coded('TOO_LARGE', `image is larger than ${maxImageBytes} bytes`);
-    if (!looksLikeImage(bytes)) throw coded('BAD_IMAGE', '"data" is not an image (expected JPEG, PNG, WebP, GIF or BMP)');
-    const filename = typeof msg.filename === 'string' && msg.filename ? msg.filename : `image_${s.images.length}.jpg`;
-    // Decoded and its depth estimated now, in a worker: a corrupt image is refused before it is stored, and
-    // generate later finds the work done.
-    const view = await builder.depthView(bytes, s.processRes);
-    const image = await writer.addImage(id, filename, bytes);
+    if (!sniffFormat(bytes)) throw coded('BAD_IMAGE', '"data" is not an image (expected JPEG, PNG, WebP, GIF or TIFF)');
+    const filename = cleanFilename(msg.filename) ?? `image_${s.images.length}.jpg`;
+    // Decoded, scaled to process_res and its depth estimated now, in a worker: a corrupt image is refused before it
+    // is stored, generate later finds the work done, and what is stored is the scaled copy, not the upload.
+    const { view, jpeg } = await builder.depthView(bytes, s.processRes, true);
+    const stored = jpeg ?? bytes;
+    if (this.d.sessions.storedBytes(id) + stored.byteLength > this.d.maxSessionBytes) {
+      throw coded('TOO_LARGE', `session holds its maximum of ${Math.round(this.d.maxSessionBytes / 1048576)} MiB of images`);
+    }
+    const image = await writer.addImage(id, filename, stored);
     const l = this.liveOf(id);
     l.views.set(image.index, view);
-    this.d.send(ws, { type: 'ack', image_path: image.path, filename, image_index: image.index, num_images: image.index + 1, max_images: s.maxImages });
+    this.d.send(ws, {
+      type: 'ack', image_path: path.relative(this.d.dataDir, image.path), filename, image_index: image.index, num_images: image.index + 1, max_images: s.maxImages,
+    });
     if (l.incremental) this.preview(id);
   }
 
@@ -168,4 +179,12 @@ export class LiveSessions {
   async drain(): Promise<void> {
     await Promise.all([...this.live.values()].map((l) => l.queue));
   }
+}
+
+/** A client's filename, bounded and stripped of control characters (stored and echoed); null when none is usable. */
+function cleanFilename(v: unknown): string | null {
+  if (typeof v !== 'string') return null;
+  // eslint-disable-next-line no-control-regex -- control characters are what is removed
+  const clean = v.replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, 255);
+  return clean || null;
 }

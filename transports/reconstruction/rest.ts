@@ -1,82 +1,65 @@
 /**
  * The REST side of reconstruction: `POST /ws/session/create`, `GET /ws/session/{id}`, `GET /ws/sessions`,
  * `DELETE /ws/session/{id}`. The document's HTML client runs on another origin (a static file server), so the API
- * allows any origin. Errors are `{"detail": ...}`.
+ * allows any origin. Parameters are decimal integers in their documented ranges (422 otherwise, as FastAPI answers);
+ * errors are `{"detail": ...}`.
  */
-import type http from 'node:http';
-import { coded, SightlineError } from '../../core/errors.js';
+import type { FastifyInstance } from 'fastify';
+import { coded } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { ReconstructionSessions, SessionsWriter } from '../../services/reconstruction/sessions.js';
-import { sendJson, type HttpHub } from '../http/hub.js';
+import { cors } from '../http/bodies.js';
 import { SESSION_DEFAULTS, SESSION_LIMITS } from './limits.js';
 import { sessionJson } from './messages.js';
 
 export interface RestDeps {
-  hub: HttpHub;
-  owner: string;
-  port: number;
   sessions: ReconstructionSessions;
   writer: SessionsWriter;
   ttlMs: number;
+  /** Sessions at once; creating one more is refused (503). */
+  maxSessions: number;
   log: Logger;
-  countError(kind: string): void;
 }
 
-type Handler = (req: http.IncomingMessage, res: http.ServerResponse, m: RegExpExecArray, url: URL) => void | Promise<void>;
+/** A session id as the server makes them (a UUID); anything else is no session. */
+const SESSION_ID = '^[0-9a-f-]{36}$';
+type Params = { id: string };
 
-const SESSION = /^\/ws\/session\/([^/]{1,200})$/;
-const CREATE = /^\/ws\/session\/create$/;
-const LIST = /^\/ws\/sessions$/;
-
-export function mountRest(d: RestDeps): void {
+export function restRoutes(app: FastifyInstance, d: RestDeps): void {
   const { sessions, writer, ttlMs } = d;
-  const cors = (res: http.ServerResponse) => {
-    res.setHeader('access-control-allow-origin', '*');
-    res.setHeader('access-control-allow-methods', 'GET, POST, DELETE, OPTIONS');
-    res.setHeader('access-control-allow-headers', 'content-type');
-  };
-  const route = (method: string, pattern: RegExp, handler: Handler) => {
-    d.hub.route(d.owner, d.port, method, (p) => pattern.test(p), async (req, res, url) => {
-      cors(res);
-      try {
-        await handler(req, res, pattern.exec(url.pathname)!, url);
-      } catch (err) {
-        if (!(err instanceof SightlineError) || err.code === 'INTERNAL') throw err;
-        // Out-of-range parameters answer 422 (FastAPI's validation status, which the document's server uses).
-        const status = err.code === 'BAD_REQUEST' ? 422 : err.status;
-        d.countError(`http_${status}`);
-        sendJson(res, status, { detail: err.message });
-      }
-    });
-  };
+  cors(app, { origins: ['*'], methods: 'GET, POST, DELETE, OPTIONS', paths: ['/ws/session/create', '/ws/session/:id', '/ws/sessions'] });
   const sessionOr404 = (id: string) => {
-    const s = sessions.get(decodeURIComponent(id));
+    const s = new RegExp(SESSION_ID).test(id) ? sessions.get(id) : undefined;
     if (!s) throw coded('UNKNOWN_SESSION', 'Session not found');
     return s;
   };
-  for (const p of [CREATE, SESSION, LIST]) route('OPTIONS', p, (_req, res) => { res.writeHead(204).end(); });
-  route('POST', CREATE, async (_req, res, _m, url) => {
+  app.post<{ Querystring: Record<string, unknown> }>('/ws/session/create', async (req) => {
     const param = (name: keyof typeof SESSION_DEFAULTS): number => {
-      const raw = url.searchParams.get(name);
-      if (raw === null || raw === '') return SESSION_DEFAULTS[name];
-      const v = Number(raw);
+      const raw = req.query[name];
+      if (raw === undefined || raw === '') return SESSION_DEFAULTS[name];
       const [lo, hi] = SESSION_LIMITS[name];
-      if (!Number.isInteger(v) || v < lo || v > hi) throw coded('BAD_REQUEST', `${name} must be an integer from ${lo} to ${hi}, got ${JSON.stringify(raw)}`);
+      // Decimal digits only: 0x10, 1e3, " 5" and repeated parameters are not integers here.
+      const v = typeof raw === 'string' && /^[0-9]{1,9}$/.test(raw) ? Number(raw) : NaN;
+      if (!Number.isInteger(v) || v < lo || v > hi) {
+        throw coded('BAD_REQUEST', `${name} must be an integer from ${lo} to ${hi}, got ${JSON.stringify(String(raw).slice(0, 32))}`);
+      }
       return v;
     };
-    const s = await writer.create({ maxImages: param('max_images'), processRes: param('process_res'), numMaxPoints: param('num_max_points') });
+    const o = { maxImages: param('max_images'), processRes: param('process_res'), numMaxPoints: param('num_max_points') };
+    if (sessions.count() >= d.maxSessions) throw coded('SESSION_LIMIT', `the server holds its maximum of ${d.maxSessions} sessions; delete one or try later`);
+    const s = await writer.create(o);
     d.log.info(`reconstruction: session ${s.id} created`);
-    sendJson(res, 200, { ...sessionJson(s, ttlMs), websocket_url: `/ws/reconstruct/${s.id}` });
+    return { ...sessionJson(s, ttlMs), websocket_url: `/ws/reconstruct/${s.id}` };
   });
-  route('GET', LIST, (_req, res) => {
+  app.get('/ws/sessions', async () => {
     const list = sessions.list().map((s) => sessionJson(s, ttlMs));
-    sendJson(res, 200, { sessions: list, count: list.length });
+    return { sessions: list, count: list.length };
   });
-  route('GET', SESSION, (_req, res, m) => sendJson(res, 200, sessionJson(sessionOr404(m[1]), ttlMs)));
-  route('DELETE', SESSION, async (_req, res, m) => {
-    const s = sessionOr404(m[1]);
+  app.get<{ Params: Params }>('/ws/session/:id', async (req) => sessionJson(sessionOr404(req.params.id), ttlMs));
+  app.delete<{ Params: Params }>('/ws/session/:id', async (req) => {
+    const s = sessionOr404(req.params.id);
     // The sockets of the session hear of it through onDeleted, here and on every other gateway.
     await writer.delete(s.id);
-    sendJson(res, 200, { status: 'deleted', session_id: s.id });
+    return { status: 'deleted', session_id: s.id };
   });
 }

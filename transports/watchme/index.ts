@@ -8,7 +8,6 @@
  *   watchme: { port: 5000, detector: people, reid: reid, faceDetector: faces, faceEmbedder: arcface }
  * ```
  */
-import type http from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { TransportSpec } from '../../config/graph.js';
 import { loadOrCreateKey } from '../../services/looks/embedding-token.js';
@@ -19,7 +18,9 @@ import { imageDescriber } from './images.js';
 import { LIMITS } from './limits.js';
 import { statusMessage } from './messages.js';
 import { Session } from './session.js';
-import { mountUpload } from './upload.js';
+import { uploadRoutes } from './upload.js';
+import { DETAIL } from '../http/errors.js';
+import { WsGuard, wsRoute } from '../http/ws.js';
 
 const PROTOCOL = 'watchme';
 
@@ -99,7 +100,6 @@ function mountWatchme(spec: WatchmeOptions & { port: number }, ctx: TransportCon
   const countError = (kind: string): void => metrics.wsErrors.inc({ protocol: PROTOCOL, kind });
   const describe = imageDescriber(inference, { detector, reid, face, personScore: spec.personScore });
 
-  mountUpload({ hub, owner: spec.id, port: spec.port, key, describe, maxImageBytes: spec.maxImageBytes, corsOrigins: spec.corsOrigins, countError });
 
   const looksModels: LooksModels = {
     reid: spec.reid, faceDetector: spec.faceDetector, faceEmbedder: spec.faceEmbedder, faceScore: spec.faceScore, refreshFrames: spec.refreshFrames,
@@ -123,43 +123,44 @@ function mountWatchme(spec: WatchmeOptions & { port: number }, ctx: TransportCon
     ws.close(code, message.slice(0, 120));
   };
 
-  wss.on('connection', (ws: WebSocket, _req: http.IncomingMessage, id: string) => {
+  // Dead sockets (no pong) are dropped; a live one may stay silent while it watches.
+  const guard = new WsGuard({ clock, maxConnections: spec.maxSessions * 4, pingMs: LIMITS.heartbeatMs, idleMs: 0, onError: countError });
+  const accept = (ws: WebSocket, id: string): void => {
     ws.on('error', () => undefined);
     if (!LIMITS.sessionId.test(id)) { turnAway(ws, 'bad_session_id', 'session id must be 1-128 characters of A-Z, a-z, 0-9, "_" and "-"', 1008); return; }
     if (sessions.has(id)) { turnAway(ws, 'bad_session_id', `session "${id}" is already connected`, 1008); return; }
     if (sessions.size >= spec.maxSessions) { turnAway(ws, 'session_limit', `too many sessions (at most ${spec.maxSessions}); try again later`, 1013); return; }
     const s = new Session(id, ws, sessionDeps);
     sessions.set(id, s);
+    guard.watch(ws);
     metrics.wsClients.inc({ protocol: PROTOCOL });
-    let alive = true;
-    ws.on('pong', () => { alive = true; });
-    const stopHeartbeat = clock.interval(() => {
-      if (!alive) { ws.terminate(); return; }
-      alive = false;
-      ws.ping();
-    }, LIMITS.heartbeatMs);
     ws.on('message', (raw, isBinary) => { inbound.inc(); s.onMessage(raw, isBinary); });
     ws.on('close', () => {
-      stopHeartbeat();
       s.close();
       sessions.delete(id);
       metrics.wsClients.dec({ protocol: PROTOCOL });
     });
-  });
+  };
 
-  hub.upgrade(spec.id, spec.port, (p) => p.startsWith('/video-stream/'), (req, socket, head, url) => {
-    let id: string;
-    try {
-      id = decodeURIComponent(url.pathname.slice('/video-stream/'.length));
-    } catch {
-      id = '';
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req, id));
+  hub.mount(spec.port, {
+    owner: spec.id, prefixes: ['/upload-embedding', '/video-stream'], shape: DETAIL,
+    countError: (status, code) => countError(code && code !== 'INTERNAL' ? code.toLowerCase() : status >= 500 ? 'internal' : `http_${status}`),
+    routes: (app) => {
+      uploadRoutes(app, { key, describe, maxImageBytes: spec.maxImageBytes, corsOrigins: spec.corsOrigins });
+      // The session id is checked once the socket is open, so the client reads the refusal as a status message.
+      wsRoute(app, '/video-stream/:session_id', {
+        shape: DETAIL,
+        refuse: () => (guard.admits() ? null : { status: 503, body: { detail: 'too many connections; try again later' } }),
+        server: () => wss,
+        accept: (ws, req) => accept(ws, (req.params as { session_id: string }).session_id),
+      });
+    },
   });
 
   let closing: Promise<void> | null = null;
   return {
     close: () => (closing ??= (async () => {
+      guard.close();
       for (const s of sessions.values()) s.close();
       for (const ws of wss.clients) ws.terminate();
       await new Promise<void>((r) => wss.close(() => r()));

@@ -16,6 +16,7 @@ import { decodeBase64, type DescribeImage } from './images.js';
 import { LIMITS } from './limits.js';
 import { matchesMessage, matchesOf, seconds, statusMessage, type Status } from './messages.js';
 import { resolveSource } from './sources.js';
+import { isObject, parseMessage, preview } from '../http/json-message.js';
 
 export interface SessionDeps {
   clock: Clock;
@@ -103,18 +104,18 @@ export class Session implements Watcher {
       }
       return;
     }
-    let msg: unknown;
-    try {
-      msg = JSON.parse(isBinary ? '' : raw.toString());
-    } catch {
-      this.reject(coded('INVALID_JSON', 'message is not valid JSON'));
+    // Bounded before it is parsed: no message of the protocol nests deeper than 3 levels.
+    const parsed = parseMessage(raw, isBinary, { maxBytes: Math.ceil(this.d.maxImageBytes / 3) * 4 + 64 * 1024, maxDepth: 8 });
+    if (!parsed.ok) {
+      this.reject(parsed.reason === 'invalid_json' || parsed.reason === 'binary' ? coded('INVALID_JSON', 'message is not valid JSON')
+        : coded('BAD_FORMAT', 'message nests too deep'));
       return;
     }
-    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
+    if (!isObject(parsed.value)) {
       this.reject(coded('BAD_FORMAT', 'message must be a JSON object with a "type"'));
       return;
     }
-    const m = msg as Record<string, unknown>;
+    const m = parsed.value;
     switch (m.type) {
       case 'ping':
         this.reply(() => this.status('pong'));
@@ -129,12 +130,14 @@ export class Session implements Watcher {
         this.singleFrame(m);
         break;
       default:
-        this.reject(coded('UNKNOWN_TYPE', `unknown message type ${JSON.stringify(m.type ?? null).slice(0, 64)}; expected ping, start_tracking, single_frame or stop_tracking`));
+        this.reject(coded('UNKNOWN_TYPE', `unknown message type ${preview(m.type ?? null)}; expected ping, start_tracking, single_frame or stop_tracking`));
     }
   }
 
   private openToken(token: unknown): Appearance {
     if (token === undefined || token === null) throw coded('BAD_TOKEN', '"person_embed" is required: the embedding from POST /upload-embedding');
+    // A token is a few kilobytes; anything longer was not issued here.
+    if (typeof token !== 'string' || token.length > 64 * 1024) throw coded('BAD_TOKEN', '"person_embed" must be the token string from POST /upload-embedding');
     const v = openVectors(this.d.key, token);
     if (!v.body) throw coded('BAD_TOKEN', 'person_embed holds no body embedding');
     return { body: v.body, face: v.face };
@@ -143,8 +146,12 @@ export class Session implements Watcher {
   private startTracking(msg: Record<string, unknown>): void {
     const reference = this.openToken(msg.person_embed);
     const fps = msg.fps_limit ?? 10;
-    if (typeof fps !== 'number' || !Number.isFinite(fps) || fps <= 0) throw coded('BAD_FORMAT', '"fps_limit" must be a positive number');
-    const target = resolveSource(this.d.graph(), msg.video_source ?? 0);
+    if (typeof fps !== 'number' || !Number.isFinite(fps) || fps < 0.01 || fps > 1000) throw coded('BAD_FORMAT', '"fps_limit" must be a number from 0.01 to 1000');
+    const source = msg.video_source ?? 0;
+    if (typeof source !== 'number' && (typeof source !== 'string' || source.length > 4096)) {
+      throw coded('UNKNOWN_SOURCE', '"video_source" must be a source index, id, URI or file path');
+    }
+    const target = resolveSource(this.d.graph(), source);
     if (this.closed) return; // closed meanwhile: its feed was already left
     this.leaveFeed();
     const looksFps = Math.min(fps, this.d.maxFps);

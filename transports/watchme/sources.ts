@@ -2,6 +2,7 @@
 import type { Graph } from '../../config/graph.js';
 import { coded } from '../../core/errors.js';
 import { filePath, sourceKind } from '../../pipeline/sources/launch.js';
+import { preview } from '../http/json-message.js';
 
 export interface WatchTarget { source: string; pipeline: string }
 
@@ -18,7 +19,7 @@ export function resolveSource(graph: Graph, value: unknown): WatchTarget {
     });
   }
   if (source === undefined) {
-    throw coded('UNKNOWN_SOURCE', `unknown video_source ${JSON.stringify(value)?.slice(0, 80)}; configured sources: ` +
+    throw coded('UNKNOWN_SOURCE', `unknown video_source ${preview(value, 80)}; configured sources: ` +
       `${ids.map((id, i) => `${i} (${id})`).join(', ') || 'none'}`);
   }
   const readers = Object.values(graph.pipelines).filter((p) => p.source === source && p.stages.some((s) => s.use === 'detect'));
