@@ -4,6 +4,7 @@
  * asks which kind of node it is. Stopping the app is closing the root: every part closes once, newest first.
  */
 import { isDeepStrictEqual } from 'node:util';
+import { config as rxConfig } from 'rxjs';
 import { GraphError, modelPath, type Graph, type TransportSpec } from '../config/graph.js';
 import type { ResolvedSettings } from '../config/settings.js';
 import { watchFile } from '../config/watch.js';
@@ -82,6 +83,8 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   const clock = opts.clock ?? systemClock;
   const kind = opts.node ?? nodeKindFor(settings);
   const root = new Closer((err) => log.error(`while stopping: ${err.message}`));
+  // A bus subscriber that throws must cost its one event, never the process (RxJS would rethrow it on a timer).
+  rxConfig.onUnhandledError = (err: unknown) => log.error(`an event handler failed: ${(err as Error)?.stack ?? String(err)}`);
   const bus = root.add(new EventBus());
   const metrics = new Metrics();
   const pool = root.add(new InferencePool({ workers: kind.poolThreads(settings), ortThreads: settings.ortThreads, ops: WORKER_OPS, metrics }));

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Clock } from '../../core/clock.js';
-import { coded, isCode } from '../../core/errors.js';
+import { coded, isCode, SightlineError } from '../../core/errors.js';
 import type { FaceRecognizer } from '../../services/persons/face-recognizer.js';
 import type { KnownPersons, Person, PersonInput, PersonsWriter } from '../../services/persons/known-persons.js';
 import { jsonBodies, refuseCrossSiteWrites } from '../http/bodies.js';
@@ -108,11 +108,17 @@ export function personsRoutes(app: FastifyInstance, d: PersonsApiDeps): void {
 /** A photo as JSON `{"image": "<base64>"}` or as one multipart/form-data file. */
 async function photoOf(req: FastifyRequest, limit: number): Promise<Buffer> {
   if (req.isMultipart()) {
-    const file = await req.file();
-    if (!file) throw coded('BAD_FORMAT', 'multipart upload has no file');
-    const bytes = await file.toBuffer();
-    if (file.file.truncated) throw coded('TOO_LARGE', `uploaded file is larger than ${limit} bytes`);
-    return bytes;
+    try {
+      const file = await req.file();
+      if (!file) throw coded('BAD_FORMAT', 'multipart upload has no file');
+      const bytes = await file.toBuffer();
+      if (file.file.truncated) throw coded('TOO_LARGE', `uploaded file is larger than ${limit} bytes`);
+      return bytes;
+    } catch (err) {
+      // The multipart parser's own errors (a malformed form) are the client's; its limits carry their status.
+      if (err instanceof SightlineError || typeof (err as { statusCode?: unknown }).statusCode === 'number') throw err;
+      throw coded('BAD_FORMAT', `bad multipart upload: ${String((err as Error).message).slice(0, 100)}`);
+    }
   }
   const image = (req.body as { image?: unknown } | null | undefined)?.image;
   if (typeof image !== 'string' || image.length === 0) throw coded('BAD_FORMAT', '"image" must be a base64 string');

@@ -90,25 +90,39 @@ class PortServer {
   }
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    if (this.handler) this.handler(req, res);
-    else { res.statusCode = 503; res.end(); }
+    try {
+      if (this.handler) this.handler(req, res);
+      else { res.statusCode = 503; res.end(); }
+    } catch (err) {
+      // Fastify answers its own errors; this is the last guard, so that nothing thrown here ends the process.
+      this.log.error(`request to ${pathOf(req.url).slice(0, 100)} failed outside its route: ${(err as Error).message}`);
+      this.count(500);
+      if (!res.headersSent) { res.statusCode = 500; res.end(); } else res.destroy();
+    }
   }
 
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => undefined);
-    // Only WebSocket upgrades are routed (h2c and the like are not spoken here).
-    if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || !this.handler) {
+    const refuse = (): void => {
       this.count(400);
-      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       socket.destroy();
-      return;
-    }
+    };
+    // Only WebSocket upgrades are routed (h2c and the like are not spoken here), and only on a socket that is not
+    // still answering an earlier request (an upgrade pipelined behind a request in progress).
+    const busy = (socket as Duplex & { _httpMessage?: unknown })._httpMessage;
+    if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || !this.handler || busy) { refuse(); return; }
     (req as http.IncomingMessage & { [kUpgrade]?: unknown })[kUpgrade] = { socket, head };
-    // The route answers over this response when it refuses the handshake, or hijacks it to hand the socket over.
-    const res = new ServerResponse(req);
-    res.assignSocket(socket as import('node:net').Socket);
-    res.on('finish', () => socket.destroy());
-    this.handler(req, res);
+    try {
+      // The route answers over this response when it refuses the handshake, or hijacks it to hand the socket over.
+      const res = new ServerResponse(req);
+      res.assignSocket(socket as import('node:net').Socket);
+      res.on('finish', () => socket.destroy());
+      this.handler(req, res);
+    } catch (err) {
+      this.log.warn(`upgrade of ${pathOf(req.url).slice(0, 100)} refused: ${(err as Error).message}`);
+      refuse();
+    }
   }
 
   /** Builds a Fastify app from the current mounts and swaps it in; the old one is closed once unused. */
@@ -121,6 +135,7 @@ class PortServer {
   private async build(): Promise<void> {
     this.dirty = false;
     let handler: ((req: http.IncomingMessage, res: http.ServerResponse) => void) | null = null;
+    const mounts = [...this.mounts.values()];
     const app = Fastify({
       // The listening server is this class's: Fastify gets a stand-in and hands back its request handler.
       serverFactory: (h) => { handler = h; return new EventEmitter() as unknown as http.Server; },
@@ -129,8 +144,9 @@ class PortServer {
       routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 256 },
       bodyLimit: 64 * 1024,
       return503OnClosing: false,
+      // Errors before routing (a bad percent-encoding in the path) are answered in the owner's shape too.
+      frameworkErrors: (err, req, reply) => this.failed(mounts, err, req, reply),
     });
-    const mounts = [...this.mounts.values()];
     app.setNotFoundHandler((req, reply) => this.notFound(app, mounts, req, reply));
     app.setErrorHandler((err, req, reply) => this.failed(mounts, err, req, reply));
     for (const m of mounts) {
