@@ -16,6 +16,7 @@ import { Metrics } from '../core/metrics.js';
 import { InferencePool } from '../inference/pool.js';
 import { describeChanges, hasChanges } from '../pipeline/graph-diff.js';
 import { Runtime } from '../pipeline/runtime.js';
+import { FrameScheduler } from '../pipeline/scheduler.js';
 import { RuntimeStates } from '../pipeline/states.js';
 import { CountsTable } from '../services/counting/counts.js';
 import { FaceCrops } from '../services/faces/face-crops.js';
@@ -104,8 +105,9 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   const hub = root.add(new HttpHub(settings.host, log.child('http'), metrics));
   // Shared state of a cluster (known persons, sessions, the token key) is caught up before any transport answers.
   const node = await kind.join({ settings, bus, metrics, log, pool, store, counts, faces, persons, sessions, looks, runtimeStates });
+  const scheduler = new FrameScheduler({ slots: settings.schedulerSlots, clock });
   const runtime = holder.runtime = new Runtime(node.initialGraph(initial),
-    { settings, stages: stageDefinition, clock, counts, faces, pool, bus, metrics, log });
+    { settings, stages: stageDefinition, clock, counts, faces, pool, scheduler, bus, metrics, log });
   const ctx: TransportContext = {
     hub, bus, metrics, settings, log, clock, faces, pool, persons, inference: node.inference, personsWriter: node.personsWriter,
     looks: node.looks, graph: () => node.configured(runtime), states: node.states, runtime: () => runtime,

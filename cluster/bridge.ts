@@ -44,8 +44,12 @@ export class ClusterBridge {
     private readonly metrics: Metrics, private readonly log: Logger) {}
 
   /** Worker side: this node's events go out. */
+  private unwant: (() => void) | null = null;
+
   forward(): void {
     const bytesOut = this.metrics.clusterBridgeBytes.labels('out');
+    // Gateways may have viewers of annotated frames this node cannot see: keep encoding them while forwarding.
+    this.unwant = this.bus.want('jpeg', '*');
     this.untap = this.bus.tap((topic, event) => {
       if (this.republishing || LOCAL_TOPICS.has(topic) || this.nc.isClosed()) return;
       // Raw pixels stay on the worker; the annotated JPEG (if any) travels.
@@ -95,6 +99,7 @@ export class ClusterBridge {
   }
 
   close(): void {
+    this.unwant?.();
     this.untap?.();
     this.sub?.unsubscribe();
   }

@@ -76,6 +76,10 @@ export interface PipelineSpec {
   id: string;
   source: string;
   maxInFlight?: number;
+  /** Live sources: a frame that waited this long (ms since capture) for its turn is dropped as late. */
+  budgetMs?: number;
+  /** Live sources: share of the inference pool relative to other pipelines (default 1). */
+  weight?: number;
   stages: StageSpec[];
   /** The graph models its stages load (worked out from the catalog when the graph loads). */
   models: string[];
@@ -142,6 +146,8 @@ const topSchema = (catalog: GraphCatalog) => ({
         properties: {
           source: { type: 'string' },
           maxInFlight: { type: 'integer', minimum: 1, maximum: 64 },
+          budgetMs: { type: 'integer', minimum: 0, maximum: 60000 },
+          weight: { type: 'number', exclusiveMinimum: 0, maximum: 100 },
           stages: {
             type: 'array',
             items: {
@@ -318,7 +324,10 @@ function dedupe(list: GraphIssue[]): GraphIssue[] {
 interface RawGraph {
   sources?: Record<string, Omit<SourceSpec, 'id' | 'realtime' | 'loop' | 'transport' | 'latency' | 'watchdog'> & Partial<SourceSpec>>;
   models?: Record<string, { file: string; kind: string }>;
-  pipelines?: Record<string, { source: string; maxInFlight?: number; stages: { id?: string; use: string; from?: string; with?: Record<string, unknown> }[] }>;
+  pipelines?: Record<string, {
+    source: string; maxInFlight?: number; budgetMs?: number; weight?: number;
+    stages: { id?: string; use: string; from?: string; with?: Record<string, unknown> }[];
+  }>;
   transports?: Record<string, Record<string, unknown>>;
 }
 
@@ -337,7 +346,9 @@ function normalise(raw: RawGraph, file: string): Graph {
       previous = stage.id;
       return stage;
     });
-    pipelines[id] = { id, source: p.source, maxInFlight: p.maxInFlight, stages, models: [] };
+    pipelines[id] = {
+      id, source: p.source, maxInFlight: p.maxInFlight, budgetMs: p.budgetMs, weight: p.weight, stages, models: [],
+    };
   }
   const transports: Record<string, TransportSpec> = {};
   for (const [id, t] of Object.entries(raw.transports ?? {})) transports[id] = { ...t, id } as TransportSpec;

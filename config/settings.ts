@@ -40,6 +40,14 @@ const schema = {
     doc: 'Frames a pipeline may have in its stages at once; live sources drop the stale ones beyond it.',
     format: 'nat', default: 2, env: 'SIGHTLINE_MAX_IN_FLIGHT', arg: 'max-in-flight',
   },
+  budgetMs: {
+    doc: 'Live sources: a frame that waited this long (ms since capture) for the inference pool is dropped as late (0 = no budget).',
+    format: 'nat', default: 250, env: 'SIGHTLINE_BUDGET_MS', arg: 'budget-ms',
+  },
+  schedulerSlots: {
+    doc: 'Frames of all live pipelines inside their stages at once (0 = 1.5 per inference worker).',
+    format: 'nat', default: 0, env: 'SIGHTLINE_SCHEDULER_SLOTS', arg: 'scheduler-slots',
+  },
   faceIndexExactBelow: {
     doc: 'Known-face embeddings below which 1:N search scans them all (exact); an HNSW index answers from here up.',
     format: 'nat', default: 10_000, env: 'SIGHTLINE_FACE_INDEX_EXACT_BELOW', arg: 'face-index-exact-below',
@@ -87,6 +95,8 @@ export interface Settings {
   workers: number;
   ortThreads: number;
   maxInFlight: number;
+  budgetMs: number;
+  schedulerSlots: number;
   faceIndexExactBelow: number;
   faceIndexEf: number;
   faceIndexM: number;
@@ -112,7 +122,8 @@ export function loadSettings(args: string[] = [], env: NodeJS.ProcessEnv = proce
   const s = config.getProperties();
   const workers = s.workers > 0 ? s.workers : cores;
   const ortThreads = s.ortThreads > 0 ? s.ortThreads : Math.max(1, Math.floor(cores / workers));
-  return { ...s, workers, ortThreads, maxInFlight: Math.max(1, s.maxInFlight) };
+  const schedulerSlots = s.schedulerSlots > 0 ? s.schedulerSlots : Math.max(2, Math.ceil(workers * 1.5));
+  return { ...s, workers, ortThreads, maxInFlight: Math.max(1, s.maxInFlight), schedulerSlots };
 }
 
 /** Flags understood by loadSettings, for the CLI's help text. */

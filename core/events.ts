@@ -82,11 +82,37 @@ export interface BusEvents {
 
 export type Topic = keyof BusEvents;
 
+/** What a stage makes only on demand. */
+export type Product = 'jpeg';
+
 export class EventBus {
   // One Subject per topic: a subscriber to rare events never pays for the per-frame ones.
   private readonly subjects = new Map<Topic, Subject<unknown>>();
   // Observers of every topic (e.g. a bridge forwarding events to other nodes), called before subscribers.
   private readonly taps: ((topic: Topic, event: unknown) => void)[] = [];
+  // What consumers want produced, by product and pipeline ('*': every pipeline), with how many want it.
+  private readonly wants = new Map<string, number>();
+
+  /**
+   * Announces that a consumer wants a product of a pipeline (`jpeg`: annotated frames), so the stage that makes it
+   * works only while someone wants it; answers the function that withdraws the want (once).
+   */
+  want(product: Product, pipeline: string): () => void {
+    const key = `${product}\n${pipeline}`;
+    this.wants.set(key, (this.wants.get(key) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (this.wants.get(key) ?? 1) - 1;
+      if (n > 0) this.wants.set(key, n); else this.wants.delete(key);
+    };
+  }
+
+  /** Whether anyone wants `product` of `pipeline` now. */
+  wanted(product: Product, pipeline: string): boolean {
+    return this.wants.has(`${product}\n${pipeline}`) || this.wants.has(`${product}\n*`);
+  }
 
   private subject<K extends Topic>(topic: K): Subject<BusEvents[K]> {
     let s = this.subjects.get(topic);

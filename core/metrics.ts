@@ -26,9 +26,12 @@ export class Metrics {
   readonly framesIn = this.counter('sightline_frames_in_total', 'Frames decoded and delivered by a source.', ['source']);
   readonly framesProcessed = this.counter('sightline_frames_processed_total', 'Frames that passed every stage of a pipeline.', ['pipeline', 'source']);
   readonly framesDropped = this.counter('sightline_frames_dropped_total',
-    'Frames skipped instead of processed, by reason (stale: a newer live frame replaced it; stage_error: a stage failed on it; shutdown: in flight when the pipeline stopped).',
+    'Frames skipped instead of processed, by reason (stale: a newer live frame replaced it; late: it waited past its budget for the inference pool; stage_error: a stage failed on it; shutdown: in flight when the pipeline stopped).',
     ['pipeline', 'source', 'reason']);
   readonly stageLatency = this.histogram('sightline_stage_latency_seconds', 'Time a packet spends in one stage (includes the wait for a worker).', ['pipeline', 'stage'], LATENCY_BUCKETS);
+  readonly detectSkipped = this.counter('sightline_detect_skipped_total',
+    'Frames the detect stage did not run on (every: detection every Nth frame; no_motion: too little changed), the tracker predicting instead.',
+    ['pipeline', 'reason']);
   readonly stageErrors = this.counter('sightline_stage_errors_total', 'Packets on which a stage failed.', ['pipeline', 'stage']);
   readonly pipelineLatency = this.histogram('sightline_pipeline_latency_seconds', 'Capture (appsink) to sink latency of a packet.', ['pipeline'], LATENCY_BUCKETS);
   readonly inferenceSeconds = this.histogram('sightline_inference_seconds', 'ONNX Runtime session.run time per call, measured in the worker.', ['model'], LATENCY_BUCKETS);
@@ -103,7 +106,7 @@ export class Metrics {
 
   /** Creates a pipeline's per-reason drop and error series at 0. */
   declarePipeline(pipeline: string, source: string, stages: string[]): void {
-    for (const reason of ['stale', 'stage_error', 'shutdown']) this.framesDropped.inc({ pipeline, source, reason }, 0);
+    for (const reason of ['stale', 'late', 'stage_error', 'shutdown']) this.framesDropped.inc({ pipeline, source, reason }, 0);
     for (const stage of stages) this.stageErrors.inc({ pipeline, stage }, 0);
   }
 

@@ -114,6 +114,8 @@ export interface Packet {
   frame: Frame;
   pipeline: string;
   detections?: Detection[];
+  /** Detection did not run on this frame (detect `every` N frames, or no motion): trackers predict instead. */
+  detectSkipped?: 'every' | 'no_motion';
   tracks?: TrackedObject[];
   crossings?: LineCrossing[];
   /** Counting line in source pixels and the running totals, for drawing. */

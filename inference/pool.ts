@@ -3,6 +3,7 @@ import { Piscina } from 'piscina';
 import { fromWire } from '../core/errors.js';
 import type { Metrics } from '../core/metrics.js';
 import type { ModelRef } from '../core/types.js';
+import { PriorityTaskQueue, withPriority } from './priority-queue.js';
 import { isFailedTask, type WorkerTask } from './protocol.js';
 
 export interface PoolOptions {
@@ -34,6 +35,8 @@ export class InferencePool {
       concurrentTasksPerWorker: 1,
       idleTimeout: Infinity,
       workerData: { ops, ortThreads, busyMicros: this.busyMicros },
+      // Older frames' tasks first (see priority-queue.ts).
+      taskQueue: new PriorityTaskQueue(),
     });
     metrics?.workerThreads.set(workers);
     // Utilisation over the time since the previous scrape, from the busy time the workers report
@@ -56,9 +59,12 @@ export class InferencePool {
     return this.piscina.queueSize;
   }
 
-  /** Runs a task on a free worker; a failure rejects with the op's coded error (SightlineError). */
-  run<R>(task: WorkerTask, transferList: ArrayBuffer[] = []): Promise<R> {
-    const p = (this.piscina.run(task, { transferList }) as Promise<unknown>).then((r) => {
+  /**
+   * Runs a task on a free worker; a failure rejects with the op's coded error (SightlineError). Tasks wait in order of
+   * `priority` (a frame's capture time: older frames first), else of arrival.
+   */
+  run<R>(task: WorkerTask, transferList: ArrayBuffer[] = [], priority?: number): Promise<R> {
+    const p = (this.piscina.run(withPriority(task, priority), { transferList }) as Promise<unknown>).then((r) => {
       if (isFailedTask(r)) throw fromWire(r.sightlineError);
       return r as R;
     });

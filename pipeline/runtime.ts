@@ -13,6 +13,7 @@ import type { EventBus, PipelineState } from '../core/events.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { GstSource } from './sources/gst-source.js';
+import type { Admission, FrameScheduler } from './scheduler.js';
 import type { StageContext, StageLookup } from './stage.js';
 import type { Frame, Packet } from '../core/types.js';
 import type { InferencePool } from '../inference/pool.js';
@@ -27,6 +28,8 @@ export interface RuntimeDeps {
   counts: CountsTable;
   faces: FaceCrops;
   pool: InferencePool;
+  /** Admission of live frames to the pool (fair across cameras, bounded latency). */
+  scheduler: FrameScheduler;
   bus: EventBus;
   metrics: Metrics;
   log: Logger;
@@ -76,6 +79,8 @@ export class PipelineRunner {
   private inputClosed = false;
   private superseded = false;
   private readonly maxInFlight: number;
+  /** A live pipeline's place in the scheduler (offline pipelines pull at their own pace instead). */
+  private admission: Admission | null = null;
   private readonly log: Logger;
 
   constructor(readonly spec: PipelineSpec, private feed: SourceFeed, private readonly graph: Graph,
@@ -121,7 +126,18 @@ export class PipelineRunner {
   /** Starts taking frames. */
   go(): void {
     this.setState('running');
+    if (this.feed.source.live) this.admit();
     this.feed.attach(this);
+  }
+
+  private admit(): void {
+    this.admission ??= this.deps.scheduler.register({
+      maxInFlight: this.maxInFlight,
+      weight: this.spec.weight ?? 1,
+      budgetMs: this.spec.budgetMs ?? this.deps.settings.budgetMs,
+      dispatch: (frame) => this.dispatch(frame),
+      drop: (frame, reason) => this.drop(frame, reason),
+    });
   }
 
   /** A replacement runner took over this pipeline's name: stop reporting its state and gauges. */
@@ -138,30 +154,41 @@ export class PipelineRunner {
   /** Takes frames from `feed` from now on (after a reload replaced the source). */
   attach(feed: SourceFeed): void {
     this.feed = feed;
-    if (this.state === 'running') feed.attach(this);
+    if (this.state === 'running') {
+      if (feed.source.live) this.admit();
+      feed.attach(this);
+    }
   }
 
   /** Drops the frame waiting for a free slot, e.g. when its source went down. */
   discardPending(): void {
+    this.admission?.discard('stale');
     if (this.pending) this.drop(this.pending, 'stale');
     this.pending = null;
   }
 
   deliver(frame: Frame): void {
     if (this.inputClosed) return;
+    // Live: the scheduler admits the newest frame when a slot is free, fairly across cameras.
+    if (this.admission) { this.admission.offer(frame); return; }
     if (this.inFlight < this.maxInFlight) { this.dispatch(frame); return; }
-    // Live: the newest frame replaces the one waiting, which is counted as stale.
     if (this.pending) this.drop(this.pending, 'stale');
     this.pending = frame;
   }
 
   sourceEnded(): void {
+    const waiting = this.admission?.close() ?? null;
+    this.admission = null;
+    if (waiting) this.dispatch(waiting);
     if (this.pending) { const f = this.pending; this.pending = null; this.dispatch(f); }
     this.closeInput();
   }
 
   async stop(drainMs = 5000): Promise<void> {
     this.feed.detach(this);
+    const waiting = this.admission?.close() ?? null;
+    this.admission = null;
+    if (waiting) this.drop(waiting, 'shutdown');
     if (this.pending) { this.drop(this.pending, 'shutdown'); this.pending = null; }
     this.closeInput();
     const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), drainMs).unref());
@@ -191,6 +218,7 @@ export class PipelineRunner {
 
   private onSink(p: Packet): void {
     this.inFlight--;
+    this.admission?.done();
     const { metrics, bus } = this.deps;
     if (!this.superseded) metrics.inFlight.set({ pipeline: this.spec.id }, this.inFlight);
     if (p.errors?.length) this.drop(p.frame, 'stage_error');

@@ -27,8 +27,8 @@ export const annotateStage: StageDefinition<AnnotateOptions> = {
   create(o, ctx) {
     const gate = new RateGate(o.fps);
     return orderedAsyncStage(ctx, ctx.settings.workers, async (p) => {
-      // Encoding is the costly part: skip frames beyond the configured rate (by capture time).
-      if (!gate.allow(p.frame.capturedAtMs)) return p;
+      // Encoding is the costly part: only while a consumer wants the frames, and not beyond the configured rate.
+      if (!ctx.bus.wanted('jpeg', ctx.pipeline) || !gate.allow(p.frame.capturedAtMs)) return p;
       const { frame } = p;
       const boxes: AnnotateBox[] = p.tracks
         ? p.tracks.map((t) => ({ box: t.box, label: `${t.id}` }))
@@ -40,7 +40,7 @@ export const annotateStage: StageDefinition<AnnotateOptions> = {
         op: 'annotate', width: frame.width, height: frame.height, data: frame.data,
         quality: o.quality, outWidth: o.width, boxes, lines, texts,
       };
-      const r = await ctx.pool.run<AnnotateResult>(task, [frame.data]);
+      const r = await ctx.pool.run<AnnotateResult>(task, [frame.data], frame.capturedAtMs);
       return { ...p, frame: { ...frame, data: r.data }, jpeg: { data: r.jpeg, width: r.width, height: r.height } };
     });
   },

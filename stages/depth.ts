@@ -35,7 +35,7 @@ export const depthStage: StageDefinition<DepthOptions> = {
       if (p.frame.seq % every !== 0) return p;
       const { frame } = p;
       const task: DepthTask = { op: 'depth', model, width: frame.width, height: frame.height, data: frame.data };
-      const r = await ctx.pool.run<DepthResult>(task, [frame.data]);
+      const r = await ctx.pool.run<DepthResult>(task, [frame.data], frame.capturedAtMs);
       inference.observe(r.inferenceMs / 1000);
       return { ...p, frame: { ...frame, data: r.data }, depth: r.depth };
     });

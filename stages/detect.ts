@@ -1,8 +1,28 @@
-/** detect: YOLOX person/object detection. Pixels go to a worker (transferred) and come back with boxes. */
-import type { StageDefinition } from '../pipeline/stage.js';
-import { checkModel, orderedAsyncStage } from '../pipeline/stage.js';
+/**
+ * detect: YOLOX person/object detection. Pixels go to a worker (transferred) and come back with boxes.
+ *
+ * Detection is the costliest stage, so it can run on fewer frames, with the tracker predicting in between (as DL
+ * Streamer's `inference-interval` with `gvatrack`): `every: N` runs it on every Nth frame; `motion` skips frames on
+ * which too little changed since the last frame it ran on (a frame difference on a small grey thumbnail), with a
+ * detection at least every `maxSkip` frames all the same. Skipped frames are marked (`detectSkipped`) and counted.
+ *
+ *   - { id: detect, use: detect, with: { model: people, classes: [person], score: 0.1, every: 2, motion: { threshold: 12 } } }
+ */
+import { map, type OperatorFunction } from 'rxjs';
+import type { Packet } from '../core/types.js';
 import type { DetectResult, DetectTask } from '../inference/ops/detect.protocol.js';
 import { classIdOf } from '../inference/models/coco-classes.js';
+import { checkModel, orderedAsyncStage, type StageDefinition } from '../pipeline/stage.js';
+import { changedShare, thumbnail, type Thumbnail } from './detect/motion.js';
+
+export interface MotionOptions {
+  /** Grey levels (0–255) a thumbnail cell must move by to count as changed. */
+  threshold: number;
+  /** Share of cells that must change for detection to run. */
+  area: number;
+  /** Detection runs at least every this many frames, motion or not (tracks are refreshed). */
+  maxSkip: number;
+}
 
 export interface DetectOptions {
   model: string;
@@ -10,6 +30,10 @@ export interface DetectOptions {
   classes?: string[];
   score: number;
   nmsIou: number;
+  /** Run on every Nth frame; the tracker predicts the others. */
+  every: number;
+  /** Skip frames without motion (present: on). */
+  motion?: MotionOptions;
 }
 
 export const detectStage: StageDefinition<DetectOptions> = {
@@ -23,6 +47,15 @@ export const detectStage: StageDefinition<DetectOptions> = {
       classes: { type: 'array', items: { type: 'string' }, minItems: 1 },
       score: { type: 'number', minimum: 0, maximum: 1, default: 0.3 },
       nmsIou: { type: 'number', minimum: 0, maximum: 1, default: 0.45 },
+      every: { type: 'integer', minimum: 1, maximum: 100, default: 1 },
+      motion: {
+        type: 'object', additionalProperties: false,
+        properties: {
+          threshold: { type: 'number', minimum: 0, maximum: 255, default: 12 },
+          area: { type: 'number', minimum: 0, maximum: 1, default: 0.002 },
+          maxSkip: { type: 'integer', minimum: 1, maximum: 10000, default: 50 },
+        },
+      },
     },
   },
   check(o, graph) {
@@ -38,17 +71,48 @@ export const detectStage: StageDefinition<DetectOptions> = {
     const model = { path: ctx.modelPath(o.model), kind: 'yolox' };
     const classIds = o.classes ? o.classes.map(classIdOf) : null;
     const inference = ctx.metrics.inferenceSeconds.labels(o.model);
-    return orderedAsyncStage(ctx, ctx.settings.workers, async (p) => {
+    const skipped = { every: ctx.metrics.detectSkipped.labels(ctx.pipeline, 'every'), no_motion: ctx.metrics.detectSkipped.labels(ctx.pipeline, 'no_motion') };
+    skipped.every.inc(0);
+    skipped.no_motion.inc(0);
+    let reference: Thumbnail | null = null;
+    let sinceDetect = 0;
+
+    /** Why this frame is skipped, or null to detect (called in frame order, before the frame goes to a worker). */
+    const skipReason = (p: Packet): Packet['detectSkipped'] | null => {
+      if (o.every > 1 && p.frame.seq % o.every !== 0) return 'every';
+      if (!o.motion || p.frame.data.byteLength !== p.frame.width * p.frame.height * 3) return null;
+      const thumb = thumbnail(new Uint8Array(p.frame.data), p.frame.width, p.frame.height);
+      if (reference && sinceDetect < o.motion.maxSkip && changedShare(reference, thumb, o.motion.threshold) < o.motion.area) {
+        sinceDetect++;
+        return 'no_motion';
+      }
+      reference = thumb;
+      sinceDetect = 0;
+      return null;
+    };
+
+    const run = orderedAsyncStage(ctx, ctx.settings.workers, async (p) => {
+      if (p.detectSkipped) return p;
       const { frame } = p;
       const task: DetectTask = {
-        op: 'detect', model, width: frame.width, height: frame.height, data: frame.data,
-        scoreThreshold: o.score, nmsIou: o.nmsIou, classIds,
+        op: 'detect', model, width: frame.width, height: frame.height, data: frame.data, scoreThreshold: o.score, nmsIou: o.nmsIou, classIds,
       };
       // On a worker failure the transferred pixels are lost with it; the packet carries the error onward.
-      const r = await ctx.pool.run<DetectResult>(task, [frame.data]);
+      const r = await ctx.pool.run<DetectResult>(task, [frame.data], frame.capturedAtMs);
       inference.observe(r.inferenceMs / 1000);
       return { ...p, frame: { ...frame, data: r.data }, detections: r.detections };
     });
+    // The decision is taken in frame order on the main thread (a few thousand reads of a thumbnail), so a skipped
+    // frame never waits for a worker.
+    return (input) => run(input.pipe(mapSkip(skipReason, (reason) => skipped[reason].inc())));
   },
 };
 
+function mapSkip(reason: (p: Packet) => Packet['detectSkipped'] | null, count: (r: 'every' | 'no_motion') => void): OperatorFunction<Packet, Packet> {
+  return map((p) => {
+    const r = reason(p);
+    if (!r) return p;
+    count(r);
+    return { ...p, detectSkipped: r };
+  });
+}

@@ -76,7 +76,7 @@ export const facesStage: StageDefinition<FacesOptions> = {
         op: 'crop', width: frame.width, height: frame.height, data: frame.data, quality: o.cropQuality,
         crops: better.map((f) => ({ key: f.trackId!, box: f.box })),
       };
-      const r = await pool.run<CropResult>(task, [frame.data]);
+      const r = await pool.run<CropResult>(task, [frame.data], frame.capturedAtMs);
       const now = clock.now();
       for (const c of r.crops) {
         const face = better.find((f) => f.trackId === c.key)!;
@@ -96,7 +96,7 @@ export const facesStage: StageDefinition<FacesOptions> = {
         op: 'faces', model, width: frame.width, height: frame.height, data: frame.data,
         scoreThreshold: o.score, maxSide: o.maxSide,
       };
-      const r = await pool.run<FacesResult>(task, [frame.data]);
+      const r = await pool.run<FacesResult>(task, [frame.data], frame.capturedAtMs);
       inference.observe(r.inferenceMs / 1000);
       const faces = assignFacesToTracks(r.faces, p.tracks ?? []);
       const out: Packet = { ...p, frame: { ...frame, data: r.data }, faces };

@@ -69,7 +69,7 @@ export const poseStage: StageDefinition<PoseOptions> = {
         op: 'pose', model, width: frame.width, height: frame.height, data: frame.data,
         boxes: persons.map((c) => c.box), visibility,
       };
-      const r = await ctx.pool.run<PoseResult>(task, [frame.data]);
+      const r = await ctx.pool.run<PoseResult>(task, [frame.data], frame.capturedAtMs);
       for (const ms of r.runMs) inference.observe(ms / 1000);
       const poses: PersonPose[] = [];
       persons.forEach((c, i) => {

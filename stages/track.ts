@@ -35,8 +35,10 @@ export const trackStage: StageDefinition<TrackOptions> = {
     let reservedEnd = idStart + ID_BLOCK;
     const tracker = new ByteTracker({ ...o, idStart });
     return map((p) => {
-      if (!p.detections) return p;
-      const tracks = tracker.update(p.detections, p.frame.seq, p.frame.capturedAtMs);
+      // A frame detection skipped: the tracks of the last detection, moved by their motion, keep counting going.
+      const tracks = p.detectSkipped ? tracker.predicted(p.frame.seq)
+        : p.detections ? tracker.update(p.detections, p.frame.seq, p.frame.capturedAtMs) : null;
+      if (!tracks) return p;
       const maxId = tracks.reduce((m, t) => Math.max(m, t.id), 0);
       // Reserve the next block before this one runs out, so a restart never reuses an id.
       if (maxId >= reservedEnd - 1) {

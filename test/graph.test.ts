@@ -29,7 +29,7 @@ test('a valid graph loads with defaults filled in', (t) => {
   t.is(g.sources.cam.realtime, false);
   t.is(g.sources.cam.transport, 'tcp');
   // Stage options get their schema's defaults, so a stage is created with complete options.
-  t.deepEqual(g.pipelines.main.stages[0], { id: 'detect', use: 'detect', from: null, with: { model: 'people', classes: ['person'], score: 0.3, nmsIou: 0.45 } });
+  t.deepEqual(g.pipelines.main.stages[0], { id: 'detect', use: 'detect', from: null, with: { model: 'people', classes: ['person'], score: 0.3, nmsIou: 0.45, every: 1 } });
   t.deepEqual(g.pipelines.main.models, ['people']);
   t.deepEqual(g.warnings, []);
 });

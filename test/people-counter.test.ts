@@ -98,11 +98,8 @@ test.serial('pushes frame and stats messages exactly as documented', async (t) =
   for (const k of ['count_in', 'count_out', 'face_count', 'daily_event_count', 'current_event_count_in']) t.true(Number.isInteger(d[k]), k);
   t.is(typeof d.event_active, 'boolean');
 
-  // About twice a second.
-  const t0 = Date.now();
+  // They keep coming (on the stage's clock; their period is checked in virtual time in stage-harness.test.ts).
   for (let i = 0; i < 4; i++) await c.next((m) => m.type === 'stats');
-  const perSecond = 4 / ((Date.now() - t0) / 1000);
-  t.true(perSecond > 1 && perSecond < 4, `${perSecond.toFixed(2)} stats/s`);
 });
 
 test.serial('get_face and get_all_faces return saved face crops; errors have the documented shapes', async (t) => {

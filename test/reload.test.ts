@@ -81,7 +81,7 @@ test('edits to the graph file are applied by difference while the server runs', 
   t.deepEqual(ev.changes!.sources, { added: [], removed: [], changed: [] });
   t.not(app.runtime.pipelines.get('pb'), pb, 'changed pipeline was restarted');
   t.is(app.runtime.pipelines.get('pa'), pa);
-  t.deepEqual(app.graph.pipelines.pb.stages[0].with, { model: 'people', score: 0.5, nmsIou: 0.45 });
+  t.deepEqual(app.graph.pipelines.pb.stages[0].with, { model: 'people', score: 0.5, nmsIou: 0.45, every: 1 });
   await packetsOf(app, 'pb');
   // The restarted pipeline was swapped, not stopped and started: no frame of its source fell between the two.
   const pbSeqs = [...new Set(seqs.get('pb'))].sort((a, b) => a - b);

@@ -9,6 +9,7 @@ import type { Box, Detection, Packet, TrackedObject } from '../core/types.js';
 import { dayKey } from '../services/counting/day.js';
 import { annotateStage } from '../stages/annotate.js';
 import { countStage } from '../stages/count.js';
+import { detectStage } from '../stages/detect.js';
 import { trackStage } from '../stages/track.js';
 import { packet, StageHarness } from './harness/stage-harness.js';
 
@@ -99,15 +100,19 @@ test('track: detections become confirmed tracks after minHits, with ids from the
   t.is(h.counts.nextTrackIds('cam'), 1001, 'the next block is reserved before any id of this one is handed out');
 });
 
-test('annotate: one JPEG per frame up to fps (by capture time), drawn where the tracks are', async (t) => {
+test('annotate: one JPEG per frame up to fps (by capture time), drawn where the tracks are; none while nobody wants them', async (t) => {
   const h = new StageHarness(annotateStage, { fps: 5, quality: 80 }, { poolThreads: 1 });
   t.teardown(() => h.close());
   const start = h.clock.now();
-  const packets = Array.from({ length: 10 }, (_, i) => packet(i, start + i * 100, { tracks: [person(4, 320)] }, { width: W, height: H }, true));
-  const out = await h.run(packets);
+  const frames = (from: number) => Array.from({ length: 10 },
+    (_, i) => packet(from + i, start + (from + i) * 100, { tracks: [person(4, 320)] }, { width: W, height: H }, true));
+  // Nobody watches: nothing is encoded.
+  t.true((await h.run(frames(0))).every((p) => !p.jpeg));
+  const unwant = h.bus.want('jpeg', 'p');
+  const out = await h.run(frames(10));
   const encoded = out.filter((p) => p.jpeg);
-  // The first frame, then one per 200 ms, half a period of jitter allowed: frames 0, 1, 2, 4, 6, 8.
-  t.deepEqual(out.flatMap((p) => (p.jpeg ? [p.frame.seq] : [])), [0, 1, 2, 4, 6, 8]);
+  // The first frame, then one per 200 ms, half a period of jitter allowed: frames 10, 11, 12, 14, 16, 18.
+  t.deepEqual(out.flatMap((p) => (p.jpeg ? [p.frame.seq] : [])), [10, 11, 12, 14, 16, 18]);
   t.true(out.every((p) => p.frame.data.byteLength === W * H * 3), 'the pixels come back from the worker');
   const img = await loadImage(Buffer.from(encoded[0].jpeg!.data));
   t.deepEqual([img.width, img.height], [W, H]);
@@ -117,4 +122,44 @@ test('annotate: one JPEG per frame up to fps (by capture time), drawn where the 
   const at = (x: number, y: number) => [...c.getImageData(x, y, 1, 1).data.slice(0, 3)].reduce((a, b) => a + b, 0);
   t.true(at(300, 340) > 150, `left edge of the box at ${at(300, 340)}`);
   t.true(at(100, 100) < 30, `empty frame at ${at(100, 100)}`);
+  unwant();
+  t.true((await h.run(frames(20))).every((p) => !p.jpeg), 'the last viewer gone, encoding stops');
+});
+
+test('detect: every 2 runs on even frames only; motion gating skips still frames, runs when something moves and every maxSkip', async (t) => {
+  const graph = { file: 'g.yaml', sources: {}, models: { people: { id: 'people', file: 'yolox_nano.onnx', kind: 'yolox' } }, pipelines: {}, transports: {} };
+  const frame = (seq: number, squareX: number | null): Packet => {
+    const p = packet(seq, 1_000 + seq * 100, {}, { width: W, height: H }, true);
+    if (squareX !== null) {
+      const rgb = new Uint8Array(p.frame.data);
+      for (let y = 100; y < 200; y++) rgb.fill(255, (y * W + squareX) * 3, (y * W + squareX + 100) * 3);
+    }
+    return p;
+  };
+  const every = new StageHarness(detectStage, { model: 'people', every: 2 }, { graph, poolThreads: 1 });
+  t.teardown(() => every.close());
+  const a = await every.run(Array.from({ length: 6 }, (_, i) => frame(i, null)));
+  t.deepEqual(a.map((p) => p.detectSkipped ?? (p.detections ? 'ran' : '?')), ['ran', 'every', 'ran', 'every', 'ran', 'every']);
+
+  const gated = new StageHarness(detectStage, { model: 'people', motion: { maxSkip: 4 } }, { graph, poolThreads: 1 });
+  t.teardown(() => gated.close());
+  // Still for 7 frames (a detection on the first, then at most 4 skipped), then a square moving 20 px a frame.
+  const frames = [...Array.from({ length: 7 }, (_, i) => frame(i, 100)), ...Array.from({ length: 3 }, (_, i) => frame(7 + i, 120 + 20 * i))];
+  const b = await gated.run(frames);
+  t.deepEqual(b.map((p) => p.detectSkipped ?? 'ran'), ['ran', 'no_motion', 'no_motion', 'no_motion', 'no_motion', 'ran', 'no_motion', 'ran', 'ran', 'ran']);
+  const text = await gated.metrics.render();
+  t.regex(text, /sightline_detect_skipped_total\{pipeline="p",reason="no_motion"\} 5/);
+});
+
+test('track: on frames detection skipped, the tracks of the last detection move on by their motion; ids stay', async (t) => {
+  const h = new StageHarness(trackStage, { minHits: 1 });
+  t.teardown(() => h.close());
+  const det = (x: number): Detection => ({ box: [x, 100, x + 40, 220] as Box, score: 0.9, classId: 0, label: 'person' });
+  // Detections on even frames only, the person moving 10 px a frame.
+  const packets = Array.from({ length: 12 }, (_, i) => packet(i, 1_000 + i * 100, i % 2 ? { detectSkipped: 'every' as const } : { detections: [det(100 + 10 * i)] }));
+  const out = await h.run(packets);
+  t.true(out.every((p) => p.tracks?.length === 1 && p.tracks[0].id === 1), JSON.stringify(out.map((p) => p.tracks?.map((tr) => tr.id))));
+  // By the end the motion model has the speed: a skipped frame's box is where the person would be (±3 px).
+  const last = out[11].tracks![0].box[0];
+  t.true(Math.abs(last - 210) <= 3, `predicted x ${last.toFixed(1)}, expected about 210`);
 });

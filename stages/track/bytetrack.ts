@@ -174,6 +174,23 @@ export class ByteTracker {
       .map((t) => this.snapshot(t));
   }
 
+  /**
+   * The tracks of the last update as predicted at `frameIndex`, for a frame on which detection did not run (detect
+   * every Nth frame, or no motion): the confirmed tracks matched at the last update, moved by their motion model.
+   * Nothing changes inside: the next update predicts from the last one as if this frame had not been seen.
+   */
+  predicted(frameIndex: number): Track[] {
+    const ahead = this.lastFrameIndex === undefined ? 0 : Math.max(0, Math.round(frameIndex - this.lastFrameIndex));
+    return this.live
+      .filter((t) => t.state === 'confirmed' && t.seenAt === this.clock)
+      .sort((a, b) => a.id - b.id)
+      .map((t) => {
+        const kf = { mean: Float64Array.from(t.kf.mean), cov: Float64Array.from(t.kf.cov) };
+        for (let i = 0; i < Math.min(ahead, this.opts.maxLost + 1); i++) this.kalman.predict(kf);
+        return { ...this.snapshot(t), box: xyahToBox(kf.mean), velocity: [kf.mean[4], kf.mean[5]] as [number, number] };
+      });
+  }
+
   /** Advances the clock; returns the frames elapsed since the previous update (≥ 1). */
   private advanceClock(frameIndex: number): number {
     const delta = this.lastFrameIndex === undefined ? 1 : Math.round(frameIndex - this.lastFrameIndex);

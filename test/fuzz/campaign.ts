@@ -215,6 +215,8 @@ export class Campaign {
   private inputs = 0;
   private readonly rng: Rng;
   private readonly hostile = hostileImages({ bomb: true });
+  /** Reconstruction sessions the campaign made (deleted after each batch, so the server's session cap is not the test). */
+  private readonly sessions = new Set<string>();
   private readonly valid = validImages();
 
   constructor(private readonly t: Target, private readonly o: CampaignOptions) {
@@ -252,11 +254,26 @@ export class Campaign {
       }
     };
     await Promise.all(Array.from({ length: parallel }, lane));
+    await this.deleteSessions();
     const stats = { name, inputs: n, answered, errors: 0, ms: Date.now() - t0 };
     this.batches.push(stats);
     await this.check(name);
     stats.errors = this.findings.filter((f) => f.batch === name).length;
     this.o.log?.(`${name}: ${n} inputs in ${stats.ms} ms, ${answered} answered; RSS ${rssMiB(this.t.pid).toFixed(0)} MiB`);
+  }
+
+  private async deleteSessions(): Promise<void> {
+    for (const id of [...this.sessions]) {
+      this.sessions.delete(id);
+      await fetch(this.url(this.t.ports.main, `/ws/session/${id}`), { method: 'DELETE' }).catch(() => undefined);
+    }
+  }
+
+  private async newSession(query: string): Promise<string> {
+    const r = await fetch(this.url(this.t.ports.main, `/ws/session/create${query}`), { method: 'POST' });
+    const id = ((await r.json()) as { session_id: string }).session_id;
+    this.sessions.add(id);
+    return id;
   }
 
   /** After each batch: alive, every protocol answers a good request, RSS within its bound. */
@@ -376,10 +393,7 @@ export class Campaign {
       : protocol === 'watchme' ? `ws://127.0.0.1:${ports.watchme}/video-stream/fuzz_${int(this.rng, 0, 1e9)}`
         : protocol === 'pose-stream' ? `ws://127.0.0.1:${ports.main}/ws/v1?token=${token}` : '';
     let sessionUrl = url;
-    if (protocol === 'reconstruction') {
-      const r = await fetch(this.url(ports.main, '/ws/session/create?max_images=3&process_res=64'), { method: 'POST' });
-      sessionUrl = `ws://127.0.0.1:${ports.main}/ws/reconstruct/${((await r.json()) as { session_id: string }).session_id}`;
-    }
+    if (protocol === 'reconstruction') sessionUrl = `ws://127.0.0.1:${ports.main}/ws/reconstruct/${await this.newSession('?max_images=3&process_res=64')}`;
     let s: FuzzSocket | null = null;
     let sent = 0;
     await this.batch(`${protocol} messages`, n, async () => {
@@ -431,6 +445,8 @@ export class Campaign {
         + Object.entries(headers).filter(([, v]) => v).map(([k, v]) => `${k}: ${v}\r\n`).join('')
         + `Content-Length: ${Buffer.byteLength(body.value)}\r\nConnection: close\r\n\r\n`, 'latin1'), Buffer.from(body.value)]);
       const r = await sendRaw(port, raw, { timeoutMs: 5000, untilAnswered: true });
+      const made = /"session_id":"([0-9a-f-]{36})"/.exec(r.body);
+      if (made) this.sessions.add(made[1]);
       const problem = httpShapeProblem(r.status, r.headers, r.body) ?? (r.status !== undefined && r.status < 300 && headers.origin && method !== 'GET'
         && route.startsWith('/persons') ? `a cross-site ${method} ${route} answered ${r.status}` : null);
       if (problem) this.find('REST bodies', `${method} ${route}${q} ${JSON.stringify(headers)} ${body.name}`, problem);
@@ -486,8 +502,7 @@ export class Campaign {
   }
 
   private async sessionSocketUrl(): Promise<string> {
-    const r = await fetch(this.url(this.t.ports.main, '/ws/session/create?max_images=50&process_res=64'), { method: 'POST' });
-    return `ws://127.0.0.1:${this.t.ports.main}/ws/reconstruct/${((await r.json()) as { session_id: string }).session_id}`;
+    return `ws://127.0.0.1:${this.t.ports.main}/ws/reconstruct/${await this.newSession('?max_images=50&process_res=64')}`;
   }
 
   /** Pose-stream handshakes with hostile tokens, in the query and in the Authorization header. */

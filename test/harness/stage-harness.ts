@@ -52,7 +52,7 @@ export class StageHarness<O = Record<string, unknown>> {
   private readonly dataDir: string;
   private done = false;
 
-  constructor(def: StageDefinition<O>, options: Partial<O> = {}, o: HarnessOptions = {}) {
+  constructor(def: StageDefinition<O>, options: Record<string, unknown> = {}, o: HarnessOptions = {}) {
     this.dataDir = mkdtempSync(path.join(os.tmpdir(), 'sightline-stage-'));
     const settings: ResolvedSettings = { ...loadSettings([], {}), dataDir: this.dataDir, logLevel: 'warn', ...o.settings };
     this.store = Store.open(this.dataDir);

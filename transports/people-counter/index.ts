@@ -101,8 +101,11 @@ function mountPeopleCounter(spec: PeopleCounterOptions & { port: number }, ctx: 
   const guard = new WsGuard({
     clock, maxConnections: spec.maxConnections, pingMs: 30_000, idleMs: 0, onError: (kind) => metrics.wsErrors.inc({ protocol: PROTOCOL, kind }),
   });
+  // Frames are encoded only while someone watches them (the annotate stage asks the bus).
+  let unwant: (() => void) | null = null;
   wss.on('connection', (ws) => {
     guard.watch(ws);
+    unwant ??= bus.want('jpeg', pipeline);
     clientsGauge.inc();
     ws.on('message', (raw, isBinary) => {
       onMessage(ws, raw, isBinary).catch((err: Error) => {
@@ -111,7 +114,10 @@ function mountPeopleCounter(spec: PeopleCounterOptions & { port: number }, ctx: 
         reply(ws, { error: 'Internal server error processing request' });
       });
     });
-    ws.on('close', () => clientsGauge.dec());
+    ws.on('close', () => {
+      clientsGauge.dec();
+      if (wss.clients.size === 0) { unwant?.(); unwant = null; }
+    });
     ws.on('error', () => undefined);
   });
 
@@ -129,6 +135,7 @@ function mountPeopleCounter(spec: PeopleCounterOptions & { port: number }, ctx: 
   return {
     close: () => (closing ??= (async () => {
       subs.forEach((s) => s.unsubscribe());
+      unwant?.();
       guard.close();
       for (const ws of wss.clients) ws.terminate();
       await new Promise<void>((r) => wss.close(() => r()));
