@@ -90,7 +90,9 @@ async function liveRun(n: number, chain: string, every: number, motion: boolean,
   await new Promise((r) => setTimeout(r, warmupMs));
   // Counters from here on: frames in per source, drops per pipeline and reason, sink latencies per pipeline.
   const snapshot = async () => {
-    const get = async (m: { get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> }) => (await m.get()).values;
+    // Copies: prom-client hands out its live objects.
+    const get = async (m: { get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> }) =>
+      (await m.get()).values.map((v) => ({ value: v.value, labels: { ...v.labels } }));
     return { framesIn: await get(app.metrics.framesIn), processed: await get(app.metrics.framesProcessed), dropped: await get(app.metrics.framesDropped) };
   };
   const before = await snapshot();
@@ -168,7 +170,8 @@ async function offline(): Promise<void> {
   const peer: { wallS: number; rssMiB: number }[] = [];
   await waitForQuietMachine('offline', 120);
   for (let i = 0; i < runs; i++) {
-    ours.push(await timed(process.execPath, [BIN, 'process', graphFile, '--output', path.join(dataDir, 'out.jsonl'), '--data-dir', dataDir, '--log-level', 'warn'],
+    ours.push(await timed(process.execPath, [BIN, 'process', graphFile, '--input', VTEST, '--output', path.join(dataDir, 'out.jsonl'), '--data-dir', dataDir,
+      '--log-level', 'warn'],
       { ...process.env, MALLOC_ARENA_MAX: '2' }));
     if (args.peer) peer.push(await timed(args['peer-python'], [args.peer, VTEST, path.join(ROOT, 'models', 'yolox_nano.onnx'), String(cores())]));
   }
