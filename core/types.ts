@@ -40,6 +40,8 @@ export interface TrackedObject {
   label: string;
   state: 'tentative' | 'confirmed' | 'lost';
   velocity: [number, number];
+  /** Where the object was first detected, before the track was confirmed (source pixels). */
+  origin?: Box;
 }
 
 export interface LineCrossing { trackId: number; direction: 'in' | 'out'; atMs: number }

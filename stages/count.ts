@@ -35,7 +35,7 @@ export const countStage: StageDefinition<CountOptions> = {
       line: { type: 'array', items: point, minItems: 2, maxItems: 2 },
       in: { enum: ['left-to-right', 'right-to-left', 'top-to-bottom', 'bottom-to-top', 'positive', 'negative'], default: 'left-to-right' },
       anchor: { enum: ['bottom-center', 'center', 'top-center'], default: 'bottom-center' },
-      hysteresis: { type: 'number', minimum: 0, maximum: 0.5, default: 0.02 },
+      hysteresis: { type: 'number', minimum: 0, maximum: 0.5, default: 0.01 },
       resetAt: { type: 'string', pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$', default: '00:00' },
       event: {
         type: 'object', additionalProperties: false, default: {},

@@ -46,7 +46,7 @@ export const trackStage: StageDefinition<TrackOptions> = {
         reservedEnd = idStart + ID_BLOCK;
       }
       const out: TrackedObject[] = tracks.map((t) => ({
-        id: t.id, box: t.box, score: t.score, classId: t.classId, label: t.label, state: t.state, velocity: t.velocity,
+        id: t.id, box: t.box, score: t.score, classId: t.classId, label: t.label, state: t.state, velocity: t.velocity, origin: t.origin,
       }));
       return { ...p, tracks: out };
     });

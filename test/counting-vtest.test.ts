@@ -1,16 +1,22 @@
 /**
- * People counting on real video, end to end: vtest.avi through detect → track → count with a vertical
- * line at mid-frame. The expected figures were checked by looking at annotated frames at each crossing
- * (people walking across the plaza, some turning back); the test guards them within a margin and checks
- * the invariants exactly.
+ * People counting on real video, end to end: vtest.avi through detect → track → count with a vertical line at
+ * mid-frame, against crossings counted by hand (test/fixtures/vtest-crossings.json: 14 in, 18 out, each with its
+ * frame and who). Two of them cannot be seen by a detector run on whole frames (a man hidden behind the man standing
+ * on the line, a woman walking in the same box as a man), and detection every 2nd frame loses one more (measured:
+ * 30 and 29 found). The test asks for all but one of those: each crossing found within ±15 frames in its direction,
+ * at most one crossing that is not in the list, and the invariants exactly.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
+import { readFileSync } from 'node:fs';
 import { startApp } from '../app/app.js';
-import type { BusEvents } from '../core/events.js';
+import type { LineCrossing } from '../core/types.js';
 import { dayKey } from '../services/counting/people-counter.js';
 import { graph, media, memoryLogger, testSettings } from './helpers.js';
 
-test('vtest.avi with a vertical line: plausible in/out counts, each a real crossing of a confirmed track', async (t) => {
+interface HandCount { in: number; out: number; crossings: { frame: number; direction: 'in' | 'out'; who: string }[] }
+const truth = JSON.parse(readFileSync(new URL('../../test/fixtures/vtest-crossings.json', import.meta.url), 'utf8')) as HandCount;
+
+async function countVtest(t: ExecutionContext, detectOptions: string, minFound: number): Promise<void> {
   const app = await startApp(graph(`
 sources:
   plaza: { uri: "file://${media('vtest.avi')}" }
@@ -20,30 +26,33 @@ pipelines:
   plaza:
     source: plaza
     stages:
-      - { id: detect, use: detect, with: { model: people, classes: [person], score: 0.1 } }
+      - { id: detect, use: detect, with: { model: people, classes: [person], score: 0.1${detectOptions} } }
       - { id: track, use: track }
       - { id: count, use: count, with: { line: [[0.5, 0], [0.5, 1]], in: left-to-right } }
 `), testSettings(), { serve: false, log: memoryLogger() });
-  const crossings: BusEvents['count.crossed'][] = [];
-  const confirmedAt = new Map<number, Set<number>>();
-  const anchors = new Map<number, number[]>();
-  app.bus.on('count.crossed').subscribe((c) => crossings.push(c));
+  const crossings: (LineCrossing & { frame: number })[] = [];
   app.bus.on('packet').subscribe((p) => {
-    confirmedAt.set(p.frame.seq, new Set((p.tracks ?? []).map((tr) => tr.id)));
-    for (const tr of p.tracks ?? []) {
-      if (!anchors.has(tr.id)) anchors.set(tr.id, []);
-      anchors.get(tr.id)!.push((tr.box[0] + tr.box[2]) / 2);
-    }
+    for (const c of p.crossings ?? []) crossings.push({ ...c, frame: p.frame.seq });
   });
   await app.runtime.whenDone();
   const counts = app.counts.dayCounters('plaza', dayKey(Date.now(), '00:00'));
   await app.stop();
 
+  const used = new Set<number>();
+  const missed: string[] = [];
+  for (const c of truth.crossings) {
+    const i = crossings.findIndex((x, j) => !used.has(j) && x.direction === c.direction && Math.abs(x.frame - c.frame) <= 15);
+    if (i >= 0) used.add(i);
+    else missed.push(`${c.frame} ${c.direction}: ${c.who}`);
+  }
+  const extra = crossings.filter((_, j) => !used.has(j)).map((x) => `${x.frame} ${x.direction} track ${x.trackId}`);
   const ins = crossings.filter((c) => c.direction === 'in').length;
   const outs = crossings.filter((c) => c.direction === 'out').length;
-  t.log(`in ${ins}, out ${outs}, ${new Set(crossings.map((c) => c.trackId)).size} tracks crossed, ${anchors.size} tracks in all`);
-  t.true(ins >= 8 && ins <= 20, `in ${ins}`);
-  t.true(outs >= 8 && outs <= 20, `out ${outs}`);
+  t.log(`in ${ins}/${truth.in}, out ${outs}/${truth.out}; found ${used.size} of ${truth.crossings.length}`);
+  for (const m of missed) t.log(`missed ${m}`);
+  for (const e of extra) t.log(`not in the hand count: ${e}`);
+  t.true(used.size >= minFound, `found ${used.size} of ${truth.crossings.length}`);
+  t.true(extra.length <= 1, `extra: ${extra.join('; ')}`);
   // The store holds exactly what was reported.
   t.is(counts.countIn, ins);
   t.is(counts.countOut, outs);
@@ -52,8 +61,9 @@ pipelines:
   for (const [id, dirs] of byTrack) {
     // A track can only count again by crossing back: directions alternate.
     t.true(dirs.every((d, i) => i === 0 || d !== dirs[i - 1]), `track ${id}: ${dirs.join(',')}`);
-    // And it really moved across the line (x = 384): its anchor was seen on both sides.
-    const xs = anchors.get(id)!;
-    t.true(Math.min(...xs) < 384 && Math.max(...xs) > 384, `track ${id} spans ${Math.min(...xs)}..${Math.max(...xs)}`);
   }
-});
+}
+
+test('vtest.avi, detection on every frame: the hand-counted crossings', (t) => countVtest(t, '', 29));
+
+test('vtest.avi, detection every 2nd frame and only on motion: the hand-counted crossings', (t) => countVtest(t, ', every: 2, motion: {}', 28));

@@ -15,7 +15,7 @@ import { prng } from './prng.js';
 
 const W = 1280;
 const H = 720;
-const HYST = 0.02; // LineCounter default
+const HYST = 0.01; // LineCounter default
 type Pt = [number, number];
 
 /** Anchor (bottom-centre) positions of a straight walk, `frames` samples including both ends. */
@@ -538,8 +538,38 @@ test('counter: anchor choice decides which point must cross', (t) => {
     return c.counts;
   };
   t.deepEqual(feed('bottom-center'), { in: 1, out: 0 }); // feet 260 → 460
-  t.deepEqual(feed('center'), { in: 1, out: 0 }); // centre 180 → 380 (≥ 360 + 14.4)
+  t.deepEqual(feed('center'), { in: 1, out: 0 }); // centre 180 → 380 (≥ 360 + 7.2)
   t.deepEqual(feed('top-center'), { in: 0, out: 0 }); // head 100 → 300, still above
+});
+
+test('counter: a track carries its origin, so a crossing made while it was tentative still counts', (t) => {
+  const feed = (origin: number, xs: number[]): { in: number; out: number } => {
+    const c = new LineCounter(VERTICAL);
+    for (const x of xs) c.update([{ id: 1, box: boxAtX(x), state: 'confirmed', origin: boxAtX(origin) }], W, H, 0);
+    return c.counts;
+  };
+  // First seen clear on the left, confirmed already past the line: counts once it is clear on the right.
+  t.deepEqual(feed(600, [660, 700, 720]), { in: 1, out: 0 });
+  t.deepEqual(feed(600, [645, 648]), { in: 0, out: 0 }); // not clear on the right yet (640 + 12.8)
+  // First seen inside the band, left of the line, then leaving on the right: counted once; leaving on the left: not.
+  t.deepEqual(feed(636, [650, 700, 760]), { in: 1, out: 0 });
+  t.deepEqual(feed(644, [630, 600, 520]), { in: 0, out: 1 });
+  t.deepEqual(feed(636, [620, 560]), { in: 0, out: 0 });
+  // Born exactly on the line: no side, so leaving it commits without counting.
+  t.deepEqual(feed(640, [700, 760]), { in: 0, out: 0 });
+  // Without an origin the first clear position only commits.
+  const c = new LineCounter(VERTICAL);
+  for (const x of [660, 700, 720]) c.update([{ id: 1, box: boxAtX(x), state: 'confirmed' }], W, H, 0);
+  t.deepEqual(c.counts, { in: 0, out: 0 });
+});
+
+test('tracker: a track keeps the detection that started it as its origin', (t) => {
+  const tracker = new ByteTracker();
+  let tracks: Track[] = [];
+  for (let f = 0; f < 5; f++) tracks = tracker.update([{ box: boxAtX(500 + 10 * f), score: 0.9, classId: 0, label: 'person' }], f);
+  t.is(tracks.length, 1);
+  t.deepEqual(tracks[0]!.origin, boxAtX(500));
+  t.true(tracks[0]!.box[0] > boxAtX(530)[0]);
 });
 
 test('RateGate lets a stream at exactly the cap through, and thins a faster one to the cap', async (t) => {

@@ -32,6 +32,12 @@
  *     only have come in from off-frame), since by the time it is confirmed its clipped anchor has
  *     usually moved into the band already; it counts once it is `hysteresis` clear on the inner side.
  * A line lying exactly on the border can never be crossed.
+ *
+ * Track origins: a track is confirmed a few frames after its first detection, and a walker first seen just before
+ * the line may be on it or past it by then. When a track carries its `origin` (the box that started it), the path
+ * starts there: an origin clear of the line commits its side, so the crossing counts once the confirmed track is
+ * clear on the other side; an origin inside the band that the track leaves on the other side of the line counts
+ * too (it was seen on one side and left on the other), once.
  */
 import type { Box } from '../../core/types.js';
 import type { Track } from '../track/bytetrack.js';
@@ -48,7 +54,7 @@ export interface LineCounterOptions {
   inDirection: InDirection;
   /** Point of the box that has to cross; default bottom-center (the feet, for an overhead-ish camera). */
   anchor?: Anchor;
-  /** Normalised perpendicular distance beyond the line needed to commit to a side; default 0.02. */
+  /** Normalised perpendicular distance beyond the line needed to commit to a side; default 0.01 (0.02 missed walkers who stop just past the line). */
   hysteresis?: number;
   /** Normalised distance past either end of the segment that still counts; default 0.02. */
   segmentMargin?: number;
@@ -64,11 +70,13 @@ export interface Crossing {
   anchor: Point;
 }
 
-export type CountableTrack = Pick<Track, 'id' | 'box' | 'state'>;
+export type CountableTrack = Pick<Track, 'id' | 'box' | 'state'> & { origin?: Box };
 
 interface TrackSide {
   /** Committed side: +1 / −1, or 0 until the anchor has first been clear of the line. */
   side: number;
+  /** Side of the track's origin when it lay inside the band (±1), else 0: leaving the band on the other side counts. */
+  bornSide: number;
   /** Previous anchor (normalised) and its signed distance, to locate where the path crosses the line. */
   prev: Point | undefined;
   prevDist: number;
@@ -118,7 +126,7 @@ export class LineCounter {
     if (!['bottom-center', 'center', 'top-center'].includes(this.anchor)) {
       throw new RangeError(`LineCounter: unknown anchor ${String(this.anchor)}`);
     }
-    this.hysteresis = nonNegative('hysteresis', opts.hysteresis ?? 0.02);
+    this.hysteresis = nonNegative('hysteresis', opts.hysteresis ?? 0.01);
     this.margin = nonNegative('segmentMargin', opts.segmentMargin ?? 0.02);
     this.staleFrames = opts.staleFrames ?? 300;
     if (!Number.isSafeInteger(this.staleFrames) || this.staleFrames < 1) {
@@ -149,7 +157,7 @@ export class LineCounter {
       const existing = this.sides.get(t.id);
       if (existing) existing.lastCall = this.calls;
       if (t.state !== 'confirmed') continue;
-      const st = existing ?? this.newState(t.id);
+      const st = existing ?? this.newState(t.id, t.origin, frameWidth, frameHeight);
       const px = anchorOf(t.box, this.anchor);
       const direction = this.step(st, [px[0] / frameWidth, px[1] / frameHeight]);
       if (direction) {
@@ -171,9 +179,19 @@ export class LineCounter {
     this.sides.delete(trackId);
   }
 
-  private newState(id: number): TrackSide {
-    const st: TrackSide = { side: 0, prev: undefined, prevDist: 0, crossT: NaN, lastCall: this.calls };
+  private newState(id: number, origin: Box | undefined, width: number, height: number): TrackSide {
+    const st: TrackSide = { side: 0, bornSide: 0, prev: undefined, prevDist: 0, crossT: NaN, lastCall: this.calls };
     this.sides.set(id, st);
+    if (origin && origin.every(Number.isFinite)) {
+      const px = anchorOf(origin, this.anchor);
+      const p: Point = [px[0] / width, px[1] / height];
+      const s = this.signedDistance(p);
+      const side = Math.sign(s);
+      st.prev = p;
+      st.prevDist = s;
+      if (side !== 0 && Math.abs(s) >= this.requiredDistance(p, side, true)) st.side = side;
+      else st.bornSide = side;
+    }
     return st;
   }
 
@@ -187,8 +205,9 @@ export class LineCounter {
     const side = Math.sign(s);
     if (side === 0 || Math.abs(s) < this.requiredDistance(p, side, st.side === 0)) return undefined;
     if (st.side === 0) {
-      st.side = side; // first time clear of the line: commit without counting
-      return undefined;
+      st.side = side; // first time clear of the line: commit, counting only a track born on the other side of it
+      if (st.bornSide !== -side || !this.onSegment(st.crossT)) return undefined;
+      return side === this.inSign ? 'in' : 'out';
     }
     if (side === st.side) return undefined;
     st.side = side;

@@ -47,6 +47,8 @@ export interface Track {
   lastSeenMs?: number;
   /** Centre velocity in pixels per frame. */
   velocity: [number, number];
+  /** The detection that started the track (before it was confirmed): where the object was first seen. */
+  origin: Box;
 }
 
 export interface ByteTrackOptions {
@@ -97,6 +99,7 @@ interface STrack {
   classId: number;
   label: string;
   hits: number;
+  origin: Box;
   /** Internal clock values (see ByteTracker.clock), immune to caller frame-index resets. */
   bornAt: number;
   seenAt: number;
@@ -245,6 +248,7 @@ export class ByteTracker {
       classId: d.classId,
       label: d.label,
       hits: 1,
+      origin: [...d.box],
       bornAt: this.clock,
       seenAt: this.clock,
       lastSeenFrame: frameIndex,
@@ -271,6 +275,7 @@ export class ByteTracker {
       age: this.clock - t.bornAt,
       lastSeenFrame: t.lastSeenFrame,
       velocity: [t.kf.mean[4], t.kf.mean[5]],
+      origin: t.origin,
     };
     if (t.lastSeenMs !== undefined) out.lastSeenMs = t.lastSeenMs;
     return out;
