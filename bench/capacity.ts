@@ -27,7 +27,7 @@ import { loadSettings } from '../config/settings.js';
 import { createLogger } from '../core/log.js';
 import { startRtspServer, type RtspServer } from '../test/rtsp-server.js';
 import { cores, cpuMeter, cpuNote, threadCpu, threadShares } from './cpu.js';
-import { percentile, table, waitForQuietMachine } from './report.js';
+import { percentile, rerunWithThreadpool, table, waitForQuietMachine } from './report.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const VTEST = path.join(ROOT, 'media', 'vtest.avi');
@@ -194,7 +194,7 @@ async function main(): Promise<void> {
       await rtsp?.stop('SIGTERM');
     }
   }
-  await offline();
+  if (Number(args['offline-runs']) > 0) await offline();
 }
 
-await main();
+if (!rerunWithThreadpool()) await main();

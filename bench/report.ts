@@ -1,4 +1,5 @@
 /** What every benchmark prints with: plain-text tables, nearest-rank percentiles, and a quiet machine. */
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 
 /** Nearest-rank percentile of unsorted values; q is a fraction (0.95). NaN when there are none. */
@@ -44,4 +45,18 @@ export async function waitForQuietMachine(label: string, maxWaitS = 300): Promis
   if (os.loadavg()[0] >= 2.5) console.log(`  [${label}] load still ${os.loadavg()[0].toFixed(2)} after ${maxWaitS} s; measuring anyway`);
   console.log(`  [${label}] loadavg ${loadavg()}`);
   return loadavg();
+}
+
+/**
+ * Runs this benchmark again in a child with UV_THREADPOOL_SIZE set, when it is not (each GStreamer source parks two
+ * blocking calls on libuv's pool, which is sized at its first use, before this code runs). Returns true in the
+ * parent, which should then do nothing else.
+ */
+export function rerunWithThreadpool(size = 256): boolean {
+  if (process.env.UV_THREADPOOL_SIZE) return false;
+  const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit', env: { ...process.env, UV_THREADPOOL_SIZE: String(size) },
+  });
+  process.exitCode = r.status ?? 1;
+  return true;
 }

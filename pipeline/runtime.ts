@@ -13,6 +13,7 @@ import type { EventBus, PipelineState } from '../core/events.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { GstSource } from './sources/gst-source.js';
+import { sourcesThePoolServes } from './sources/gstreamer.js';
 import type { Admission, FrameScheduler } from './scheduler.js';
 import type { StageContext, StageLookup } from './stage.js';
 import type { Frame, Packet } from '../core/types.js';
@@ -368,6 +369,11 @@ export class Runtime {
     });
     this.sources.set(spec.id, source);
     this.feeds.set(spec.id, feed);
+    const room = sourcesThePoolServes();
+    if (this.sources.size === room + 1) {
+      log.warn(`${this.sources.size} sources, but libuv's thread pool (UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 4}) serves ${room}: `
+        + 'some will stall; start with a larger UV_THREADPOOL_SIZE (up to 1024)');
+    }
   }
 
   private async swapPipelines(ids: string[]): Promise<void> {

@@ -70,8 +70,9 @@ export function launchDescription(spec: SourceSpec): string {
   const sink = live
     ? `appsink name=sink sync=${spec.realtime} max-buffers=1 drop=true enable-last-sample=false`
     : 'appsink name=sink sync=false max-buffers=4 drop=false enable-last-sample=false';
-  // videoconvertscale converts and scales in one pass (scaling the decoded format before converting to RGB).
-  return `${captureAndDecode(spec)} ! videoconvertscale${rate} ! ${caps.join(',')} ! ${sink}`;
+  // videorate drops surplus frames before they are converted; videoconvertscale converts and scales in one pass
+  // (scaling the decoded format before converting to RGB).
+  return `${captureAndDecode(spec)}${rate} ! videoconvertscale ! ${caps.join(',')} ! ${sink}`;
 }
 
 function fraction(fps: number): string {
