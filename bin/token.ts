@@ -4,7 +4,8 @@ import path from 'node:path';
 import { SignJWT } from 'jose';
 import type { Graph } from '../config/graph.js';
 import type { ResolvedSettings } from '../config/settings.js';
-import { secretFromFile, type AuthOptions } from '../transports/pose-stream/auth.js';
+import { secretFromFile } from '../core/secret-file.js';
+import type { AuthOptions } from '../transports/pose-stream/auth.js';
 
 export async function signToken(graph: Graph, settings: ResolvedSettings,
   opts: { subject?: string; ttlSeconds?: number }): Promise<string> {

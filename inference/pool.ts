@@ -56,6 +56,11 @@ export class InferencePool {
     return this.piscina.queueSize;
   }
 
+  /** Seconds the workers have spent running tasks since the pool started (a reader takes rates of its own). */
+  busySeconds(): number {
+    return Number(Atomics.load(this.busyMicros, 0)) / 1e6;
+  }
+
   /** Runs a task on a free worker; a failure rejects with the op's coded error (SightlineError). */
   run<R>(task: WorkerTask, transferList: ArrayBuffer[] = []): Promise<R> {
     const p = (this.piscina.run(task, { transferList }) as Promise<unknown>).then((r) => {

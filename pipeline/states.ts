@@ -78,3 +78,18 @@ export class BusStates implements StatesView {
 
   close(): void { this.sub.unsubscribe(); }
 }
+
+/** A cluster node's connection to NATS, as pages show it. */
+export interface ClusterConnection { connected: boolean; server: string; reconnects: number }
+
+/** Who holds each source's lease, and which workers are present, as last read from the cluster. */
+export interface ClusterLeases { holders: Record<string, string>; workers: string[]; readAtMs: number }
+
+/** This node's place in a cluster, for pages that show it (a single node has none). */
+export interface ClusterView {
+  nodeId: string;
+  role: 'worker' | 'gateway' | 'all';
+  connection(): ClusterConnection;
+  /** Read from the cluster's lease and presence buckets; rejects when NATS does not answer in time. */
+  leases(): Promise<ClusterLeases>;
+}
