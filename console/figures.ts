@@ -112,6 +112,8 @@ export interface PipelineFigures {
   /** Capture (appsink) to sink. */
   p95Ms: number | null;
   stages: Record<string, StageFigures>;
+  /** Figures of a pipeline another node runs, from the packets that arrived here (latency: capture to arrival here). */
+  remote?: boolean;
 }
 
 /** What happened between two readings. */

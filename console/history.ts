@@ -3,7 +3,9 @@
  * and a ring of what happened between consecutive readings. Plots get it column by column (times, then one array per
  * series), as uPlot draws it.
  */
+import type { Subscription } from 'rxjs';
 import type { Cancel, Clock } from '../core/clock.js';
+import type { EventBus } from '../core/events.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import type { InferencePool } from '../inference/pool.js';
@@ -12,17 +14,51 @@ import { readFigures, sampleBetween, type Reading, type Sample } from './figures
 /** Plot columns: `t` in seconds since the epoch, then each series aligned with it (null where it had no value). */
 export interface Columns { stepSeconds: number; t: number[]; series: Record<string, (number | null)[]> }
 
+/**
+ * Packets that reached this node's bus since the last sample, per pipeline: the figures of pipelines another node runs
+ * (a cluster gateway sees their packets, not their counters), with the latency from capture to arrival here.
+ */
+class Arrivals {
+  private packets = new Map<string, number[]>();
+  private readonly sub: Subscription;
+
+  constructor(bus: EventBus, clock: Clock) {
+    this.sub = bus.on('packet').subscribe((p) => {
+      const list = this.packets.get(p.pipeline) ?? [];
+      if (list.length < 10_000) list.push(clock.now() - p.frame.capturedAtMs);
+      this.packets.set(p.pipeline, list);
+    });
+  }
+
+  /** Frames per second and p95 latency (ms) of each pipeline since the last call. */
+  take(seconds: number): Map<string, { fps: number; p95Ms: number | null }> {
+    const out = new Map<string, { fps: number; p95Ms: number | null }>();
+    for (const [id, lat] of this.packets) {
+      lat.sort((a, b) => a - b);
+      out.set(id, { fps: Math.round((lat.length / seconds) * 100) / 100, p95Ms: lat.length ? lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.95))] : null });
+    }
+    this.packets = new Map();
+    return out;
+  }
+
+  close(): void {
+    this.sub.unsubscribe();
+  }
+}
+
 export class History {
   private readonly ring: Sample[] = [];
   private last: Reading | null = null;
   private readonly stop: Cancel;
   private busy = false;
+  private readonly arrivals: Arrivals;
 
   constructor(private readonly o: {
-    metrics: Metrics; pool: InferencePool; clock: Clock; log: Logger; stepMs: number; keepMs: number;
+    metrics: Metrics; pool: InferencePool; bus: EventBus; clock: Clock; log: Logger; stepMs: number; keepMs: number;
     /** Called after each sample (e.g. to refresh what the cluster says). */
     onSample?: () => void;
   }) {
+    this.arrivals = new Arrivals(o.bus, o.clock);
     void this.take();
     this.stop = o.clock.interval(() => void this.take(), o.stepMs);
   }
@@ -47,7 +83,12 @@ export class History {
     try {
       const cur = await readFigures(this.o.metrics, this.o.pool, this.o.clock.now());
       if (this.last) {
-        this.ring.push(sampleBetween(this.last, cur));
+        const sample = sampleBetween(this.last, cur);
+        // Pipelines that run elsewhere have no counters here: what arrived from them stands in.
+        for (const [id, a] of this.arrivals.take((cur.atMs - this.last.atMs) / 1000)) {
+          sample.pipelines[id] ??= { fps: a.fps, p95Ms: a.p95Ms, dropsPerS: {}, stages: {}, remote: true };
+        }
+        this.ring.push(sample);
         const capacity = Math.ceil(this.o.keepMs / this.o.stepMs);
         if (this.ring.length > capacity) this.ring.splice(0, this.ring.length - capacity);
       }
@@ -81,5 +122,6 @@ export class History {
 
   close(): void {
     this.stop();
+    this.arrivals.close();
   }
 }

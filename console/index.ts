@@ -47,7 +47,7 @@ export class WebConsole implements ConsoleParts {
     this.timeline = new Timeline({ bus, counts: ctx.counts, clock, log, graph: ctx.graph, live: this.live });
     this.editor = new GraphEditor({ graphFile: ctx.graphFile, graph: ctx.graph, parseGraph: ctx.parseGraph, reload: ctx.reload, maxBytes: spec.maxGraphBytes });
     this.history = new History({
-      metrics, pool, clock, log, stepMs: spec.sampleSeconds * 1000, keepMs: spec.historyMinutes * 60_000,
+      metrics, pool, bus, clock, log, stepMs: spec.sampleSeconds * 1000, keepMs: spec.historyMinutes * 60_000,
       onSample: () => this.readLeases(),
     });
     if (!existsSync(path.join(WEB_DIR, 'index.html'))) log.warn(`console: ${WEB_DIR} has no bundled page; run npm run build`);

@@ -35,7 +35,7 @@ export function overview(ctx: ConsoleContext, latest: Sample | undefined, readin
     return {
       id: spec.id, source: spec.source,
       state: status?.state ?? 'unknown', reason: status?.reason ?? null,
-      fps: f?.fps ?? null, p95Ms: f?.p95Ms ?? null, dropsPerS: f?.dropsPerS ?? {},
+      fps: f?.fps ?? null, p95Ms: f?.p95Ms ?? null, dropsPerS: f?.dropsPerS ?? {}, measuredHere: f ? !f.remote : null,
       processed: reading?.processed[spec.id] ?? null, dropped: reading?.dropped[spec.id] ?? {},
       stages: spec.stages.map((s) => ({
         id: s.id, use: s.use,

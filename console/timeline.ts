@@ -70,7 +70,8 @@ export class Timeline {
     this.sub.add(bus.on('pipeline.state').subscribe((e) => this.push({
       kind: 'pipeline', atMs: e.atMs, pipeline: e.pipeline, text: `pipeline ${e.pipeline}: ${e.state}${e.reason ? ` (${e.reason})` : ''}`,
     })));
-    this.sub.add(bus.on('config').subscribe((e) => this.push({ kind: 'config', atMs: e.atMs, text: `graph reload ${e.result}: ${e.summary}` })));
+    // A save that changed nothing (the editor's own write seen again by the file watcher) is no news.
+    this.sub.add(bus.on('config').subscribe((e) => e.result !== 'unchanged' && this.push({ kind: 'config', atMs: e.atMs, text: `graph reload ${e.result}: ${e.summary}` })));
     this.sub.add(bus.on('count.crossed').subscribe((e) => this.crossed(e)));
     this.sub.add(bus.on('count.stats').subscribe((e) => { const c = this.countingOf(e.pipeline, e.atMs); if (c) c.totals = e; }));
     this.sub.add(bus.on('traffic.event').subscribe((e) => this.traffic(e)));

@@ -27,7 +27,8 @@ function Pipelines({ pipelines, cluster }) {
     <tbody>${pipelines.map((p) => html`
       <tr data-pipeline=${p.id} data-state=${p.state} class="clickable" onClick=${() => setOpen({ ...open, [p.id]: !open[p.id] })}>
         <td><b>${p.id}</b> <span class="muted">← ${p.source}</span> <span class="muted">${open[p.id] ? '▾' : '▸'}</span></td>
-        <td><${StateBadge} ...${p} /></td><td class="n" data-fps>${fmt.num(p.fps)}</td><td class="n">${p.p95Ms === null ? '—' : `${fmt.num(p.p95Ms, 0)} ms`}</td>
+        <td><${StateBadge} ...${p} /></td><td class="n" data-fps>${fmt.num(p.fps)}</td><td class="n">${p.p95Ms === null ? '—' : `${fmt.num(p.p95Ms, 0)} ms`}${p.measuredHere === false
+          ? html` <span class="muted" title="runs on another node: from capture there to arrival here">(arrival)</span>` : ''}</td>
         <td class="n" data-processed>${p.processed ?? '—'}</td>
         ${REASONS.map((r) => html`<td class="n">${p.dropped[r] ?? 0}${p.dropsPerS[r] ? html` <span class="muted">(${fmt.num(p.dropsPerS[r])}/s)</span>` : ''}</td>`)}
         ${cluster && html`<td>${p.holder ?? '—'}</td>`}
