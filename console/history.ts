@@ -35,7 +35,8 @@ class Arrivals {
     const out = new Map<string, { fps: number; p95Ms: number | null }>();
     for (const [id, lat] of this.packets) {
       lat.sort((a, b) => a - b);
-      out.set(id, { fps: Math.round((lat.length / seconds) * 100) / 100, p95Ms: lat.length ? lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.95))] : null });
+      const p95Ms = lat.length ? lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.95))] : null;
+      out.set(id, { fps: Math.round((lat.length / seconds) * 100) / 100, p95Ms });
     }
     this.packets = new Map();
     return out;

@@ -39,7 +39,11 @@ const FRIENDLY = new Map<string, string>([
   ['FST_ERR_BAD_URL', 'the request target is not a valid URL'],
 ]);
 
-export interface HttpFailure { status: number; message: string; code?: string; internal: boolean; validation: boolean; details?: Record<string, unknown> }
+export interface HttpFailure {
+  status: number; message: string; code?: string; internal: boolean; validation: boolean;
+  /** A coded error's details (safe for the client), for shapes that have room for them. */
+  details?: Record<string, unknown>;
+}
 
 /** What to answer for an error thrown while handling a request. */
 export function errorStatus(err: unknown): HttpFailure {
