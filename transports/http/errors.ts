@@ -49,7 +49,8 @@ export interface HttpFailure {
 export function errorStatus(err: unknown): HttpFailure {
   if (err instanceof SightlineError) {
     const internal = err.code === 'INTERNAL';
-    return { status: ERRORS[err.code].status, message: publicMessage(err), code: err.code, internal, validation: false, details: internal ? undefined : err.details };
+    const details = internal ? undefined : err.details;
+    return { status: ERRORS[err.code].status, message: publicMessage(err), code: err.code, internal, validation: false, details };
   }
   const e = err as { code?: unknown; statusCode?: unknown; message?: unknown; validation?: unknown } | null;
   const code = typeof e?.code === 'string' ? e.code : undefined;
