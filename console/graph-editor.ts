@@ -5,6 +5,7 @@
  * report says what restarted and what kept running.
  */
 import { readFile, realpath, writeFile } from 'node:fs/promises';
+import { isDeepStrictEqual } from 'node:util';
 import { stringify } from 'yaml';
 import { GraphError, formatIssue, type Graph, type GraphIssue } from '../config/graph.js';
 import type { ConfigEvent, GraphChanges, SectionChanges } from '../core/events.js';
@@ -18,7 +19,8 @@ export interface Validation { ok: boolean; issues: Issue[]; warnings: string[] }
 export interface SectionOutcome { started: string[]; restarted: string[]; stopped: string[]; kept: string[] }
 
 export interface ApplyOutcome {
-  result: ConfigEvent['result'];
+  /** `pending`: the edit changes the console itself, which restarts with it; it is applied just after this answer. */
+  result: ConfigEvent['result'] | 'pending';
   summary: string;
   sections?: Record<'sources' | 'models' | 'pipelines' | 'transports', SectionOutcome>;
   /** Pipelines that kept their state but read a restarted source. */
@@ -35,6 +37,9 @@ export class GraphEditor {
     parseGraph(text: string, file: string): Graph;
     reload(): Promise<ConfigEvent>;
     maxBytes: number;
+    /** The console's own transport id: an edit of its own options restarts it, so it answers before the reload. */
+    self: string;
+    later(fn: () => void): void;
   }) {}
 
   /** The name issues are reported against: the graph file as the app was given it (as `sightline validate` prints). */
@@ -76,6 +81,10 @@ export class GraphEditor {
       const before = this.o.graph();
       // The real file behind the name (a link is followed, never replaced); gone since the start: written anew.
       await writeFile(await realpath(this.o.graphFile).catch(() => this.o.graphFile!), text);
+      if (!isDeepStrictEqual(before.transports[this.o.self], v.graph!.transports[this.o.self])) {
+        this.o.later(() => void this.o.reload().catch(() => undefined));
+        return { result: 'pending', summary: 'the console\'s own options changed: it restarts with the new graph (reload this page)' };
+      }
       const report = await this.o.reload();
       return outcome(report, before, v.graph!);
     };

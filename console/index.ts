@@ -45,7 +45,10 @@ export class WebConsole implements ConsoleParts {
     this.auth = new ConsoleAuth(consoleSecret(spec.auth, ctx.settings.dataDir));
     this.live = new LiveFrames(bus, pool, clock, log, { fps: spec.liveFps, width: spec.liveWidth, quality: spec.liveQuality });
     this.timeline = new Timeline({ bus, counts: ctx.counts, clock, log, graph: ctx.graph, live: this.live });
-    this.editor = new GraphEditor({ graphFile: ctx.graphFile, graph: ctx.graph, parseGraph: ctx.parseGraph, reload: ctx.reload, maxBytes: spec.maxGraphBytes });
+    this.editor = new GraphEditor({
+      graphFile: ctx.graphFile, graph: ctx.graph, parseGraph: ctx.parseGraph, reload: ctx.reload, maxBytes: spec.maxGraphBytes,
+      self: spec.id, later: (fn) => clock.timeout(fn, 200),
+    });
     this.history = new History({
       metrics, pool, bus, clock, log, stepMs: spec.sampleSeconds * 1000, keepMs: spec.historyMinutes * 60_000,
       onSample: () => this.readLeases(),

@@ -110,7 +110,9 @@ export class LiveFrames {
 
   /** Resolves once a packet newer than `after` is here, or after `maxWaitMs` (false). */
   private waitFor(pipeline: string, after: number, maxWaitMs: number): Promise<boolean> {
-    if ((this.newest.get(pipeline)?.results.n ?? 0) > after) return Promise.resolve(true);
+    const have = this.newest.get(pipeline)?.results.n;
+    // Newer than the tab's, or a number this server never gave (the tab outlived a restart): the newest at once.
+    if (have !== undefined && have !== after) return Promise.resolve(true);
     return new Promise((resolve) => {
       const set = this.waiters.get(pipeline) ?? new Set();
       this.waiters.set(pipeline, set);

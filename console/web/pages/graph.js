@@ -9,6 +9,7 @@ const SECTIONS = ['sources', 'models', 'pipelines', 'transports'];
 
 function Outcome({ out }) {
   if (out.result === 'invalid') return html`<div class="outcome bad">Reload refused: ${out.errors?.join('; ')}</div>`;
+  if (out.result === 'pending') return html`<div class="outcome" id="outcome" data-result="pending"><b>Written</b>: ${out.summary}</div>`;
   return html`<div class="outcome" id="outcome" data-result=${out.result}>
     <p><b>${out.result === 'applied' ? 'Applied' : 'Nothing changed'}</b>: ${out.summary}</p>
     <table class="grid"><thead><tr><th></th><th>started</th><th>restarted</th><th>stopped</th><th>kept running</th></tr></thead>
