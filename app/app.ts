@@ -9,7 +9,7 @@ import { GraphError, modelPath, type Graph, type TransportSpec } from '../config
 import type { ResolvedSettings } from '../config/settings.js';
 import { watchFile } from '../config/watch.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import { EventBus } from '../core/events.js';
+import { EventBus, type ConfigEvent } from '../core/events.js';
 import { Closer } from '../core/lifecycle.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { Metrics } from '../core/metrics.js';
@@ -26,7 +26,7 @@ import { ReconstructionSessions } from '../services/reconstruction/sessions.js';
 import { Store } from '../services/store/store.js';
 import type { MountedTransport, TransportContext } from '../transports/contract.js';
 import { HttpHub } from '../transports/http/hub.js';
-import { loadGraph, stageDefinition, transportDefinition, WORKER_OPS } from './catalog.js';
+import { loadGraph, parseGraph, stageDefinition, transportDefinition, WORKER_OPS } from './catalog.js';
 import { nodeKindFor } from './cluster.js';
 import type { NodeKind, NodeParts } from './node.js';
 
@@ -52,6 +52,8 @@ export interface App {
   portOf(transport: string): number | undefined;
   /** Re-reads the graph file and applies what changed; an invalid file leaves the running graph alone. */
   reload(): Promise<ReloadResult>;
+  /** The same, answering what the reload did (the `config` event it published). */
+  reloadReport(): Promise<ConfigEvent>;
   /** Closes everything, once (later calls share the first). */
   stop(): Promise<void>;
 }
@@ -113,6 +115,9 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
     looks: node.looks, graph: () => node.configured(runtime), states: node.states, runtime: () => runtime,
     embeddingKey: node.embeddingKey, reconstructionSessions: sessions, sessionsWriter: node.sessionsWriter,
     modelPath: (id) => modelPath(node.configured(runtime), settings.modelDir, id),
+    counts, cluster: node.cluster, graphFile: opts.graphFile, parseGraph,
+    reload: () => reloadReport(),
+    portOf: (id) => portOf(id),
   };
 
   const mounted = new Map<string, { spec: WantedTransport; handle: MountedTransport }>();
@@ -141,8 +146,8 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   await node.start(initial, runtime);
 
   // Reloads run one at a time, in the order they were asked for.
-  let reloading: Promise<ReloadResult> = Promise.resolve('unchanged');
-  const reloadOnce = async (): Promise<ReloadResult> => {
+  let reloading: Promise<ConfigEvent> = Promise.resolve({ result: 'unchanged', file: '', summary: 'no changes', atMs: 0 });
+  const reloadOnce = async (): Promise<ConfigEvent> => {
     const file = opts.graphFile!;
     let next: Graph;
     try {
@@ -151,8 +156,9 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
       const errors = err instanceof GraphError ? err.message.split('\n') : [(err as Error).message];
       log.error(`graph reload rejected, keeping the running graph:\n${errors.join('\n')}`);
       metrics.configReloads.inc({ result: 'invalid' });
-      bus.publish('config', { result: 'invalid', file, summary: 'invalid graph; running graph kept', errors, atMs: clock.now() });
-      return 'invalid';
+      const event: ConfigEvent = { result: 'invalid', file, summary: 'invalid graph; running graph kept', errors, atMs: clock.now() };
+      bus.publish('config', event);
+      return event;
     }
     const changes = await node.apply(next, runtime);
     const transportsChanged = !isDeepStrictEqual(wanted(next), new Map([...mounted].map(([id, m]) => [id, m.spec])));
@@ -161,14 +167,17 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
     const summary = describeChanges(changes);
     metrics.configReloads.inc({ result });
     log.info(`graph reload ${result}: ${summary}`);
-    bus.publish('config', { result, file, summary, changes, atMs: clock.now() });
-    return result;
+    const event: ConfigEvent = { result, file, summary, changes, atMs: clock.now() };
+    bus.publish('config', event);
+    return event;
   };
-  const reload = (): Promise<ReloadResult> => {
+  const reloadReport = (): Promise<ConfigEvent> => {
     if (!opts.graphFile) return Promise.reject(new Error('reload needs the graph file the app was started from'));
     reloading = reloading.then(reloadOnce, reloadOnce);
     return reloading;
   };
+  const reload = (): Promise<ReloadResult> => reloadReport().then((e) => e.result);
+  const portOf = (id: string): number | undefined => { const m = mounted.get(id); return m ? hub.bound.get(m.spec.port) : undefined; };
   const watcher = opts.watch && opts.graphFile ? watchFile(opts.graphFile, () => void reload()) : null;
   root.add(async () => { await reloading.catch(() => undefined); });
   if (watcher) root.add(() => watcher.close());
@@ -176,7 +185,7 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   return {
     get graph() { return runtime.graph; },
     settings, bus, metrics, pool, store, counts, persons, runtime, node, hub, log, ports: hub.bound,
-    portOf: (id) => { const m = mounted.get(id); return m ? hub.bound.get(m.spec.port) : undefined; },
-    reload, stop: () => root.close(),
+    portOf,
+    reload, reloadReport, stop: () => root.close(),
   };
 }

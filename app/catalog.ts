@@ -23,13 +23,14 @@ import { peopleCounterTransport } from '../transports/people-counter/index.js';
 import { poseStreamTransport } from '../transports/pose-stream/index.js';
 import { reconstructionTransport } from '../transports/reconstruction/index.js';
 import { watchmeTransport } from '../transports/watchme/index.js';
+import { consoleTransport } from './console.js';
 
 export const STAGES = [
   detectStage, trackStage, countStage, facesStage, annotateStage, poseStage, activityStage, depthStage, reconstructStage,
 ] as unknown as StageDefinition[];
 
 export const TRANSPORTS: TransportDefinition[] = [
-  metricsTransport, peopleCounterTransport, ddfrTransport, poseStreamTransport, reconstructionTransport, watchmeTransport,
+  metricsTransport, peopleCounterTransport, ddfrTransport, poseStreamTransport, reconstructionTransport, watchmeTransport, consoleTransport,
 ];
 
 /** Model kinds a graph's `models` section may declare. */

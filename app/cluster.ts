@@ -31,6 +31,7 @@ export const clusterNode: NodeKind = {
       sessionsWriter: node.sessionsWriter,
       looks: node.looks,
       states: node.states,
+      cluster: node.view,
       embeddingKey: node.embeddingKey,
       servesProtocols: node.servesProtocols,
       configured: () => node.configured,

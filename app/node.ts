@@ -12,7 +12,7 @@ import type { Metrics } from '../core/metrics.js';
 import { LocalInference, type InferenceClient } from '../inference/client.js';
 import type { InferencePool } from '../inference/pool.js';
 import type { Runtime } from '../pipeline/runtime.js';
-import type { RuntimeStates, StatesView } from '../pipeline/states.js';
+import type { ClusterView, RuntimeStates, StatesView } from '../pipeline/states.js';
 import type { CountsTable } from '../services/counting/counts.js';
 import type { FaceCrops } from '../services/faces/face-crops.js';
 import { loadOrCreateKey } from '../services/looks/embedding-token.js';
@@ -44,6 +44,8 @@ export interface NodeParts {
   sessionsWriter: SessionsWriter;
   looks: LooksDemand;
   states: StatesView;
+  /** The node's place in a cluster (connection, lease holders); none on a single node. */
+  cluster?: ClusterView;
   /** The WatchMe token key (made on first use). */
   embeddingKey(): Buffer;
   /** Whether this node serves the graph's protocols (a cluster worker serves its metrics only). */

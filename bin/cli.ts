@@ -10,7 +10,7 @@ import { runAssetsCli } from './assets.js';
 import { createLogger } from '../core/log.js';
 import { enrollFolder } from './enroll.js';
 import { ProgressReporter } from './progress.js';
-import { signToken } from './token.js';
+import { signConsoleTokenFor, signToken } from './token.js';
 
 const USAGE = `Usage:
   sightline run <graph.yaml> [settings]                 serve the graph until SIGINT/SIGTERM
@@ -24,6 +24,8 @@ const USAGE = `Usage:
                                                         (with --cluster nats://…: for every gateway of the cluster)
   sightline token <graph.yaml> [--subject NAME] [--ttl SECONDS]
                                                         print a JWT for the graph's pose-stream-v1 (HS256 secret)
+  sightline token --console <graph.yaml> [--subject NAME] [--ttl SECONDS]
+                                                        print a token for changes in the graph's web console (12 h)
   sightline assets install [--models-from DIR] [--media-from DIR]
                                                         install models and sample media (sha256-checked)
 
@@ -47,7 +49,7 @@ export async function main(argv: string[]): Promise<number> {
         ...SETTINGS_FLAGS,
         input: { type: 'string' }, output: { type: 'string' }, source: { type: 'string' },
         detector: { type: 'string' }, embedder: { type: 'string' },
-        subject: { type: 'string' }, ttl: { type: 'string' },
+        subject: { type: 'string' }, ttl: { type: 'string' }, console: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -81,7 +83,7 @@ export async function main(argv: string[]): Promise<number> {
   let graph: Graph & GraphWarnings;
   try {
     const own = [['--subject', parsed.values.subject], ['--ttl', parsed.values.ttl]].filter(([, v]) => v !== undefined).flat();
-    settings = loadSettings(argv.filter((a) => a !== command && a !== graphFile && !own.includes(a)));
+    settings = loadSettings(argv.filter((a) => a !== command && a !== graphFile && a !== '--console' && !own.includes(a)));
     graph = loadGraph(graphFile);
   } catch (err) {
     console.error(err instanceof GraphError ? `invalid graph:\n${err.message}` : `invalid settings: ${(err as Error).message}`);
@@ -97,8 +99,8 @@ export async function main(argv: string[]): Promise<number> {
       return run(graph, graphFile, settings);
     case 'token':
       try {
-        console.log(await signToken(graph, settings, { subject: parsed.values.subject,
-          ttlSeconds: parsed.values.ttl ? Number(parsed.values.ttl) : undefined }));
+        const o = { subject: parsed.values.subject, ttlSeconds: parsed.values.ttl ? Number(parsed.values.ttl) : undefined };
+        console.log(parsed.values.console ? await signConsoleTokenFor(graph, settings, o) : await signToken(graph, settings, o));
         return 0;
       } catch (err) {
         console.error(`token: ${(err as Error).message}`);

@@ -1,10 +1,13 @@
-/** `sightline token`: signs a pose-stream-v1 JWT with the graph's HS256 secret, for clients and tests. */
+/** `sightline token`: signs a pose-stream-v1 JWT (or with --console, a console token) with the graph's HS256 secret. */
 import { createSecretKey } from 'node:crypto';
 import path from 'node:path';
 import { SignJWT } from 'jose';
 import type { Graph } from '../config/graph.js';
 import type { ResolvedSettings } from '../config/settings.js';
-import { secretFromFile, type AuthOptions } from '../transports/pose-stream/auth.js';
+import { consoleSecret, signConsoleToken } from '../console/auth.js';
+import { CONSOLE_SCHEMA } from '../console/context.js';
+import { secretFromFile, type SecretSource } from '../core/secret-file.js';
+import type { AuthOptions } from '../transports/pose-stream/auth.js';
 
 export async function signToken(graph: Graph, settings: ResolvedSettings,
   opts: { subject?: string; ttlSeconds?: number }): Promise<string> {
@@ -19,4 +22,13 @@ export async function signToken(graph: Graph, settings: ResolvedSettings,
   if (auth.issuer) jwt = jwt.setIssuer(auth.issuer);
   if (auth.audience) jwt = jwt.setAudience(auth.audience);
   return jwt.sign(createSecretKey(Buffer.from(secret)));
+}
+
+/** A token for the graph's web console: changes (graph apply, persons) need it. */
+export async function signConsoleTokenFor(graph: Graph, settings: ResolvedSettings,
+  opts: { subject?: string; ttlSeconds?: number }): Promise<string> {
+  const spec = graph.transports.console;
+  if (!spec) throw new Error('the graph has no console transport');
+  const auth = (spec.auth as SecretSource | undefined) ?? CONSOLE_SCHEMA.properties.auth.default;
+  return signConsoleToken(consoleSecret(auth, settings.dataDir), { subject: opts.subject, ttlSeconds: opts.ttlSeconds });
 }

@@ -27,6 +27,7 @@ import type { KnownPersons, PersonsWriter } from '../services/persons/known-pers
 import type { ReconstructionSessions, SessionsWriter } from '../services/reconstruction/sessions.js';
 import type { Store } from '../services/store/store.js';
 import { ClusterBridge } from './bridge.js';
+import { NatsClusterView } from './cluster-view.js';
 import { LeaseKeeper } from './leases.js';
 import { RemoteInference, serveInference } from './remote-inference.js';
 import { SharedCounts } from './shared-counts.js';
@@ -83,6 +84,8 @@ export class ClusterNode {
   readonly looks: LooksDemand;
   /** For transports on a node that serves protocols: every node's states, as reported on the bus. */
   readonly states: StatesView;
+  /** For pages: the NATS connection, lease holders and workers present. */
+  readonly view: NatsClusterView;
   personsWriter: PersonsWriter;
   sessionsWriter: SessionsWriter;
   embeddingKey: () => Buffer;
@@ -107,6 +110,7 @@ export class ClusterNode {
     this.role = d.settings.role;
     this.nodeId = d.settings.nodeId || `${os.hostname()}-${process.pid}`;
     this.bridge = new ClusterBridge(nc, d.bus, d.metrics, d.log.child('bridge'));
+    this.view = new NatsClusterView(nc, this.nodeId, this.role, d.settings);
     const local = new LocalInference(d.pool);
     this.inference = this.role === 'gateway' ? new RemoteInference(nc, d.metrics, local) : local;
     this.remoteLooks = this.servesProtocols ? new RemoteLooks(nc, this.runsPipelines ? d.looks : null) : null;
@@ -140,8 +144,13 @@ export class ClusterNode {
     log.info(`joined ${nc.getServer()} as ${node.role} ${node.nodeId}`);
     void (async () => {
       for await (const s of nc.status()) {
-        if (s.type === 'disconnect') { d.metrics.clusterConnected.set(0); log.warn(`disconnected from ${String(s.data)}`); }
-        if (s.type === 'reconnect') { d.metrics.clusterConnected.set(1); d.metrics.clusterReconnects.inc(); log.info(`reconnected to ${String(s.data)}`); }
+        if (s.type === 'disconnect') { d.metrics.clusterConnected.set(0); node.view.disconnected(); log.warn(`disconnected from ${String(s.data)}`); }
+        if (s.type === 'reconnect') {
+          d.metrics.clusterConnected.set(1);
+          d.metrics.clusterReconnects.inc();
+          node.view.reconnected();
+          log.info(`reconnected to ${String(s.data)}`);
+        }
       }
     })();
     if (node.servesProtocols) await node.shareState();
@@ -261,6 +270,7 @@ export class ClusterNode {
       this.inferSub?.unsubscribe();
       await this.nc.drain().catch(() => this.nc.close());
       this.d.metrics.clusterConnected.set(0);
+      this.view.closed();
     })());
   }
 }

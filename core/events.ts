@@ -77,7 +77,12 @@ export interface BusEvents {
   /** What the persons of a watched pipeline look like, for live matching (WatchMe), computed where it runs. */
   'person.looks': PersonLooksEvent;
   /** A graph reload: applied (with what changed), invalid (old graph kept) or unchanged. */
-  config: { result: 'applied' | 'invalid' | 'unchanged'; file: string; summary: string; changes?: GraphChanges; errors?: string[]; atMs: number };
+  config: ConfigEvent;
+}
+
+/** What a graph reload did: applied (with what changed), invalid (old graph kept, with its errors) or unchanged. */
+export interface ConfigEvent {
+  result: 'applied' | 'invalid' | 'unchanged'; file: string; summary: string; changes?: GraphChanges; errors?: string[]; atMs: number;
 }
 
 export type Topic = keyof BusEvents;

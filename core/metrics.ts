@@ -63,6 +63,10 @@ export class Metrics {
   readonly clusterInference = this.counter('sightline_cluster_inference_total', 'Inference requests sent to workers (sent) or answered for gateways (served), by result.', ['side', 'result']);
   readonly clusterInferenceOps = this.counter('sightline_cluster_inference_ops_total', 'Inference requests sent to workers or served for gateways, by worker task (op).', ['side', 'op']);
 
+  readonly consoleErrors = this.counter('sightline_console_errors_total',
+    'Console requests refused or failed, by error code (unauthorized, forbidden, graph_invalid, not_found, too_large, unsupported_media_type, …).', ['code']);
+  readonly consoleGraphApplies = this.counter('sightline_console_graph_applies_total', 'Graph edits applied from the console, by reload result.', ['result']);
+
   readonly personLooks = this.counter('sightline_person_looks_frames_total', 'Frames whose persons were described for live matching (WatchMe), by pipeline.', ['pipeline']);
 
   readonly faceIndexSize = this.gauge('sightline_face_index_embeddings', 'Known-person face embeddings in the 1:N search index.', []);

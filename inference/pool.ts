@@ -59,6 +59,11 @@ export class InferencePool {
     return this.piscina.queueSize;
   }
 
+  /** Seconds the workers have spent running tasks since the pool started (a reader takes rates of its own). */
+  busySeconds(): number {
+    return Number(Atomics.load(this.busyMicros, 0)) / 1e6;
+  }
+
   /**
    * Runs a task on a free worker; a failure rejects with the op's coded error (SightlineError). Tasks wait in order of
    * `priority` (a frame's capture time: older frames first), else of arrival.

@@ -10,7 +10,8 @@ import type { Clock } from '../core/clock.js';
 import type { EventBus, PipelineState, SourceState } from '../core/events.js';
 import type { Runtime } from './runtime.js';
 
-export interface Status<S> { state: S; reason?: string; atMs: number }
+/** A state, why (a retrying source's reason), and for a retrying source its attempt. */
+export interface Status<S> { state: S; reason?: string; attempt?: number; atMs: number }
 
 export interface StatesView {
   source(id: string): Status<SourceState> | undefined;
@@ -23,7 +24,7 @@ export class RuntimeStates implements StatesView {
 
   source(id: string): Status<SourceState> | undefined {
     const s = this.runtime().sources.get(id)?.state.value;
-    return s && { state: s.state, reason: s.reason, atMs: this.clock.now() };
+    return s && { state: s.state, reason: s.reason, attempt: s.attempt, atMs: this.clock.now() };
   }
 
   pipeline(id: string): Status<PipelineState> | undefined {
@@ -35,7 +36,7 @@ export class RuntimeStates implements StatesView {
   snapshot(): StatesSnapshot {
     const rt = this.runtime();
     return {
-      sources: Object.fromEntries([...rt.sources].map(([id, s]) => [id, { state: s.state.value.state, reason: s.state.value.reason, atMs: this.clock.now() }])),
+      sources: Object.fromEntries([...rt.sources.keys()].map((id) => [id, this.source(id)!])),
       pipelines: Object.fromEntries([...rt.pipelines].map(([id, p]) => [id, { state: p.state, reason: p.reason, atMs: this.clock.now() }])),
     };
   }
@@ -53,7 +54,7 @@ export class BusStates implements StatesView {
   private readonly sub: Subscription;
 
   constructor(bus: EventBus) {
-    this.sub = bus.on('source.state').subscribe((e) => this.put(this.sources, e.source, { state: e.state, reason: e.reason, atMs: e.atMs }));
+    this.sub = bus.on('source.state').subscribe((e) => this.put(this.sources, e.source, { state: e.state, reason: e.reason, attempt: e.attempt, atMs: e.atMs }));
     this.sub.add(bus.on('pipeline.state').subscribe((e) => this.put(this.pipelines, e.pipeline, { state: e.state, reason: e.reason, atMs: e.atMs })));
   }
 
@@ -77,4 +78,19 @@ export class BusStates implements StatesView {
   pipelineIds(): string[] { return [...this.pipelines.keys()]; }
 
   close(): void { this.sub.unsubscribe(); }
+}
+
+/** A cluster node's connection to NATS, as pages show it. */
+export interface ClusterConnection { connected: boolean; server: string; reconnects: number }
+
+/** Who holds each source's lease, and which workers are present, as last read from the cluster. */
+export interface ClusterLeases { holders: Record<string, string>; workers: string[]; readAtMs: number }
+
+/** This node's place in a cluster, for pages that show it (a single node has none). */
+export interface ClusterView {
+  nodeId: string;
+  role: 'worker' | 'gateway' | 'all';
+  connection(): ClusterConnection;
+  /** Read from the cluster's lease and presence buckets; rejects when NATS does not answer in time. */
+  leases(): Promise<ClusterLeases>;
 }

@@ -11,6 +11,7 @@ import { loadGraph } from '../app/catalog.js';
 import { startApp, type App } from '../app/app.js';
 import { COCO_KEYPOINTS } from '../core/types.js';
 import { media, memoryLogger, scrape, testSettings } from './helpers.js';
+import { freePort } from './rtsp-server.js';
 
 const GRAPH = 'config/examples/default.yaml';
 const settings = testSettings();
@@ -18,7 +19,9 @@ let app: App;
 
 test.before(async () => {
   const graph = loadGraph(GRAPH);
-  for (const t of Object.values(graph.transports)) t.port = 0;
+  // One free port shared by the protocols, and one of its own for the console (whose page is `/`, as the People
+  // Counter's socket is).
+  for (const [id, t] of Object.entries(graph.transports)) t.port = id === 'console' ? await freePort() : 0;
   app = await startApp(graph, settings, { log: memoryLogger() });
 });
 test.after.always(() => app?.stop());

@@ -7,13 +7,14 @@
 import type { Graph, TransportSchema, TransportSpec } from '../config/graph.js';
 import type { ResolvedSettings } from '../config/settings.js';
 import type { Clock } from '../core/clock.js';
-import type { EventBus } from '../core/events.js';
+import type { ConfigEvent, EventBus } from '../core/events.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import type { InferenceClient } from '../inference/client.js';
 import type { InferencePool } from '../inference/pool.js';
 import type { Runtime } from '../pipeline/runtime.js';
-import type { StatesView } from '../pipeline/states.js';
+import type { ClusterView, StatesView } from '../pipeline/states.js';
+import type { CountsTable } from '../services/counting/counts.js';
 import type { LooksDemand } from '../services/looks/person-looks.js';
 import type { KnownPersons, PersonsWriter } from '../services/persons/known-persons.js';
 import type { ReconstructionSessions, SessionsWriter } from '../services/reconstruction/sessions.js';
@@ -56,6 +57,18 @@ export interface TransportContext {
   sessionsWriter: SessionsWriter;
   /** Absolute path of a graph model's file. */
   modelPath(modelId: string): string;
+  /** Counting's tables: day totals, crossings, traffic events. */
+  counts: CountsTable;
+  /** The node's place in a cluster (NATS connection, lease holders); none on a single node. */
+  cluster?: ClusterView;
+  /** The file the graph was loaded from, when there is one: the only file a graph editor may write. */
+  graphFile?: string;
+  /** Graph text validated against this build's catalog; throws GraphError listing every issue. */
+  parseGraph(text: string, file: string): Graph;
+  /** Re-reads the graph file and applies what changed (as a save does); rejects when there is no graph file. */
+  reload(): Promise<ConfigEvent>;
+  /** The port a mounted transport is bound to, by transport id. */
+  portOf(transport: string): number | undefined;
 }
 
 /** What a mounted transport holds besides its routes (sockets, timers), released on unmount. */

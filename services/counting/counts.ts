@@ -14,6 +14,8 @@ export interface DayCounters {
 
 export interface TrafficEventRow { id: number; pipeline: string; day: string; startMs: number; endMs: number | null; countIn: number }
 export interface InCrossing { atMs: number; trackId: number }
+/** Crossings of one minute (`minuteMs`: its start, ms since epoch). */
+export interface MinuteCrossings { minuteMs: number; in: number; out: number }
 
 export class CountsTable {
   constructor(private readonly store: Store) {}
@@ -119,6 +121,20 @@ export class CountsTable {
       if (same) this.db.prepare('UPDATE traffic_events SET count_in = max(count_in, ?) WHERE id = ?').run(open.countIn, same.id);
       else this.db.prepare('INSERT INTO traffic_events (pipeline, day, start_ms, count_in) VALUES (?, ?, ?, ?)').run(pipeline, day, open.startMs, open.countIn);
     })();
+  }
+
+  /** A day's crossings per minute, oldest first (minutes without crossings left out). */
+  crossingsPerMinute(pipeline: string, day: string): MinuteCrossings[] {
+    return (this.db.prepare(`SELECT at_ms / 60000 AS minute, sum(direction = 'in') AS ins, sum(direction = 'out') AS outs
+      FROM crossings WHERE pipeline = ? AND day = ? GROUP BY minute ORDER BY minute`).all(pipeline, day) as { minute: number; ins: number; outs: number }[])
+      .map((r) => ({ minuteMs: r.minute * 60000, in: r.ins, out: r.outs }));
+  }
+
+  /** A day's traffic events, oldest first. */
+  dayEvents(pipeline: string, day: string): TrafficEventRow[] {
+    return (this.db.prepare('SELECT id, pipeline, day, start_ms, end_ms, count_in FROM traffic_events WHERE pipeline = ? AND day = ? ORDER BY start_ms, id')
+      .all(pipeline, day) as { id: number; pipeline: string; day: string; start_ms: number; end_ms: number | null; count_in: number }[])
+      .map((r) => ({ id: r.id, pipeline: r.pipeline, day: r.day, startMs: r.start_ms, endMs: r.end_ms, countIn: r.count_in }));
   }
 
   startEvent(pipeline: string, day: string, startMs: number, countIn: number): number {

@@ -81,6 +81,13 @@ export class FaceCrops {
     }
   }
 
+  /** The newest faces of every pipeline first. */
+  newest(limit: number): (FaceRow & { pipeline: string })[] {
+    return (this.store.db.prepare('SELECT pipeline, face_id, filename, score, created_ms FROM faces ORDER BY created_ms DESC, face_id DESC LIMIT ?')
+      .all(limit) as { pipeline: string; face_id: number; filename: string; score: number; created_ms: number }[])
+      .map((r) => ({ pipeline: r.pipeline, faceId: r.face_id, filename: r.filename, score: r.score, createdMs: r.created_ms }));
+  }
+
   /** The newest faces of a pipeline first. */
   recent(pipeline: string, limit: number): FaceRow[] {
     return (this.store.db.prepare('SELECT face_id, filename, score, created_ms FROM faces WHERE pipeline = ? ORDER BY created_ms DESC, face_id DESC LIMIT ?')

@@ -53,6 +53,11 @@ CREATE TABLE IF NOT EXISTS shared_logs (name TEXT PRIMARY KEY, stream TEXT NOT N
 CREATE TABLE IF NOT EXISTS shared_person_updates (person_id INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (person_id, seq));
 `,
   },
+  {
+    version: 2,
+    name: 'crossings by pipeline and day (the console reads a day\'s crossings per minute)',
+    sql: 'CREATE INDEX IF NOT EXISTS crossings_by_day ON crossings (pipeline, day, at_ms);',
+  },
 ];
 
 /** Brings a database up to the newest version; answers the version it is at. */

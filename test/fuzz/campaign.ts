@@ -25,7 +25,7 @@ const BIN = path.resolve('dist/bin/sightline.cjs');
 const run = promisify(execFile);
 
 export interface Target {
-  ports: { counter: number; main: number; watchme: number; metrics: number };
+  ports: { counter: number; main: number; watchme: number; metrics: number; console: number };
   token: string;
   pid: number;
   dataDir: string;
@@ -46,10 +46,10 @@ async function freePort(): Promise<number> {
 /** Starts the default graph (ports moved to free ones) in a child process and waits until it answers. */
 export async function startTarget(graphFile = 'config/examples/default.yaml'): Promise<Target> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sightline-fuzz-'));
-  const ports = { counter: await freePort(), main: await freePort(), watchme: await freePort(), metrics: await freePort() };
+  const ports = { counter: await freePort(), main: await freePort(), watchme: await freePort(), metrics: await freePort(), console: await freePort() };
   const g = parse(readFileSync(graphFile, 'utf8')) as { transports: Record<string, { port?: number }> };
   for (const [id, t] of Object.entries(g.transports)) {
-    t.port = id === 'people-counter' ? ports.counter : id === 'watchme' ? ports.watchme : id === 'metrics' ? ports.metrics : ports.main;
+    t.port = id === 'people-counter' ? ports.counter : id === 'watchme' ? ports.watchme : id === 'metrics' ? ports.metrics : id === 'console' ? ports.console : ports.main;
   }
   const file = path.join(dataDir, 'graph.yaml');
   writeFileSync(file, stringify(g));

@@ -7,7 +7,8 @@ import { ERRORS, publicMessage, SightlineError } from '../../core/errors.js';
 
 /** The body of an error answer in one protocol's documented shape. */
 export interface ErrorShape {
-  body(status: number, message: string, code?: string): unknown;
+  /** `details` are a coded error's own (safe for the client); shapes that have no room for them leave them out. */
+  body(status: number, message: string, code?: string, details?: Record<string, unknown>): unknown;
   /** Status for a request that fails its route's schema (FastAPI-style APIs answer 422). */
   validationStatus?: number;
 }
@@ -38,12 +39,18 @@ const FRIENDLY = new Map<string, string>([
   ['FST_ERR_BAD_URL', 'the request target is not a valid URL'],
 ]);
 
-export interface HttpFailure { status: number; message: string; code?: string; internal: boolean; validation: boolean }
+export interface HttpFailure {
+  status: number; message: string; code?: string; internal: boolean; validation: boolean;
+  /** A coded error's details (safe for the client), for shapes that have room for them. */
+  details?: Record<string, unknown>;
+}
 
 /** What to answer for an error thrown while handling a request. */
 export function errorStatus(err: unknown): HttpFailure {
   if (err instanceof SightlineError) {
-    return { status: ERRORS[err.code].status, message: publicMessage(err), code: err.code, internal: err.code === 'INTERNAL', validation: false };
+    const internal = err.code === 'INTERNAL';
+    const details = internal ? undefined : err.details;
+    return { status: ERRORS[err.code].status, message: publicMessage(err), code: err.code, internal, validation: false, details };
   }
   const e = err as { code?: unknown; statusCode?: unknown; message?: unknown; validation?: unknown } | null;
   const code = typeof e?.code === 'string' ? e.code : undefined;
@@ -69,6 +76,6 @@ export function mountedShape(mounts: readonly { prefixes: string[]; shape: Error
   return best?.shape ?? DETAIL;
 }
 
-export function httpErrorBody(shape: ErrorShape, status: number, message: string, code?: string): unknown {
-  return shape.body(status, message, code);
+export function httpErrorBody(shape: ErrorShape, status: number, message: string, code?: string, details?: Record<string, unknown>): unknown {
+  return shape.body(status, message, code, details);
 }

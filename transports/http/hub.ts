@@ -184,7 +184,7 @@ class PortServer {
     if (mounts.length === 1) mounts[0].countError?.(status, f.code);
     if (f.internal) this.log.error(`HTTP ${req.method} ${pathOf(req.raw.url).slice(0, 200)} failed: ${(err as Error)?.stack ?? String(err)}`);
     if (reply.sent || reply.raw.headersSent) { reply.raw.destroy(); return; }
-    reply.code(status).send(httpErrorBody(shape, status, f.message, f.code?.toLowerCase()));
+    reply.code(status).send(httpErrorBody(shape, status, f.message, f.code?.toLowerCase(), f.details));
   }
 
   async close(): Promise<void> {

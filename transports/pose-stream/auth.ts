@@ -4,8 +4,9 @@
  * jwtVerify only verifies signed tokens, and the algorithm list is pinned to the key's family.
  */
 import { SightlineError } from '../../core/errors.js';
-import { createPublicKey, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { secretFromFile } from '../../core/secret-file.js';
+import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type http from 'node:http';
 import { errors, jwtVerify, type JWTPayload } from 'jose';
@@ -89,19 +90,5 @@ export class TokenVerifier {
       const why = err instanceof errors.JOSEError ? `${err.code}: ${err.message}` : 'malformed token';
       throw new AuthError('invalid_token', `Invalid JWT (${why})`);
     }
-  }
-}
-
-/** Reads an HS256 secret file, creating it (owner-only) with 48 random bytes when it does not exist. */
-export function secretFromFile(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    mkdirSync(path.dirname(file), { recursive: true });
-    const secret = randomBytes(48).toString('base64url');
-    // 'wx': two servers starting at once must not overwrite each other's secret.
-    try { writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' }); } catch { return readFileSync(file, 'utf8').trim(); }
-    return secret;
   }
 }
