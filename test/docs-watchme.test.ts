@@ -3,7 +3,7 @@
  * the server's address, session ids and file names replaced: the basic JavaScript and Python connections, the HTML
  * page with RealTimeTracker in Chromium (a fake camera playing vtest.avi), the Python AsyncPersonTracker, and the
  * RobustWebSocketClient family (which the document shows without a use: the test uses them) through a connection that
- * the network drops.
+ * the network drops; and its client messages as printed, whose answers must have the fields of its examples.
  *
  * What the document's code does, and what the server does about it:
  * - AsyncPersonTracker reads frames from the webcam (OpenCV device 0): there is none here, so it says it cannot open
@@ -201,4 +201,43 @@ tracker.connect('optimized_session_' + Date.now()).then(() => {
   t.regex(r.stdout, /matches: \[ \{ bbox: \[Array\], distance: 0\.\d+/, 'the reference pedestrian found in the frame');
   t.log(`${answers.length} answers to the frames sent in 4 s (${matched} matches messages, ${answers.length - matched} busy)`);
   t.is(count(r, /Max reconnection attempts/), 0);
+});
+
+test.serial("the document's client messages, as printed (with a real token and frame), get answers of the shapes it shows", async (t) => {
+  const { default: WebSocket } = await import('ws');
+  const frame = (await encode(frames.get(REF_FRAME)!, undefined, 'jpeg')).toString('base64');
+  const message = (id: string) => substitute(block(DOC, id), [['base64_encrypted_embedding', token], ['base64_encoded_frame_data', frame]].filter(
+    ([from]) => block(DOC, id).code.includes(from)) as [string, string][]);
+  const ws = new WebSocket(`ws://${address}/video-stream/document_messages`);
+  const got: any[] = [];
+  let wake = (): void => undefined;
+  ws.on('message', (raw) => { got.push(JSON.parse(raw.toString())); wake(); });
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  const answer = async (text: string, match: (m: any) => boolean): Promise<any> => {
+    const from = got.length;
+    ws.send(text);
+    for (;;) {
+      const m = got.slice(from).find(match);
+      if (m) return m;
+      await new Promise<void>((r) => { wake = r; });
+    }
+  };
+  /** The documented keys with their types, which a server message must have (it may have more). */
+  const documented = (id: string) => Object.entries(JSON.parse(block(DOC, id).code) as Record<string, unknown>).map(([k, v]) => `${k}:${typeof v}`);
+  const keys = (m: Record<string, unknown>) => Object.entries(m).map(([k, v]) => `${k}:${typeof v}`);
+
+  const pong = await answer(message('Client to Server Messages #4'), (m) => m.status === 'pong');
+  t.deepEqual(keys(pong).sort(), documented('Server to Client Messages #3').sort());
+  const started = await answer(message('Client to Server Messages #1'), (m) => m.type === 'status');
+  t.deepEqual(keys(started).sort(), documented('Server to Client Messages #2').sort());
+  t.is(started.message, 'Started tracking on source: 0');
+  const matches = await answer(message('Client to Server Messages #2'), (m) => m.type === 'matches' && m.frame_info.frame_number === 0 && m.frame_info.width === 768);
+  t.deepEqual(keys(matches).sort(), documented('Server to Client Messages #1').sort());
+  const example = JSON.parse(block(DOC, 'Server to Client Messages #1').code);
+  t.deepEqual(Object.keys(matches.matches[0]).sort(), Object.keys(example.matches[0]).sort());
+  t.true(Object.keys(example.frame_info).every((k) => k in matches.frame_info), 'every documented frame_info field, and processing_time besides');
+  const stopped = await answer(message('Client to Server Messages #3'), (m) => m.type === 'status' && m.status === 'tracking_stopped');
+  t.is(stopped.message, 'Tracking stopped');
+  ws.close();
+  t.false(got.some((m) => m.status === 'error'), JSON.stringify(got.filter((m) => m.status === 'error')));
 });
