@@ -1,10 +1,10 @@
 /**
  * Pose stream v1 (pose-stream-v1.md): the authenticated `/ws/v1` WebSocket API. Cameras play the role the document
  * gives to WiFi routers: `environment_id` is a source's `environment` (else the source id; environments.ts),
- * `hardware_event` a camera going down or coming back,
- * `csi_quality` the share of a source's frames that made it through the pipeline. The handshake (handshake.ts)
- * admits a client, a Connection (connection.ts) holds its subscriptions, and the streams (streams.ts) turn bus
- * events into the document's messages. Knows stages only through the packet and the bus events.
+ * `hardware_event` a camera going down or coming back, `csi_quality` the share of a source's frames that made it
+ * through the pipeline. The handshake (handshake.ts) admits a client, a Connection (connection.ts) holds its
+ * subscriptions (or the default stream until it subscribes), and the streams (streams.ts) turn bus events into the
+ * document's messages. Knows stages only through the packet and the bus events.
  *
  * ```yaml
  * transports:
