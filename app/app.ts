@@ -151,7 +151,9 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
     const file = opts.graphFile!;
     let next: Graph;
     try {
-      next = loadGraph(file);
+      const loaded = loadGraph(file);
+      for (const w of loaded.warnings) log.warn(`graph: ${w}`);
+      next = loaded;
     } catch (err) {
       const errors = err instanceof GraphError ? err.message.split('\n') : [(err as Error).message];
       log.error(`graph reload rejected, keeping the running graph:\n${errors.join('\n')}`);

@@ -1,4 +1,4 @@
-/** `sightline` command line: run, process, validate. */
+/** `sightline` command line: run, process, validate, enroll, token, assets. */
 import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -9,6 +9,7 @@ import { loadGraph } from '../app/catalog.js';
 import { runAssetsCli } from './assets.js';
 import { createLogger } from '../core/log.js';
 import { enrollFolder } from './enroll.js';
+import { frameLine, RunSummary } from './frame-results.js';
 import { ProgressReporter } from './progress.js';
 import { signConsoleTokenFor, signToken } from './token.js';
 
@@ -17,7 +18,9 @@ const USAGE = `Usage:
   sightline run <graph.yaml> --cluster nats://HOST:4222 --role worker|gateway|all [settings]
                                                         the same as one node of a cluster sharing the graph
   sightline process <graph.yaml> --input <video> [--output <file.jsonl>] [--source <id>] [settings]
-                                                        run a video file to its end, write detections as JSON lines
+                                                        run a video file to its end: every frame's results as JSON
+                                                        lines (detections, tracks, crossings, faces, poses, activities),
+                                                        then a summary of counts
   sightline validate <graph.yaml>                       check a graph and exit
   sightline enroll <folder> [--detector FILE] [--embedder FILE] [settings]
                                                         enroll known persons: <folder>/<Name_Surname>/<photo>.jpg
@@ -151,7 +154,7 @@ async function processFile(graph: Graph, settings: ResolvedSettings,
     sources: { [sourceId]: { ...spec, uri: `file://${input}`, realtime: false, loop: false } },
     pipelines,
   };
-  const outPath = path.resolve(flags.output ?? `${path.basename(input, path.extname(input))}.detections.jsonl`);
+  const outPath = path.resolve(flags.output ?? `${path.basename(input, path.extname(input))}.results.jsonl`);
   const out = createWriteStream(outPath);
   const log = createLogger(settings.logLevel === 'info' ? 'warn' : settings.logLevel);
   const app = await startApp(offline, settings, { serve: false, log });
@@ -160,37 +163,38 @@ async function processFile(graph: Graph, settings: ResolvedSettings,
     const d = s.durationSeconds();
     return d > 0 && s.fps > 0 ? Math.round(d * s.fps) : 0;
   });
-  const perClass = new Map<string, number>();
-  let frames = 0;
-  app.bus.on('detections').subscribe((d) => {
-    frames++;
-    for (const det of d.detections) perClass.set(det.label, (perClass.get(det.label) ?? 0) + 1);
-    out.write(JSON.stringify({
-      pipeline: d.pipeline, source: d.source, frame: d.seq, ptsMs: Math.round(d.ptsNs / 1e6), width: d.width, height: d.height,
-      detections: d.detections.map((x) => ({ label: x.label, score: round(x.score, 3), box: x.box.map((v) => round(v, 1)) })),
-    }) + '\n');
-    progress.update(frames);
+  const summary = new RunSummary();
+  const { bus } = app;
+  bus.on('packet').subscribe((p) => {
+    summary.addPacket(p);
+    out.write(`${frameLine(p)}\n`);
+    progress.update(summary.frames);
   });
+  bus.on('activity.fall').subscribe((e) => summary.addFall(e));
+  bus.on('activity.recovered').subscribe((e) => summary.addRecovery(e));
+  bus.on('face.saved').subscribe((e) => summary.addFaceSaved(e));
+  bus.on('traffic.event').subscribe((e) => summary.addTrafficEvent(e));
   await app.runtime.whenDone();
+  const frames = summary.frames;
   progress.finish(frames);
-  await new Promise<void>((r) => out.end(r));
   const failed = [...app.runtime.pipelines.values()].filter((p) => p.state === 'failed');
   const dropped = (await app.metrics.framesDropped.get()).values.reduce((a, v) => a + v.value, 0);
   await app.stop();
   const seconds = progress.elapsedSeconds();
+  // The last line: the run's counts, so the file stands on its own.
+  out.write(`${JSON.stringify({ summary: {
+    frames, seconds: Math.round(seconds * 10) / 10, dropped, pipelines: summary.toJson(),
+    ...(failed.length ? { failed: Object.fromEntries(failed.map((p) => [p.spec.id, p.reason ?? 'failed'])) } : {}),
+  } })}\n`);
+  await new Promise<void>((r) => out.end(r));
   console.error([
     `frames:     ${frames} in ${seconds.toFixed(1)} s (${(frames / Math.max(seconds, 1e-3)).toFixed(1)} fps)`,
     `dropped:    ${dropped}`,
-    `detections: ${[...perClass].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
+    ...summary.describe(),
     `output:     ${outPath}`,
     ...failed.map((p) => `FAILED:     pipeline ${p.spec.id}: ${p.reason}`),
   ].join('\n'));
   return exitSoon(failed.length ? 1 : 0);
-}
-
-function round(v: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(v * f) / f;
 }
 
 /** Returns `code`, and makes sure nothing left on the event loop can keep the process alive after it. */

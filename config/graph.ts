@@ -33,8 +33,17 @@ export interface TransportSchema {
   schema: object;
   /** Option keys that name a graph model, with the kind(s) it must have. */
   models?: Record<string, string | readonly string[]>;
-  /** Checks that need the whole graph; problems are reported as errors, warnings only logged. */
-  check?(spec: TransportSpec, graph: Graph): { errors?: OptionProblem[]; warnings?: OptionProblem[] };
+  /**
+   * Checks that need the whole graph; errors refuse the graph, warnings come back on it (`graph.warnings`) for the
+   * operator. `facts` says what the graph's pipelines produce, so a transport asks for packet fields, not stage names.
+   */
+  check?(spec: TransportSpec, graph: Graph, facts: GraphFacts): { errors?: OptionProblem[]; warnings?: OptionProblem[] };
+}
+
+/** What a transport's check may ask of a graph beyond its text. */
+export interface GraphFacts {
+  /** Packet fields the stages of a pipeline add (empty for an unknown pipeline). */
+  provides(pipeline: string): ReadonlySet<string>;
 }
 
 /** The stages, transports and model kinds a graph may use. */
@@ -47,6 +56,11 @@ export interface GraphCatalog {
 export interface SourceSpec {
   id: string;
   uri: string;
+  /**
+   * The place the camera looks at, for protocols that speak of places (the pose stream's `environment_id`); several
+   * sources may share one. Without it a source is its own environment.
+   */
+  environment?: string;
   width?: number;
   height?: number;
   fps?: number;
@@ -129,6 +143,7 @@ const topSchema = (catalog: GraphCatalog) => ({
           transport: { enum: ['tcp', 'udp'] },
           latency: { type: 'integer', minimum: 0, maximum: 10000 },
           watchdog: { type: 'number', minimum: 0, maximum: 3600 },
+          environment: { type: 'string', pattern: ID },
         },
       },
     },
@@ -358,6 +373,12 @@ function normalise(raw: RawGraph, file: string): Graph {
 function checkSemantics(g: Graph, issues: IssueCollector, warnings: IssueCollector, catalog: GraphCatalog): void {
   const defs = new Map(catalog.stages.map((d) => [d.name, d as StageSchema]));
   const stageValidators = validatorsOf(catalog).stages;
+  for (const s of Object.values(g.sources)) {
+    // An environment named like another source would make a filter on that name mean two things.
+    if (s.environment !== undefined && s.environment !== s.id && g.sources[s.environment]) {
+      issues.add(['sources', s.id, 'environment'], `environment "${s.environment}" is the id of another source; name the place differently`);
+    }
+  }
   for (const p of Object.values(g.pipelines)) {
     const base: PathKey[] = ['pipelines', p.id];
     if (!g.sources[p.source]) {
@@ -395,6 +416,9 @@ function checkSemantics(g: Graph, issues: IssueCollector, warnings: IssueCollect
       checkInputs(p, defs, issues);
     }
   }
+  const facts: GraphFacts = {
+    provides: (pipeline) => new Set((g.pipelines[pipeline]?.stages ?? []).flatMap((s) => defs.get(s.use)?.provides ?? [])),
+  };
   for (const t of Object.values(g.transports)) {
     const def = catalog.transports.find((d) => d.name === t.id);
     for (const [key, kind] of Object.entries(def?.models ?? {})) {
@@ -407,7 +431,7 @@ function checkSemantics(g: Graph, issues: IssueCollector, warnings: IssueCollect
     if (t.pipeline !== undefined && !g.pipelines[t.pipeline]) {
       issues.add(['transports', t.id, 'pipeline'], `unknown pipeline "${t.pipeline}"; defined pipelines: ${Object.keys(g.pipelines).join(', ')}`);
     } else {
-      const found = def?.check?.(t, g);
+      const found = def?.check?.(t, g, facts);
       for (const p of found?.errors ?? []) issues.add(['transports', t.id, ...p.path], p.message);
       for (const p of found?.warnings ?? []) warnings.add(['transports', t.id, ...p.path], p.message);
     }

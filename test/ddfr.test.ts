@@ -1,6 +1,6 @@
 /**
  * DDFR against a running server with real photos: enrolment through the REST API, identification over
- * `/ws` with exactly the documented fields, and every error case.
+ * `/ws` with exactly the documented fields, and every error case. The document's own clients run in docs-ddfr.test.ts.
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
@@ -11,7 +11,6 @@ import WebSocket from 'ws';
 import { startApp, type App } from '../app/app.js';
 import { gstreamer } from '../pipeline/sources/gstreamer.js';
 import { graph, media, memoryLogger, testSettings } from './helpers.js';
-import { SYSTEM_PYTHON } from './rtsp-server.js';
 
 const MAX_IMAGE = 2 * 1024 * 1024;
 let app: App;
@@ -141,7 +140,7 @@ test.serial('corrupt frames get null and the socket answers the next one; text f
   t.deepEqual(replies[3], { status: 'error', message: 'send each frame as a binary message holding a JPEG or PNG image' });
 });
 
-test.serial('a burst of frames is answered in full and in order; beyond 8 waiting, frames get null', async (t) => {
+test.serial('a burst of frames is answered in full and in order: beyond 8 waiting the socket is not read, no frame is refused', async (t) => {
   const ws = new WebSocket(wsUrl);
   await new Promise((r) => ws.once('open', r));
   const replies: Reply[] = [];
@@ -149,8 +148,8 @@ test.serial('a burst of frames is answered in full and in order; beyond 8 waitin
   for (let i = 0; i < 20; i++) ws.send(photo('biden2.jpg'));
   await all;
   ws.close();
-  t.true(replies.slice(0, 8).every((r) => r?.faces[0].name === 'Joe'), 'the first 8 are processed');
-  t.true(replies.some((r) => r === null), 'frames beyond the bound are answered with null, not queued');
+  // The document's own JavaScript example reads result.faces of every answer: a null for being fast would break it.
+  t.true(replies.every((r) => r?.faces[0].name === 'Joe'), 'every frame processed, in order');
 });
 
 test.serial('a frame over the size limit closes the socket with 1009', async (t) => {
@@ -213,13 +212,6 @@ test.serial('updates and deletions reach the search at once', async (t) => {
   t.is((await api(`/persons/${biden.id}/photos/${photos[0].id}`, { method: 'DELETE' })).status, 204);
   [r] = await recognize([photo('biden2.jpg')]) as Reply[];
   t.is(r!.faces[0].name, 'Unknown');
-});
-
-test.serial("the document's Python client (OpenCV + websockets) works unchanged", async (t) => {
-  const { stdout } = await promisify(execFile)(SYSTEM_PYTHON, ['test/fixtures/ddfr_client.py', wsUrl, media('obama2.jpg'), '3'], { timeout: 60_000 });
-  const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Reply);
-  t.is(lines.length, 3);
-  for (const l of lines) t.is(l!.faces[0].name, 'Barack');
 });
 
 test('`sightline enroll` fills the store from a folder, and a running server sees it without a restart', async (t) => {

@@ -102,3 +102,21 @@ test('a stage whose input no upstream stage provides is an error', (t) => {
 `));
   t.true(msgs.some((m) => m.includes('stages[2].use: stage "count" needs tracks')), msgs.join('\n'));
 });
+
+test('a source may name the environment it watches; a name that is another source\'s id is an error', (t) => {
+  const g = parseGraph(VALID.replace('    uri: file://media/vtest.avi\n', '    uri: file://media/vtest.avi\n    environment: room_001\n'), 'g.yaml');
+  t.is(g.sources.cam.environment, 'room_001');
+  const two = VALID.replace('sources:\n', 'sources:\n  door: { uri: "test://ball", environment: cam }\n');
+  t.regex(issuesOf(two)[0], /^g\.yaml:2:\d+: sources\.door\.environment: environment "cam" is the id of another source; name the place differently$/);
+  t.regex(issuesOf(VALID.replace('    uri: file://media/vtest.avi\n', '    uri: file://media/vtest.avi\n    environment: "room 1"\n'))[0],
+    /sources\.cam\.environment: must match/);
+});
+
+test('a people-counter whose pipeline produces no JPEG loads with a warning at its line; with annotate, without one', (t) => {
+  const counter = 'transports:\n  people-counter: { port: 8765, pipeline: main }\n';
+  const g = parseGraph(VALID + counter, 'g.yaml');
+  t.deepEqual(g.warnings, ['g.yaml:12:33: transports.people-counter.pipeline: pipeline "main" produces no JPEG (no stage provides jpeg): '
+    + 'clients get stats and events but never a "frame" message; add an annotate stage']);
+  const annotated = VALID.replace(/stages:\n(.*\n)$/s, 'stages:\n$1      - { id: annotate, use: annotate }\n');
+  t.deepEqual(parseGraph(annotated + counter, 'g.yaml').warnings, []);
+});

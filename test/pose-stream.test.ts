@@ -1,20 +1,22 @@
 /**
  * Pose stream v1 (/ws/v1) against the real app: a detect → track pipeline on vtest.avi, a fast synthetic
- * camera for throttles, and a camera that keeps going down and coming back for hardware events. Real JWTs
- * (jose), real ws clients, the document's own JavaScript and Python clients.
+ * camera (in an environment of its own) for throttles, and a camera that keeps going down and coming back for
+ * hardware events. Real JWTs (jose), real ws clients; the default stream of a client that has not subscribed; a
+ * client that stops reading. The document's own clients run in docs-pose-stream.test.ts.
  */
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import { parseGraph } from '../app/catalog.js';
 import { startApp, type App } from '../app/app.js';
+import { systemClock } from '../core/clock.js';
 import { COCO_KEYPOINTS } from '../core/types.js';
+import { Connection, type ConnectionHooks } from '../transports/pose-stream/connection.js';
 import { media, memoryLogger, metric, scrape, testSettings } from './helpers.js';
 
 const SECRET = 'pose-stream-test-secret-0123456789abcdef';
@@ -63,6 +65,12 @@ class Client {
   ask(type: string, data: unknown, reply: (m: Msg) => boolean = (m) => m.type === 'ack' || m.type === 'error'): Promise<Msg> {
     const r = this.next(reply);
     this.send(type, data);
+    // What the default stream brought before a subscription replaced it is of no interest to what follows.
+    if (type === 'subscribe') {
+      void r.then((ack) => {
+        if (ack.type === 'ack') this.messages.splice(0, this.messages.length, ...this.messages.filter((m) => m.metadata.sequence > ack.metadata.sequence));
+      }, () => undefined);
+    }
     return r;
   }
   close(): void { this.ws.terminate(); }
@@ -85,7 +93,7 @@ function refused(url: string, headers: Record<string, string> = {}): Promise<{ s
 const GRAPH = (extra = '') => `
 sources:
   hall: { uri: "file://${media('vtest.avi')}", realtime: true, loop: true, fps: 10 }
-  fast: { uri: "test://ball", width: 160, height: 120, fps: 30 }
+  fast: { uri: "test://ball", width: 160, height: 120, fps: 30, environment: court }
   blinker: { uri: "test://smpte?num-buffers=20", width: 160, height: 120, fps: 10 }
 ${extra ? '  door: { uri: "test://snow", width: 160, height: 120, fps: 5 }' : ''}
 models:
@@ -125,7 +133,7 @@ test.after.always(() => app?.stop());
 const connect = async (clientId = 'c1', opts: { protocols?: string[] } = {}) =>
   Client.connect(`${base}?token=${await hs256()}&client_id=${clientId}`, opts);
 
-test.serial('handshakes without a valid token are refused with 401; the reason is in the body and counted', async (t) => {
+test.serial('handshakes without a valid token are refused with 401; the reason is in the body and counted; an expired one gets token_expired', async (t) => {
   const before = await scrape(app.portOf('metrics')!);
   t.deepEqual(await refused(base), { status: 401, body: { error: 'missing_token', message: 'A JWT is required: pass ?token=<jwt> or an Authorization: Bearer header' } });
 
@@ -142,8 +150,13 @@ test.serial('handshakes without a valid token are refused with 401; the reason i
   t.is(r2.status, 401);
   t.is(r2.body.error, 'invalid_token');
 
-  const expired = await hs256({}, Math.floor(Date.now() / 1000) - 60);
-  t.deepEqual(await refused(`${base}?token=${expired}`), { status: 401, body: { error: 'expired_token', message: 'JWT token has expired. Please refresh and reconnect.' } });
+  // A valid token past its expiry is told so the documented way: the token_expired event, then the close.
+  const expired = await Client.connect(`${base}?token=${await hs256({}, Math.floor(Date.now() / 1000) - 60)}&client_id=late`);
+  t.deepEqual(await expired.closed, { code: 4001, reason: 'token_expired' });
+  t.deepEqual(expired.all.map((m) => [m.type, m.message, m.metadata.sequence]), [['token_expired', 'JWT token has expired. Please refresh and reconnect.', 1]]);
+  // Expired and signed with another key: refused as invalid, as any token with a bad signature.
+  const expiredElsewhere = await hs256({}, Math.floor(Date.now() / 1000) - 60, 'another-secret-of-at-least-32-bytes-length');
+  t.is((await refused(`${base}?token=${expiredElsewhere}`)).body.error, 'invalid_token');
 
   const garbage = await refused(base, { authorization: 'Bearer not.a.jwt' });
   t.is(garbage.status, 401);
@@ -155,7 +168,7 @@ test.serial('handshakes without a valid token are refused with 401; the reason i
   t.regex(r3.body.message, /"exp" claim/);
 
   const after = await scrape(app.portOf('metrics')!);
-  const kinds = { auth_missing_token: 1, auth_invalid_token: 4, auth_expired_token: 1 };
+  const kinds = { auth_missing_token: 1, auth_invalid_token: 5, token_expired: 1 };
   for (const [kind, n] of Object.entries(kinds)) {
     const delta = metric(after, 'sightline_ws_errors_total', { protocol: 'pose-stream-v1', kind })! - (metric(before, 'sightline_ws_errors_total', { protocol: 'pose-stream-v1', kind }) ?? 0);
     t.is(delta, n, kind);
@@ -293,7 +306,7 @@ test.serial('invalid subscriptions get SUBSCRIPTION_ERROR with field and reason;
     [{ event_type: 'pose_data', filters: { min_confidence: 1.5 } }, 'min_confidence', /^Value must be between 0 and 1/],
     [{ event_type: 'pose_data', filters: { min_confidence: -0.1 } }, 'min_confidence', /^Value must be between 0 and 1/],
     [{ event_type: 'bogus_stream' }, 'event_type', /^Unknown event_type "bogus_stream"/],
-    [{ event_type: 'pose_data', filters: { environment_id: 'room_001' } }, 'environment_id', /^Unknown environment "room_001"; known: hall, fast, blinker/],
+    [{ event_type: 'pose_data', filters: { environment_id: 'room_001' } }, 'environment_id', /^Unknown environment "room_001"; known: hall, court, fast, blinker/],
     [{ event_type: 'activity_event', filters: { event_types: ['fall_detected', 'dance_detected'] } }, 'event_types', /^Unknown value "dance_detected"/],
     [{ event_type: 'system_event', filters: { severity: ['loud'] } }, 'severity', /^Unknown value "loud"/],
     [{ event_type: 'pose_data', throttle: { max_fps: 0 } }, 'max_fps', /^Value must be a number above 0/],
@@ -566,25 +579,86 @@ test.serial('a client that stops reading gets frames dropped, counted, and is ne
   t.log(`${dropped - droppedBefore} frames dropped while the client was not reading`);
 });
 
-test.serial("the document's JavaScript client (ws) receives pose_data", async (t) => {
-  const { stdout } = await promisify(execFile)(process.execPath, ['test/fixtures/pose-stream-client.mjs', base, await hs256(), 'hall', '3'], { timeout: 60_000 });
-  const lines = stdout.trim().split('\n');
-  t.is(lines[0], 'Connected to WiFi-DensePose WebSocket');
-  const json = lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-  t.is(json[0].type, 'ack');
-  t.is(json[0].active_subscriptions[0].throttle.max_fps, 15);
-  const poses = json.filter((j) => j.type === 'pose_data');
-  t.is(poses.length, 3);
-  for (const p of poses) t.is(p.environment_id, 'hall');
-  t.false(json.some((j) => j.type === 'error'));
+test.serial('until it subscribes, a connection gets the default stream: pose data of every environment, activity and system events', async (t) => {
+  const c = await connect('listener');
+  t.teardown(() => c.close());
+  const status = await c.next((m) => m.type === 'connection_status');
+  t.is(status.data.active_subscriptions, 0);
+  t.deepEqual(status.data.default_stream, ['pose_data', 'activity_event', 'system_event']);
+  // The state of each pipeline at once, as a new system_event subscriber gets it.
+  const state = await c.next((m) => m.type === 'system_event' && m.data.configuration.pipeline === 'hall');
+  t.like(state.data, { event: 'system_status', status: 'running', configuration: { environment_id: 'hall' } });
+  // Pose data of every environment, at the low-quality default rate (10 fps) each.
+  const court: number[] = [];
+  let withKeypoints: Msg | undefined;
+  while (court.length < 21 || !withKeypoints) {
+    const m = await c.next((x) => x.type === 'pose_data', 60_000);
+    if (m.data.environment_id === 'court') court.push(m.at);
+    if (m.data.environment_id === 'hall' && m.data.persons.some((p: any) => p.keypoints?.length === 17)) withKeypoints = m;
+  }
+  const rate = 20 / ((court[20] - court[0]) / 1000);
+  t.true(rate <= 10 * 1.15 && rate >= 2, `court at ${rate.toFixed(2)} msg/s`);
+  t.true(withKeypoints!.data.persons.every((p: any) => 'velocity' in p.activity), 'the default filters: keypoints and velocity');
+  app.bus.publish('activity.fall', { pipeline: 'hall', source: 'hall', trackId: 3, box: [10, 10, 50, 90], fallDuration: 1.2, impactSeverity: 0.5, confidence: 0.8, recoveryDetected: false, atMs: Date.now() });
+  t.is((await c.next((m) => m.type === 'activity_event')).data.event_type, 'fall_detected');
+
+  // The first subscription replaces the default stream, and it does not come back when that subscription goes.
+  const ack = await c.ask('subscribe', { subscriptions: [{ event_type: 'tracking_update', filters: { environment_id: 'court' } }] });
+  t.is(ack.type, 'ack');
+  await c.ask('unsubscribe', { subscription_ids: [ack.data.active_subscriptions[0].subscription_id] });
+  const after = await c.ask('connection_status', {}, (m) => m.type === 'connection_status');
+  t.deepEqual([after.data.active_subscriptions, after.data.default_stream], [0, []]);
+  await firstValueFrom(app.bus.on('packet').pipe(filter((x) => x.pipeline === 'fast'), take(10), toArray(), timeout(60_000)));
+  t.false(c.all.some((m) => m.type === 'pose_data' && m.metadata.sequence > ack.metadata.sequence));
+  t.log(`default stream: court at ${rate.toFixed(2)} pose_data/s, hall with keypoints, the state of ${c.all.filter((m) => m.type === 'system_event').length} pipelines`);
 });
 
-test.serial("the document's Python client receives pose_data", async (t) => {
-  const { stdout } = await promisify(execFile)('/usr/bin/python3', ['test/fixtures/pose_stream_client.py', base, await hs256(), 'hall', '4'], { timeout: 60_000 });
-  const lines = stdout.trim().split('\n');
-  t.is(lines[0], 'Connected to WiFi-DensePose WebSocket');
-  t.true(lines.filter((l) => /^Received pose data: \d+ persons detected$/.test(l)).length >= 5, stdout);
-  t.false(lines.some((l) => l.startsWith('WebSocket error')), stdout);
+test.serial('an environment filter takes the environment or its source; messages name the environment', async (t) => {
+  const c = await connect('env_client');
+  t.teardown(() => c.close());
+  const ack = await c.ask('subscribe', { subscriptions: [{ event_type: 'pose_data', filters: { environment_id: 'court' } }, { event_type: 'pose_data', filters: { environment_id: 'fast' } }] });
+  t.is(ack.type, 'ack');
+  const seen: string[] = [];
+  for (let i = 0; i < 10; i++) seen.push((await c.next((m) => m.type === 'pose_data')).data.environment_id);
+  t.deepEqual([...new Set(seen)], ['court']);
+});
+
+test('a client that stops reading gets CONNECTION_ERROR last in its queue, then the close (1008)', async (t) => {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  t.teardown(() => wss.close());
+  await new Promise((r) => wss.once('listening', r));
+  const accepted = new Promise<WebSocket>((r) => wss.once('connection', r));
+  const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`);
+  const received: any[] = [];
+  client.on('message', (raw) => received.push(JSON.parse(raw.toString())));
+  const closed = new Promise<number>((r) => client.once('close', (code) => r(code)));
+  await new Promise((r) => client.once('open', r));
+  const errors: string[] = [];
+  const hooks: ConnectionHooks = {
+    clock: systemClock, validation: { environments: () => [] }, periodic: () => ({ type: 'none', data: {} }),
+    onSent: () => undefined, onDropped: () => undefined, onError: (kind) => errors.push(kind), onClose: () => undefined,
+    log: () => undefined, onSubscribed: () => undefined, closeAboveBytes: 256 * 1024, heartbeatMs: 3_600_000, maxSubscriptions: 32,
+  };
+  const connection = new Connection(await accepted, 'slow_reader', hooks);
+  (client as unknown as { _socket: import('node:net').Socket })._socket.pause();
+  // Events (never skipped) pile up behind the paused reader until its queue passes the cap.
+  const filler = 'x'.repeat(16 * 1024);
+  let sent = 0;
+  for (let i = 0; i < 10_000 && connection.send('activity_event', { filler }, { droppable: false }); i++) {
+    sent++;
+    await new Promise((r) => setImmediate(r));
+  }
+  t.deepEqual(errors, ['not_reading']);
+  t.false(connection.send('activity_event', { filler }, { droppable: false }), 'nothing more is queued');
+  (client as unknown as { _socket: import('node:net').Socket })._socket.resume();
+  t.is(await closed, 1008);
+  const last = received[received.length - 1];
+  t.is(last.type, 'error');
+  t.is(last.data.error_code, 'CONNECTION_ERROR');
+  t.like(last.data.details, { reason: 'client_too_slow', limit_bytes: 256 * 1024, retry_after: 5, max_retries: 3 });
+  t.true(last.data.details.queued_bytes > 256 * 1024);
+  t.is(received.filter((m) => m.type === 'activity_event').length, sent, 'everything queued before it was delivered');
+  t.log(`${sent} events of 16 KiB queued before the cap; the client read them, the error, then the close`);
 });
 
 test('RS/ES public keys: an ES256 token is accepted, an HS256 token keyed with the public key is not', async (t) => {

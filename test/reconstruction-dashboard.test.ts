@@ -1,14 +1,11 @@
 /**
  * /dashboard in a real headless Chromium: the session list renders from /ws/sessions and the three.js viewer
  * (served by the server itself, no CDN) loads a session's GLB without console errors. A screenshot is kept
- * in test-artifacts/. The document's HTML client, served from another origin, gets its model too.
+ * in test-artifacts/. (The document's HTML client runs in docs-reconstruction.test.ts.)
  */
 import test from 'ava';
 import { mkdirSync, readFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { NodeIO } from '@gltf-transform/core';
 import { chromium, type Browser } from 'playwright-core';
 import WebSocket from 'ws';
 import { startApp, type App } from '../app/app.js';
@@ -124,30 +121,4 @@ test.serial('three.js files come from the server, and nothing outside the packag
     t.is((await fetch(`${base}${bad}`)).status, 404, bad);
   }
   t.is((await fetch(`${base}/dashboard/models/00000000-0000-0000-0000-000000000000.glb`)).status, 404);
-});
-
-test.serial('the document\'s HTML client, served from another origin, downloads a model', async (t) => {
-  // Unchanged but for the address, served by a static server of its own (as the document does with http.server).
-  const html = readFileSync('test/fixtures/reconstruction_client.html', 'utf8').replaceAll('localhost:8000', base.replace('http://', ''));
-  const server = http.createServer((_req, res) => { res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }); res.end(html); });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const page = await browser.newPage({ acceptDownloads: true });
-  const problems: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
-  page.on('pageerror', (e) => problems.push(e.message));
-  try {
-    await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
-    await page.setInputFiles('#images', ['messi5.jpg', 'two_people.jpg'].map(media));
-    const download = page.waitForEvent('download', { timeout: 120_000 });
-    await page.click('button');
-    const file = await (await download).path();
-    t.is((await download).suggestedFilename(), 'model.glb');
-    await page.waitForFunction(() => document.getElementById('status')?.textContent === '✓ Complete!');
-    const doc = await new NodeIO().readBinary(new Uint8Array(readFileSync(file)));
-    t.deepEqual(doc.getRoot().listMeshes().map((m) => m.getName()), ['messi5.jpg', 'two_people.jpg']);
-    t.deepEqual(problems, []);
-  } finally {
-    await page.close();
-    server.close();
-  }
 });

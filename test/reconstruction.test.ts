@@ -1,21 +1,17 @@
 /**
  * The reconstruction protocol against a running server with real photos: sessions over REST, images over
  * WS, progress then a GLB point cloud that parses with glTF-Transform, incremental previews, finalize,
- * every error case (the socket stays open), expiry, a restart on the same data directory, and the
- * document's own Python client.
+ * every error case (the socket stays open), expiry and a restart on the same data directory. The document's own
+ * clients run in docs-reconstruction.test.ts.
  */
 import test from 'ava';
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { NodeIO, Primitive, type Document } from '@gltf-transform/core';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 import WebSocket from 'ws';
 import { startApp, type App } from '../app/app.js';
 import { graph, media, memoryLogger, metric, scrape, testSettings, openQueuedSocket } from './helpers.js';
-import { SYSTEM_PYTHON } from './rtsp-server.js';
 
 const GRAPH = (extra = '') => graph(`
 models:
@@ -261,35 +257,6 @@ test.serial('errors get {type: error, message} and the socket stays open; they a
   t.is((await fetch(`${base}/ws/session/${session.session_id}`)).status, 404);
   // CORS: the document's HTML client runs on another origin.
   t.is((await fetch(`${base}/ws/sessions`)).headers.get('access-control-allow-origin'), '*');
-});
-
-test.serial('the document\'s Python client, unchanged but for the address', async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'sightline-recon-client-'));
-  const script = readFileSync('test/fixtures/reconstruction_client.py', 'utf8').replaceAll('localhost:8000', base.replace('http://', ''));
-  writeFileSync(path.join(dir, 'client.py'), script);
-  // Its three image paths, as PNG files like the document's.
-  for (const [i, name] of ['messi5.jpg', 'two_people.jpg', 'obama2.jpg'].entries()) {
-    const img = await loadImage(readFileSync(media(name)));
-    const c = createCanvas(img.width, img.height);
-    c.getContext('2d').drawImage(img, 0, 0);
-    writeFileSync(path.join(dir, `img${i + 1}.png`), c.toBuffer('image/png'));
-  }
-  const { stdout } = await promisify(execFile)(SYSTEM_PYTHON, ['client.py'], { cwd: dir, timeout: 150_000 });
-  t.log(stdout.split('\n').filter((l) => /Saved|Created/.test(l)).join(' | '));
-  t.regex(stdout, /Created session: [0-9a-f-]{36}/);
-  t.is(stdout.match(/Uploaded: /g)?.length, 3);
-  t.regex(stdout, /Progress: 100\.0% - /);
-  const glb = readFileSync(path.join(dir, 'output.glb'));
-  t.regex(stdout, new RegExp(`Saved output.glb \\(${glb.length} bytes\\)`));
-  const doc = await io.readBinary(new Uint8Array(glb));
-  const count = doc.getRoot().listMeshes().reduce((s, m) => s + m.listPrimitives()[0].getAttribute('POSITION')!.getCount(), 0);
-  // The client keeps the websockets library's 1 MiB message limit: it gets the largest subset that fits.
-  t.true(count > 20_000 && glb.length * 4 / 3 < 1024 * 1024, `${count} points, ${glb.length} bytes`);
-  // The session itself has the full model: num_max_points keeps its default of 1,000,000, more than 3 images give.
-  const id = /Created session: ([0-9a-f-]{36})/.exec(stdout)![1];
-  const info = await (await fetch(`${base}/ws/session/${id}`)).json() as { num_points: number; num_images: number };
-  t.is(info.num_images, 3);
-  t.true(info.num_points > 400_000 && info.num_points <= 1_000_000, `${info.num_points} points in the full model`);
 });
 
 test.serial('sessions expire after the idle time, with their files', async (t) => {

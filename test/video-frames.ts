@@ -1,4 +1,4 @@
-/** Frames of a real video decoded the way a source delivers them, and crops of them encoded as images. */
+/** Frames of a real video decoded the way a source delivers them, crops of them encoded as images, and clips for a fake camera. */
 import { createCanvas } from '@napi-rs/canvas';
 import { gstreamer } from '../pipeline/sources/gstreamer.js';
 import type { Box } from '../core/types.js';
@@ -37,4 +37,28 @@ export async function encode(img: RgbImage, box: Box = [0, 0, img.width, img.hei
   const crop = createCanvas(x2 - x1, y2 - y1);
   crop.getContext('2d').drawImage(c, x1, y1, x2 - x1, y2 - y1, 0, 0, x2 - x1, y2 - y1);
   return as === 'png' ? crop.encode('png') : crop.encode('jpeg', 85);
+}
+
+/** A Y4M clip of RGB frames (BT.601 full range, 4:2:0), the format Chromium's fake camera plays. */
+export function y4m(images: RgbImage[], fps: number): Buffer {
+  const { width, height } = images[0];
+  const parts = [Buffer.from(`YUV4MPEG2 W${width} H${height} F${fps}:1 Ip A1:1 C420jpeg\n`)];
+  for (const { rgb } of images) {
+    const y = Buffer.alloc(width * height);
+    const u = Buffer.alloc((width / 2) * (height / 2));
+    const v = Buffer.alloc((width / 2) * (height / 2));
+    for (let i = 0; i < width * height; i++) {
+      const [r, g, b] = [rgb[i * 3], rgb[i * 3 + 1], rgb[i * 3 + 2]];
+      y[i] = Math.round(0.299 * r + 0.587 * g + 0.114 * b);
+      const px = i % width;
+      const py = Math.floor(i / width);
+      if (px % 2 === 0 && py % 2 === 0) {
+        const j = (py / 2) * (width / 2) + px / 2;
+        u[j] = Math.max(0, Math.min(255, Math.round(128 - 0.168736 * r - 0.331264 * g + 0.5 * b)));
+        v[j] = Math.max(0, Math.min(255, Math.round(128 + 0.5 * r - 0.418688 * g - 0.081312 * b)));
+      }
+    }
+    parts.push(Buffer.from('FRAME\n'), y, u, v);
+  }
+  return Buffer.concat(parts);
 }

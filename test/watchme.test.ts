@@ -1,15 +1,14 @@
 /**
  * WatchMe against a running server on real video: a reference photo cropped from one pedestrian of vtest.avi is
  * uploaded, then found again by live tracking on a vtest source (checked against the tracker's own tracks) and in
- * frames the client sends; every error case; encrypted tokens; session ids, limits; the document's Python client.
+ * frames the client sends; every error case; encrypted tokens; session ids, limits, a session taken over after an
+ * unclean drop; the document's HTML page and RealTimeTracker in Chromium, read from the document.
  */
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import http from 'node:http';
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 import ort from 'onnxruntime-node';
 import WebSocket from 'ws';
@@ -19,8 +18,9 @@ import type { Box, TrackedObject } from '../core/types.js';
 import { iou } from '../core/geometry.js';
 import { decodeYolox, letterbox, YOLOX_INPUT } from '../inference/models/yolox.js';
 import { graph, media, memoryLogger, metric, scrape, testSettings } from './helpers.js';
-import { encode, videoFrames, type RgbImage } from './video-frames.js';
-import { SYSTEM_PYTHON } from './rtsp-server.js';
+import { CuttingProxy } from './cutting-proxy.js';
+import { block, substitute } from './docs/blocks.js';
+import { encode, videoFrames, y4m, type RgbImage } from './video-frames.js';
 
 /** vtest.avi frame 20: the pedestrian in the red jacket on the right (YOLOX box), walking up the road for ~9 s. */
 const REF_FRAME = 20;
@@ -35,7 +35,7 @@ interface MatchesMsg {
   type: 'matches';
   matches: { bbox: Box; distance: number; confidence: number }[];
   timestamp: number;
-  frame_info: { frame_number: number; width: number; height: number; processed_at: number };
+  frame_info: { frame_number: number; width: number; height: number; processed_at: number; processing_time: number };
 }
 
 /** A client that records every message and can wait for one that matches. */
@@ -178,7 +178,10 @@ const pedestrianAt = (n: number): Box | undefined => persons.get(n)?.pedestrian;
 /** Checks a `matches` message has exactly the documented fields and types. */
 function checkShape(t: import('ava').ExecutionContext, m: MatchesMsg, width: number, height: number): void {
   t.deepEqual(Object.keys(m).sort(), ['frame_info', 'matches', 'timestamp', 'type']);
-  t.deepEqual(Object.keys(m.frame_info).sort(), ['frame_number', 'height', 'processed_at', 'width']);
+  t.deepEqual(Object.keys(m.frame_info).sort(), ['frame_number', 'height', 'processed_at', 'processing_time', 'width']);
+  // Seconds from the frame's arrival (capture, or receipt of a client's frame) to the answer.
+  t.true(m.frame_info.processing_time >= 0 && m.frame_info.processing_time < 30, `processing_time ${m.frame_info.processing_time}`);
+  t.true(Math.abs(m.frame_info.processing_time - (m.frame_info.processed_at - m.timestamp)) < 0.002);
   t.true(Number.isInteger(m.frame_info.frame_number));
   t.is(m.frame_info.width, width);
   t.is(m.frame_info.height, height);
@@ -441,6 +444,39 @@ test.serial('session ids are validated, a connected id cannot be taken twice, an
   t.true(metric(metrics, 'sightline_ws_errors_total', { protocol: 'watchme', kind: 'session_limit' })! >= 1);
 });
 
+test.serial('a connection with the id of a session whose socket is dead takes the session over, its watch included', async (t) => {
+  const token = await referenceToken();
+  const proxy = await CuttingProxy.start(app.portOf('watchme')!);
+  t.teardown(() => proxy.close());
+  const through = async (): Promise<Client> => {
+    const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}/video-stream/resume_1`);
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    return new Client(ws);
+  };
+  const first = await through();
+  t.is((await first.ask({ type: 'start_tracking', person_embed: token, video_source: 'plaza', fps_limit: 5 })).status, 'tracking_started');
+  const before = await first.next((m) => m.type === 'matches') as unknown as MatchesMsg;
+  // The network drops the connection: the client sees its socket close, the server's stays open and silent.
+  t.is(proxy.cut(), 1);
+  t.is(await first.closed, 1006);
+  const started = Date.now();
+  const second = await through();
+  const waited = Date.now() - started;
+  // No start_tracking on the new socket: the session's watch goes on, its frames numbered on from the first socket's.
+  const after = await second.next((m) => m.type === 'matches') as unknown as MatchesMsg;
+  t.true(after.frame_info.frame_number > before.frame_info.frame_number);
+  t.true(waited < 5000, `handshake after ${waited} ms (the old socket had 2 s to answer a ping)`);
+  // The session's socket is alive now: a third connection with its id is refused, as before.
+  const third = new Client(new WebSocket(`${wsBase}/video-stream/resume_1`));
+  t.regex(String((await third.next(() => true, 10_000)).message), /already connected/);
+  t.is(await third.closed, 1008);
+  second.close();
+  await second.closed;
+  await new Promise((r) => setTimeout(r, 200));
+  t.is(metric(await scrape(app.portOf('metrics')!), 'sightline_ws_clients', { protocol: 'watchme' }), 0, 'both sockets of the session are gone');
+  t.log(`taken over ${waited} ms after the drop; frames ${before.frame_info.frame_number} → ${after.frame_info.frame_number}`);
+});
+
 test.serial('a session sending faster than its message rate gets one error a second and stays usable', async (t) => {
   const c = await Client.connect('rate_1');
   for (let i = 0; i < RATE * 3; i++) c.ws.send(JSON.stringify({ type: 'ping' }));
@@ -516,38 +552,6 @@ transports:
   t.true(checked >= 5);
 });
 
-test.serial("the document's Python AsyncPersonTracker (aiohttp upload, websockets, OpenCV frames) works unchanged", async (t) => {
-  const file = path.join(os.tmpdir(), `watchme-reference-${process.pid}.png`);
-  writeFileSync(file, reference);
-  t.teardown(() => rmSync(file, { force: true }));
-  const port = app.portOf('watchme')!;
-  const { stdout } = await promisify(execFile)(SYSTEM_PYTHON, [
-    'test/fixtures/watchme_client.py', `ws://127.0.0.1:${port}`, `http://127.0.0.1:${port}`, file, media('vtest.avi'), '25',
-  ], { timeout: 90_000, env: { ...process.env, PYTHONIOENCODING: 'utf-8' } });
-  t.log(stdout.split('\n').slice(0, 12).join('\n'));
-  t.regex(stdout, /✓ Connected to ws:\/\/127\.0\.0\.1:\d+\/video-stream\/python_session_\d+/);
-  t.regex(stdout, /✓ Person embedding created/);
-  t.regex(stdout, /✓ Live tracking started/);
-  t.regex(stdout, new RegExp(`Status: tracking_started - Started tracking on source: ${media('vtest.avi').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
-  t.regex(stdout, /✓ Tracking stopped/);
-  // The frames the client sent are numbered from 0, as its file's frames are: check each match on them. (The
-  // live source, started with the server, is minutes of video further by now: its frames are checked above.)
-  const clientFrames = 60;
-  const blocks = stdout.split('📍 ').slice(1).map((b) => {
-    const head = /^Found (\d+) matches in frame (\d+)/.exec(b)!;
-    const boxes = [...b.matchAll(/Match \d+: bbox=\[(\d+), (\d+), (\d+), (\d+)\], distance=([\d.]+)/g)].map((m) => m.slice(1, 5).map(Number) as Box);
-    return { count: Number(head[1]), frame: Number(head[2]), boxes };
-  });
-  let checked = 0;
-  for (const b of blocks) {
-    if (b.frame > clientFrames || !pedestrianAt(b.frame) || b.count === 0) continue;
-    checked++;
-    t.true(b.boxes.every((box) => onPedestrian(box, b.frame)), `frame ${b.frame}: ${JSON.stringify(b.boxes)} vs the pedestrian at ${pedestrianAt(b.frame)!.map(Math.round)}`);
-  }
-  t.log(`${blocks.length} matches messages printed; ${checked} with the pedestrian checked`);
-  t.true(checked >= 5, `${checked} frames with matches`);
-});
-
 /** The index of the decoded frame (0-40) an image is closest to, by mean absolute difference on a pixel grid. */
 async function nearestFrame(jpeg: Buffer): Promise<number> {
   const img = await loadImage(jpeg);
@@ -565,30 +569,6 @@ async function nearestFrame(jpeg: Buffer): Promise<number> {
     if (diff < bestDiff) { bestDiff = diff; best = n; }
   }
   return best;
-}
-
-/** A Y4M clip of RGB frames (BT.601 full range, 4:2:0), the format Chromium's fake camera plays. */
-function y4m(images: RgbImage[], fps: number): Buffer {
-  const { width, height } = images[0];
-  const parts = [Buffer.from(`YUV4MPEG2 W${width} H${height} F${fps}:1 Ip A1:1 C420jpeg\n`)];
-  for (const { rgb } of images) {
-    const y = Buffer.alloc(width * height);
-    const u = Buffer.alloc((width / 2) * (height / 2));
-    const v = Buffer.alloc((width / 2) * (height / 2));
-    for (let i = 0; i < width * height; i++) {
-      const [r, g, b] = [rgb[i * 3], rgb[i * 3 + 1], rgb[i * 3 + 2]];
-      y[i] = Math.round(0.299 * r + 0.587 * g + 0.114 * b);
-      const px = i % width;
-      const py = Math.floor(i / width);
-      if (px % 2 === 0 && py % 2 === 0) {
-        const j = (py / 2) * (width / 2) + px / 2;
-        u[j] = Math.max(0, Math.min(255, Math.round(128 - 0.168736 * r - 0.331264 * g + 0.5 * b)));
-        v[j] = Math.max(0, Math.min(255, Math.round(128 + 0.5 * r - 0.418688 * g - 0.081312 * b)));
-      }
-    }
-    parts.push(Buffer.from('FRAME\n'), y, u, v);
-  }
-  return Buffer.concat(parts);
 }
 
 test.serial("the document's HTML page and RealTimeTracker work unchanged in Chromium (fake camera playing vtest.avi)", async (t) => {
@@ -617,14 +597,14 @@ transports:
   const personFile = path.join(os.tmpdir(), `watchme-person-${process.pid}.png`);
   writeFileSync(personFile, reference);
   t.teardown(() => { rmSync(camera, { force: true }); rmSync(personFile, { force: true }); });
-  // The page comes from an origin of its own, as the document's page would: uploads go through CORS.
+  // The document's page and script, read from it, from an origin of their own as the document's page would be
+  // (uploads go through CORS); only the server's address is replaced.
+  const doc = 'watchme-person-tracking.rst';
+  const html = block(doc, 'Real-time Webcam Tracking #1').code;
+  const js = substitute(block(doc, 'Real-time Webcam Tracking #2'), [['localhost:5000', `127.0.0.1:${port}`]]);
   const page = http.createServer((req, res) => {
-    if (req.url === '/websocket-tracker.js') {
-      const js = readFileSync('test/fixtures/websocket-tracker.js', 'utf8').replaceAll('localhost:5000', `127.0.0.1:${port}`);
-      res.writeHead(200, { 'content-type': 'text/javascript' }).end(js);
-    } else {
-      res.writeHead(200, { 'content-type': 'text/html' }).end(readFileSync('test/fixtures/watchme_page.html'));
-    }
+    if (req.url === '/websocket-tracker.js') res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' }).end(js);
+    else res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html);
   });
   await new Promise<void>((r) => page.listen(0, '127.0.0.1', r));
   t.teardown(() => page.close());

@@ -1,6 +1,8 @@
 /**
  * DDFR's `/ws`: binary JPEG/PNG frames in, one JSON answer per frame out, in order. A frame that cannot be
- * processed is answered `null` (the document's choice) and the connection stays open.
+ * processed is answered `null` (the document's choice) and the connection stays open. A client that sends faster than
+ * its frames are processed is slowed down, as by the document's server (one frame at a time): its socket is not read
+ * while frames wait, so it is never answered `null` for being fast (the document's own example does not expect that).
  */
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -15,7 +17,7 @@ import { WsGuard, wsRoute } from '../http/ws.js';
 import { faceJson } from './messages.js';
 
 const PROTOCOL = 'ddfr';
-/** Frames of one connection in flight; beyond that a frame is answered `null` at once rather than queued. */
+/** Frames of one connection in flight; at that many its socket is not read (TCP holds the rest back at the client). */
 const MAX_PENDING = 8;
 
 export interface FramesDeps {
@@ -69,6 +71,7 @@ export function framesEndpoint(d: FramesDeps): { routes(app: FastifyInstance): v
     // Frames of one connection are answered in order; different connections run in parallel.
     let chain = Promise.resolve();
     let pending = 0;
+    let paused = false;
     const send = (text: string): void => { if (ws.readyState === ws.OPEN) { ws.send(text); out.inc(); } };
     ws.on('message', (raw, isBinary) => {
       inbound.inc();
@@ -79,18 +82,14 @@ export function framesEndpoint(d: FramesDeps): { routes(app: FastifyInstance): v
         return;
       }
       const data = Array.isArray(raw) ? Buffer.concat(raw) : Buffer.from(raw as ArrayBuffer);
-      if (pending >= MAX_PENDING) {
-        // A client sending faster than frames are processed: answer null at once rather than queue without bound.
-        metrics.wsDropped.inc({ protocol: PROTOCOL });
-        chain = chain.then(() => send('null'));
-        return;
-      }
-      pending++;
+      // A few frames already read may still arrive after the pause: the work in flight stays bounded all the same.
+      if (++pending >= MAX_PENDING && !paused) { paused = true; ws.pause(); }
       const result = answer(data);
       chain = chain.then(async () => {
         const text = await result;
         pending--;
         send(text);
+        if (paused && pending < MAX_PENDING) { paused = false; ws.resume(); }
       });
     });
     ws.on('close', () => metrics.wsClients.dec({ protocol: PROTOCOL }));

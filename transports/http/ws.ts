@@ -42,6 +42,26 @@ export function wsRoute(app: FastifyInstance, path: string, o: WsRouteOptions): 
   });
 }
 
+/**
+ * Whether a socket shows life within `withinMs`: a pong to a ping sent now, or any message. A socket that is closed,
+ * whose peer is gone without a word (a dropped network), or that is stalled does not.
+ */
+export function answersPing(ws: WebSocket, withinMs: number, clock: Clock): Promise<boolean> {
+  if (ws.readyState !== ws.OPEN) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (alive: boolean): void => {
+      cancel();
+      ws.off('pong', yes).off('message', yes).off('close', no);
+      resolve(alive);
+    };
+    const yes = (): void => done(true);
+    const no = (): void => done(false);
+    ws.on('pong', yes).on('message', yes).on('close', no);
+    const cancel = clock.timeout(no, withinMs);
+    ws.ping();
+  });
+}
+
 export interface GuardOptions {
   clock: Clock;
   /** Connections of this transport at once; more are refused at the handshake. */

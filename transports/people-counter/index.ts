@@ -48,6 +48,13 @@ export const peopleCounterTransport = defineTransport<PeopleCounterOptions>({
     },
   },
   defaultPort: () => 8765,
+  // `frame` messages carry the pipeline's annotated JPEG: without one the clients would wait for frames in silence.
+  check: (spec, _graph, facts) => (spec.pipeline !== undefined && !facts.provides(spec.pipeline).has('jpeg') ? {
+    warnings: [{
+      path: ['pipeline'],
+      message: `pipeline "${spec.pipeline}" produces no JPEG (no stage provides jpeg): clients get stats and events but never a "frame" message; add an annotate stage`,
+    }],
+  } : {}),
   mount: mountPeopleCounter,
 });
 

@@ -34,11 +34,17 @@ export interface AuthOptions {
   requireExpiry?: boolean;
 }
 
-export interface Verified { payload: JWTPayload; subject: string | undefined; expiresAtMs: number | undefined }
+export interface Verified {
+  payload: JWTPayload;
+  subject: string | undefined;
+  expiresAtMs: number | undefined;
+  /** A valid token past its expiry: admitted only to be told `token_expired` and closed. */
+  expired?: boolean;
+}
 
 /** Why a handshake was refused; `reason` goes into the 401 body and the metrics label. */
 export class AuthError extends SightlineError {
-  constructor(readonly reason: 'missing_token' | 'invalid_token' | 'expired_token', message: string) {
+  constructor(readonly reason: 'missing_token' | 'invalid_token', message: string) {
     super('UNAUTHORIZED', message, { reason });
   }
 }
@@ -84,9 +90,15 @@ export class TokenVerifier {
         clockTolerance: this.opts.clockTolerance ?? 0,
         requiredClaims: this.opts.requireExpiry === false ? [] : ['exp'],
       });
-      return { payload, subject: payload.sub, expiresAtMs: payload.exp !== undefined ? payload.exp * 1000 : undefined };
+      // Valid until the expiry plus the tolerated clock skew.
+      const tolerance = (this.opts.clockTolerance ?? 0) * 1000;
+      return { payload, subject: payload.sub, expiresAtMs: payload.exp !== undefined ? payload.exp * 1000 + tolerance : undefined };
     } catch (err) {
-      if (err instanceof errors.JWTExpired) throw new AuthError('expired_token', 'JWT token has expired. Please refresh and reconnect.');
+      // Signed with our key and its other claims valid (jose checks the expiry last), only out of date: the client is
+      // told so the documented way, by a `token_expired` event on the socket, instead of a bare 401.
+      if (err instanceof errors.JWTExpired && err.claim === 'exp' && typeof err.payload.exp === 'number') {
+        return { payload: err.payload, subject: err.payload.sub, expiresAtMs: err.payload.exp * 1000, expired: true };
+      }
       const why = err instanceof errors.JOSEError ? `${err.code}: ${err.message}` : 'malformed token';
       throw new AuthError('invalid_token', `Invalid JWT (${why})`);
     }

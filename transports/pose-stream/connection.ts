@@ -1,6 +1,8 @@
 /**
  * One authenticated `/ws/v1` client: its envelope (client id + sequence), subscriptions with their
- * throttles, message rate limits, heartbeat, token expiry and bounded send buffer.
+ * throttles, message rate limits, heartbeat, token expiry and bounded send buffer. Until its first `subscribe` a
+ * connection gets the default stream (the document's clients send theirs before the socket opens, or after it
+ * closed): pose data of every environment at the low-quality defaults, activity events and system events.
  */
 import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
@@ -8,6 +10,7 @@ import type { Cancel, Clock } from '../../core/clock.js';
 import { RateGate } from '../../core/rate-gate.js';
 import { parseMessage } from '../http/json-message.js';
 import { Envelope } from './envelope.js';
+import { inEnvironment, type Place } from './environments.js';
 import { EventBudget, MESSAGE_LIMITS, WindowLimiter, type LimitRule } from './rate-limit.js';
 import {
   describe, parseSubscription, SubscriptionError, updateSubscription, type EventType, type Subscription, type ValidationContext,
@@ -17,6 +20,11 @@ import {
 export const CLOSE_TOKEN_EXPIRED = 4001;
 /** Close code for a client that stopped reading while its queue grew past the hard cap. */
 export const CLOSE_NOT_READING = 1008;
+/** A client closed for not reading gets this long to read its CONNECTION_ERROR before its socket is cut. */
+const NOT_READING_GRACE_MS = 10_000;
+
+/** What a connection gets before it subscribes to anything (each with its stream's defaults). */
+export const DEFAULT_STREAM: readonly EventType[] = ['pose_data', 'activity_event', 'system_event'];
 
 /** Streams sent per frame (throttled by max_fps, dropped per buffer_size) vs. discrete events (budget per minute). */
 const FRAME_STREAMS: ReadonlySet<EventType> = new Set(['pose_data', 'pose_data_trajectory']);
@@ -49,6 +57,8 @@ export class Connection {
   readonly sessionId = `session_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
   readonly connectedMs: number;
   private readonly subs = new Map<string, Live>();
+  /** The default stream, until the first subscribe that succeeds replaces it (null from then on). */
+  private defaults: Map<string, Live> | null = new Map();
   private readonly limits = {
     subscription: new WindowLimiter(MESSAGE_LIMITS.subscription),
     heartbeat: new WindowLimiter(MESSAGE_LIMITS.heartbeat),
@@ -60,30 +70,51 @@ export class Connection {
   /** Running mean size of droppable messages, to turn a frame count (buffer_size) into queued bytes. */
   private frameBytes = 4096;
   private closed = false;
+  /** Set once the client was found not reading: nothing more is queued while its close is under way. */
+  private cutOff = false;
 
-  constructor(readonly ws: WebSocket, clientId: string, private readonly hooks: ConnectionHooks, expiresAtMs?: number) {
+  /** `token`: when the client's token expires, and whether it had expired by the handshake already. */
+  constructor(readonly ws: WebSocket, clientId: string, private readonly hooks: ConnectionHooks, token: { expiresAtMs?: number; expired?: boolean } = {}) {
     this.connectedMs = hooks.clock.now();
     this.envelope = new Envelope(clientId, ws.extensions.includes('permessage-deflate') ? 'deflate' : undefined);
     ws.on('message', (raw, isBinary) => this.onMessage(isBinary ? null : raw.toString()));
     ws.on('close', () => this.dispose());
     // ws reports protocol violations (e.g. a message above maxPayload) here and closes with 1009/1002.
     ws.on('error', () => hooks.onError('protocol_error'));
+    // A token already expired gets what a token expiring later gets: the event, then the close.
+    if (token.expired) {
+      this.expire();
+      return;
+    }
     this.timers.push(hooks.clock.interval(() => this.send('heartbeat', this.heartbeatData(), { droppable: false }), hooks.heartbeatMs));
-    if (expiresAtMs !== undefined) this.expireAt(expiresAtMs);
+    if (token.expiresAtMs !== undefined) this.expireAt(token.expiresAtMs);
+    for (const type of DEFAULT_STREAM) {
+      const sub = parseSubscription({ event_type: type }, `default_${type}`, hooks.validation);
+      this.defaults!.set(sub.id, this.live(sub));
+    }
     this.send('connection_status', this.status(), { droppable: false });
+    for (const live of this.defaults!.values()) hooks.onSubscribed(this, live.sub);
   }
 
   get clientId(): string {
     return this.envelope.clientId;
   }
 
-  /** Subscriptions of a type, with a gate check for frame streams and a budget check for events. */
-  *wants(type: EventType | EventType[], environment: string | undefined, nowMs: number, accept?: (s: Subscription) => boolean): Generator<Subscription> {
+  /** The subscriptions in force: the client's, or the default stream until it subscribes. */
+  private active(): IterableIterator<Live> {
+    return (this.defaults ?? this.subs).values();
+  }
+
+  /**
+   * Subscriptions of a type that take what comes from `place` (none: not tied to a place), with a gate check for
+   * frame streams and a budget check for events.
+   */
+  *wants(type: EventType | EventType[], place: Place | undefined, nowMs: number, accept?: (s: Subscription) => boolean): Generator<Subscription> {
     const types = Array.isArray(type) ? type : [type];
-    for (const live of this.subs.values()) {
+    for (const live of this.active()) {
       const s = live.sub;
       if (!types.includes(s.eventType)) continue;
-      if (environment !== undefined && s.filters.environmentId !== undefined && s.filters.environmentId !== environment) continue;
+      if (!inEnvironment(s.filters.environmentId, place)) continue;
       if (accept && !accept(s)) continue;
       if (live.gate && !live.gate.allow(nowMs)) continue;
       if (live.budget && !live.budget.allow(nowMs)) { this.hooks.onDropped(1); continue; }
@@ -93,7 +124,7 @@ export class Connection {
 
   /** Whether any subscription of these types exists (cheap check before building messages). */
   has(types: EventType[]): boolean {
-    for (const live of this.subs.values()) if (types.includes(live.sub.eventType)) return true;
+    for (const live of this.active()) if (types.includes(live.sub.eventType)) return true;
     return false;
   }
 
@@ -103,11 +134,9 @@ export class Connection {
    */
   send(type: string, data: unknown, opts: { droppable: boolean; bufferSize?: number; extra?: Record<string, unknown> }): boolean {
     const ws = this.ws;
-    if (this.closed || ws.readyState !== ws.OPEN) return false;
+    if (this.closed || this.cutOff || ws.readyState !== ws.OPEN) return false;
     if (ws.bufferedAmount > this.hooks.closeAboveBytes) {
-      this.hooks.onError('not_reading');
-      ws.close(CLOSE_NOT_READING, 'client is not reading');
-      ws.terminate();
+      this.fellBehind(ws.bufferedAmount);
       return false;
     }
     if (opts.droppable && ws.bufferedAmount > (opts.bufferSize ?? 1) * this.frameBytes) {
@@ -121,6 +150,22 @@ export class Connection {
     return true;
   }
 
+  /**
+   * A client whose queue passed the hard cap: the document's CONNECTION_ERROR goes last in its queue, then the close
+   * (1008); nothing more is queued, and a client that does not read even that is cut off after a grace period.
+   */
+  private fellBehind(queuedBytes: number): void {
+    this.cutOff = true;
+    this.hooks.onError('not_reading');
+    this.ws.send(this.envelope.wrap('error', {
+      error_code: 'CONNECTION_ERROR', message: 'Client is not reading its messages; the connection is closed',
+      details: { reason: 'client_too_slow', queued_bytes: queuedBytes, limit_bytes: this.hooks.closeAboveBytes, retry_after: 5, max_retries: 3 },
+    }, this.hooks.clock.now()));
+    this.hooks.onSent(1);
+    this.ws.close(CLOSE_NOT_READING, 'client is not reading');
+    this.timers.push(this.hooks.clock.timeout(() => this.ws.terminate(), NOT_READING_GRACE_MS));
+  }
+
   error(code: string, message: string, details: Record<string, unknown>, kind: string): void {
     this.hooks.onError(kind);
     this.send('error', { error_code: code, message, details }, { droppable: false });
@@ -131,6 +176,8 @@ export class Connection {
       status: 'connected', client_id: this.clientId, session_id: this.sessionId,
       connected_since: new Date(this.connectedMs).toISOString(), active_subscriptions: this.subs.size,
       message_count: this.envelope.sent + this.received,
+      // Beyond the document: what the connection receives while it has not subscribed.
+      default_stream: this.defaults ? [...DEFAULT_STREAM] : [],
     };
   }
 
@@ -146,12 +193,16 @@ export class Connection {
     const wait = Math.min(atMs - this.hooks.clock.now(), 2 ** 31 - 1);
     this.timers.push(this.hooks.clock.timeout(() => {
       if (this.hooks.clock.now() < atMs) { this.expireAt(atMs); return; }
-      const message = 'JWT token has expired. Please refresh and reconnect.';
-      this.hooks.onError('token_expired');
-      // The document shows `message` at the top level; it is also in `data` so envelope readers find it.
-      this.send('token_expired', { message }, { droppable: false, extra: { message } });
-      this.ws.close(CLOSE_TOKEN_EXPIRED, 'token_expired');
+      this.expire();
     }, Math.max(0, wait)));
+  }
+
+  private expire(): void {
+    const message = 'JWT token has expired. Please refresh and reconnect.';
+    this.hooks.onError('token_expired');
+    // The document shows `message` at the top level; it is also in `data` so envelope readers find it.
+    this.send('token_expired', { message }, { droppable: false, extra: { message } });
+    this.ws.close(CLOSE_TOKEN_EXPIRED, 'token_expired');
   }
 
   /** Sends a disconnect and closes (server shutdown, transport removed). */
@@ -226,6 +277,9 @@ export class Connection {
       }
     });
     nextSubscription += list.length;
+    // The first subscription replaces the default stream.
+    for (const live of this.defaults?.values() ?? []) live.stopTimer?.();
+    this.defaults = null;
     for (const s of parsed) this.activate(s);
     this.send('ack', { message_type: 'subscribe', status: 'success', active_subscriptions: parsed.map(describe) }, { droppable: false });
     for (const s of parsed) this.hooks.onSubscribed(this, s);
@@ -257,6 +311,11 @@ export class Connection {
   }
 
   private activate(sub: Subscription): void {
+    this.subs.set(sub.id, this.live(sub));
+  }
+
+  /** A subscription with what enforces its throttle: a gate per frame, a timer for periodic figures, a budget for events. */
+  private live(sub: Subscription): Live {
     const live: Live = { sub };
     if (FRAME_STREAMS.has(sub.eventType)) live.gate = new RateGate(sub.throttle.maxFps);
     else if (PERIODIC_STREAMS.has(sub.eventType)) {
@@ -265,7 +324,7 @@ export class Connection {
         this.send(m.type, m.data, { droppable: true, bufferSize: sub.throttle.bufferSize });
       }, 1000 / sub.throttle.maxFps);
     } else live.budget = new EventBudget(Math.max(1, Math.round(sub.throttle.maxFps * 60)), 60_000);
-    this.subs.set(sub.id, live);
+    return live;
   }
 
   private deactivate(id: string): void {
@@ -279,6 +338,7 @@ export class Connection {
     this.closed = true;
     for (const cancel of this.timers) cancel();
     for (const id of [...this.subs.keys()]) this.deactivate(id);
+    this.defaults = null;
     this.hooks.onClose(this);
   }
 }

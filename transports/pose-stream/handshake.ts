@@ -1,7 +1,8 @@
 /**
  * The `/ws/v1` handshake: a client id from the URL (or a generated one), `?compression=deflate|gzip` for
  * permessage-deflate, the connection limit, and a JWT from `?token=` or `Authorization: Bearer`. A refusal is an HTTP
- * answer with `{"error", "message"}`: 400 (bad parameter), 401 (token), 503 (limit, auth not configured).
+ * answer with `{"error", "message"}`: 400 (bad parameter), 401 (token), 503 (limit, auth not configured). A valid
+ * token past its expiry is admitted, to be told `token_expired` on the socket (the document's way) and closed.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';

@@ -1,9 +1,10 @@
 /**
  * Pose stream v1 (pose-stream-v1.md): the authenticated `/ws/v1` WebSocket API. Cameras play the role the document
- * gives to WiFi routers: `environment_id` is a source id, `hardware_event` a camera going down or coming back,
- * `csi_quality` the share of a source's frames that made it through the pipeline. The handshake (handshake.ts)
- * admits a client, a Connection (connection.ts) holds its subscriptions, and the streams (streams.ts) turn bus
- * events into the document's messages. Knows stages only through the packet and the bus events.
+ * gives to WiFi routers: `environment_id` is a source's `environment` (else the source id; environments.ts),
+ * `hardware_event` a camera going down or coming back, `csi_quality` the share of a source's frames that made it
+ * through the pipeline. The handshake (handshake.ts) admits a client, a Connection (connection.ts) holds its
+ * subscriptions (or the default stream until it subscribes), and the streams (streams.ts) turn bus events into the
+ * document's messages. Knows stages only through the packet and the bus events.
  *
  * ```yaml
  * transports:
@@ -15,6 +16,7 @@ import type { TransportSpec } from '../../config/graph.js';
 import { defineTransport, PORT_SCHEMA, type MountedTransport, type TransportContext } from '../contract.js';
 import { TokenVerifier, type AuthOptions } from './auth.js';
 import { Connection, type ConnectionHooks } from './connection.js';
+import { environmentNames } from './environments.js';
 import { ERROR_MESSAGE } from '../http/errors.js';
 import { handshakeRoutes, POSE_STREAM_PATH } from './handshake.js';
 import { PoseStreams } from './streams.js';
@@ -81,7 +83,7 @@ function mountPoseStream(spec: PoseStreamOptions & { port: number }, ctx: Transp
   const dropped = metrics.wsDropped.labels(PROTOCOL);
   const clientsGauge = metrics.wsClients.labels(PROTOCOL);
   const countError = (kind: string): void => metrics.wsErrors.inc({ protocol: PROTOCOL, kind });
-  for (const kind of ['auth_missing_token', 'auth_invalid_token', 'auth_expired_token', 'token_expired', 'subscription', 'rate_limited', 'not_reading', 'protocol_error']) {
+  for (const kind of ['auth_missing_token', 'auth_invalid_token', 'token_expired', 'subscription', 'rate_limited', 'not_reading', 'protocol_error']) {
     metrics.wsErrors.inc({ protocol: PROTOCOL, kind }, 0);
   }
   const connections = new Set<Connection>();
@@ -92,7 +94,7 @@ function mountPoseStream(spec: PoseStreamOptions & { port: number }, ctx: Transp
 
   const hooks: ConnectionHooks = {
     clock,
-    validation: { environments: () => Object.keys(ctx.graph().sources) },
+    validation: { environments: () => environmentNames(ctx.graph()) },
     periodic: (s) => streams.periodic(s),
     onSent: (n) => out.inc(n),
     onDropped: (n) => dropped.inc(n),
@@ -109,7 +111,7 @@ function mountPoseStream(spec: PoseStreamOptions & { port: number }, ctx: Transp
     verifier, authProblem, maxMessageBytes: spec.maxMessageBytes, maxConnections: spec.maxConnections,
     connectionCount: () => connections.size, log, countError,
     accept: (ws, clientId, who) => {
-      const c = new Connection(ws, clientId, hooks, who.expiresAtMs);
+      const c = new Connection(ws, clientId, hooks, who);
       connections.add(c);
       clientsGauge.inc();
       ws.on('message', () => inbound.inc());

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { BusEvents } from '../../core/events.js';
 import type { GraphChanges } from '../../pipeline/graph-diff.js';
 import type { Box, Packet, PersonActivity, PersonPose, TrackedObject } from '../../core/types.js';
+import type { Place } from './environments.js';
 import type { Filters } from './subscriptions.js';
 import { round } from './source-stats.js';
 
@@ -52,27 +53,27 @@ export function persons(p: Packet, f: Filters, fps: number): Person[] {
   return out;
 }
 
-export function poseData(p: Packet, f: Filters, meta: { fps: number; quality: number; modelVersion: string }, nowMs: number) {
+export function poseData(p: Packet, f: Filters, meta: { fps: number; quality: number; modelVersion: string; environment: string }, nowMs: number) {
   return {
     frame_id: p.frame.seq,
-    environment_id: p.frame.source,
+    environment_id: meta.environment,
     processing_time_ms: round(nowMs - p.frame.capturedAtMs, 1),
     persons: persons(p, f, meta.fps),
     metadata: { model_version: meta.modelVersion, csi_quality: round(meta.quality, 3), frame_rate: round(meta.fps, 1) },
   };
 }
 
-export function trackingUpdate(source: string, t: TrackedObject, event: 'track_started' | 'track_lost', firstSeenMs: number) {
+export function trackingUpdate(environment: string, t: TrackedObject, event: 'track_started' | 'track_lost', firstSeenMs: number) {
   return {
-    environment_id: source, track_id: t.id, person_id: t.id, event, position: centre(t.box), confidence: round(t.score, 3),
+    environment_id: environment, track_id: t.id, person_id: t.id, event, position: centre(t.box), confidence: round(t.score, 3),
     metadata: { first_detection: iso(firstSeenMs), track_quality: round(t.score, 3) },
   };
 }
 
-export function trajectory(source: string, a: PersonActivity, score: number) {
+export function trajectory(environment: string, a: PersonActivity, score: number) {
   const conf = round(score, 3);
   return {
-    environment_id: source, track_id: a.trackId, person_id: a.trackId,
+    environment_id: environment, track_id: a.trackId, person_id: a.trackId,
     trajectory: a.trajectory.map((q) => ({ timestamp: iso(q.atMs), position: { x: Math.round(q.x), y: Math.round(q.y) }, confidence: conf })),
     prediction: {
       next_position: { x: Math.round(a.predicted.x), y: Math.round(a.predicted.y) },
@@ -83,33 +84,33 @@ export function trajectory(source: string, a: PersonActivity, score: number) {
   };
 }
 
-export function occupancyUpdate(e: BusEvents['occupancy'], tracks: TrackedObject[], previousIds: Set<number>) {
+export function occupancyUpdate(e: BusEvents['occupancy'], environment: string, tracks: TrackedObject[], previousIds: Set<number>) {
   return {
-    environment_id: e.source, current_occupancy: e.count, previous_occupancy: e.previous,
+    environment_id: environment, current_occupancy: e.count, previous_occupancy: e.previous,
     change_type: e.changeType === 'increase' ? 'person_entered' : 'person_left',
     confidence: tracks.length ? round(tracks.reduce((s, t) => s + t.score, 0) / tracks.length, 3) : 1,
     persons: tracks.map((t) => ({ person_id: t.id, track_id: t.id, status: previousIds.has(t.id) ? 'active' : 'new' })),
   };
 }
 
-export function fallEvent(e: BusEvents['activity.fall']) {
+export function fallEvent(e: BusEvents['activity.fall'], place: Place) {
   return {
-    event_type: 'fall_detected', severity: 'high', environment_id: e.source, person_id: e.trackId, track_id: e.trackId,
+    event_type: 'fall_detected', severity: 'high', environment_id: place.environment, person_id: e.trackId, track_id: e.trackId,
     confidence: round(e.confidence, 3), location: centre(e.box),
     details: { fall_duration: round(e.fallDuration, 2), impact_severity: round(e.impactSeverity, 3), recovery_detected: e.recoveryDetected },
     actions: ['alert_triggered'],
   };
 }
 
-export function recoveryEvent(e: BusEvents['activity.recovered']) {
+export function recoveryEvent(e: BusEvents['activity.recovered'], place: Place) {
   return {
-    event_type: 'recovery_detected', severity: 'medium', environment_id: e.source, person_id: e.trackId, track_id: e.trackId,
+    event_type: 'recovery_detected', severity: 'medium', environment_id: place.environment, person_id: e.trackId, track_id: e.trackId,
     confidence: 1, details: { lying_duration: round(e.lyingSeconds, 2), recovery_detected: true }, actions: [],
   };
 }
 
 /** A camera (the document's router) going down or coming back. */
-export function hardwareEvent(e: BusEvents['source.state'], wasDown: boolean, lastFrameMs: number | undefined) {
+export function hardwareEvent(e: BusEvents['source.state'], place: Place, wasDown: boolean, lastFrameMs: number | undefined) {
   const up = e.state === 'running';
   const event = up ? (wasDown ? 'router_reconnected' : 'router_connected') : 'router_disconnected';
   const severity = e.state === 'failed' ? 'error' : e.state === 'retrying' ? 'warning' : 'info';
@@ -119,18 +120,18 @@ export function hardwareEvent(e: BusEvents['source.state'], wasDown: boolean, la
       : e.state === 'failed' ? `Camera ${e.source} failed${e.reason ? `: ${e.reason}` : ''}.`
         : `Camera ${e.source} stopped${e.reason ? ` (${e.reason})` : ''}.`;
   return {
-    event, router_id: e.source, environment_id: e.source, device_type: 'camera', state: e.state, severity, message,
+    event, router_id: e.source, environment_id: place.environment, device_type: 'camera', state: e.state, severity, message,
     metadata: { last_seen: lastFrameMs ? iso(lastFrameMs) : null, reconnect_attempts: e.attempt ?? 0 },
   };
 }
 
-export function systemEvent(e: BusEvents['pipeline.state'], source: string | undefined, sessionId: string, components: Record<string, string>, snapshot = false) {
+export function systemEvent(e: BusEvents['pipeline.state'], place: Place | undefined, sessionId: string, components: Record<string, string>, snapshot = false) {
   const event = snapshot ? 'system_status'
     : e.state === 'running' ? 'system_started' : e.state === 'failed' ? 'system_error' : e.state === 'stopped' ? 'system_stopped' : 'system_starting';
   return {
     event, status: e.state, severity: e.state === 'failed' ? 'error' : 'info', session_id: sessionId,
     ...(e.reason ? { message: e.reason } : {}),
-    configuration: { pipeline: e.pipeline, environment_id: source ?? null },
+    configuration: { pipeline: e.pipeline, environment_id: place?.environment ?? null },
     components,
   };
 }

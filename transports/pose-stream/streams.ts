@@ -13,6 +13,7 @@ import type { TrackedObject } from '../../core/types.js';
 import { modelsOf } from '../../pipeline/graph-diff.js';
 import type { StatesView } from '../../pipeline/states.js';
 import type { Connection } from './connection.js';
+import { inEnvironment, placeOf, type Place } from './environments.js';
 import { analyticsStream, CpuSampler, performanceUpdate } from './figures.js';
 import * as M from './messages.js';
 import { SourceStats } from './source-stats.js';
@@ -48,15 +49,20 @@ export class PoseStreams {
     const { bus } = d;
     this.subs.push(
       bus.on('packet').subscribe(this.guard('packet', (p) => this.onPacket(p))),
-      bus.on('activity.fall').subscribe(this.guard('activity.fall', (e) =>
-        this.emit('activity_event', e.source, () => M.fallEvent(e), activityAccepts('fall_detected')))),
-      bus.on('activity.recovered').subscribe(this.guard('activity.recovered', (e) =>
-        this.emit('activity_event', e.source, () => M.recoveryEvent(e), activityAccepts('recovery_detected')))),
+      bus.on('activity.fall').subscribe(this.guard('activity.fall', (e) => {
+        const place = this.place(e.source);
+        this.emit('activity_event', place, () => M.fallEvent(e, place), activityAccepts('fall_detected'));
+      })),
+      bus.on('activity.recovered').subscribe(this.guard('activity.recovered', (e) => {
+        const place = this.place(e.source);
+        this.emit('activity_event', place, () => M.recoveryEvent(e, place), activityAccepts('recovery_detected'));
+      })),
       bus.on('source.state').subscribe(this.guard('source.state', (e) => this.onSourceState(e))),
       bus.on('pipeline.state').subscribe(this.guard('pipeline.state', (e) => {
         const source = d.graph().pipelines[e.pipeline]?.source;
-        const data = M.systemEvent(e, source, d.sessionId, this.components(e.pipeline, source));
-        this.emit('system_event', source, () => data, severityAccepts(data.severity));
+        const place = source !== undefined ? this.place(source) : undefined;
+        const data = M.systemEvent(e, place, d.sessionId, this.components(e.pipeline, source));
+        this.emit('system_event', place, () => data, severityAccepts(data.severity));
       })),
       bus.on('config').subscribe(this.guard('config', (e) => this.onConfig(e))),
     );
@@ -69,12 +75,17 @@ export class PoseStreams {
     };
   }
 
-  /** Sends `data` to every subscription of `type` that wants it, under the message type `type`. */
-  private emit(type: EventType, environment: string | undefined, data: (s: Subscription) => unknown,
+  /** Where a source's frames and events come from: the source and its environment. */
+  private place(source: string): Place {
+    return placeOf(this.d.graph(), source);
+  }
+
+  /** Sends `data` to every subscription of `type` that wants what comes from `place`, under the message type `type`. */
+  private emit(type: EventType, place: Place | undefined, data: (s: Subscription) => unknown,
     accept?: (s: Subscription) => boolean, droppable = false): void {
     const now = this.d.clock.now();
     for (const c of this.d.connections) {
-      for (const s of c.wants(type, environment, now, accept)) c.send(type, data(s), { droppable, bufferSize: s.throttle.bufferSize });
+      for (const s of c.wants(type, place, now, accept)) c.send(type, data(s), { droppable, bufferSize: s.throttle.bufferSize });
     }
   }
 
@@ -105,17 +116,18 @@ export class PoseStreams {
     this.lastFrameMs.set(source, now);
     if (this.d.connections.size === 0) { this.occupancy.set(p.pipeline, p.occupancy ?? st.tracks.length); return; }
 
-    const meta = { fps: st.fps(now), quality: st.quality(), modelVersion: this.modelVersion(p.pipeline) };
+    const place = this.place(source);
+    const meta = { fps: st.fps(now), quality: st.quality(), modelVersion: this.modelVersion(p.pipeline), environment: place.environment };
     for (const c of this.d.connections) {
-      for (const s of c.wants('pose_data', source, now)) {
+      for (const s of c.wants('pose_data', place, now)) {
         c.send('pose_data', M.poseData(p, s.filters, meta, this.d.clock.now()), { droppable: true, bufferSize: s.throttle.bufferSize });
       }
       if (p.activities?.length && c.has(['pose_data_trajectory'])) {
-        for (const s of c.wants('pose_data_trajectory', source, now)) {
+        for (const s of c.wants('pose_data_trajectory', place, now)) {
           for (const a of p.activities) {
             const t = st.tracks.find((x) => x.id === a.trackId);
             if (!t || t.score < s.filters.minConfidence) continue;
-            c.send('pose_data_trajectory', M.trajectory(source, a, t.score), { droppable: true, bufferSize: s.throttle.bufferSize });
+            c.send('pose_data_trajectory', M.trajectory(place.environment, a, t.score), { droppable: true, bufferSize: s.throttle.bufferSize });
           }
         }
       }
@@ -124,7 +136,7 @@ export class PoseStreams {
     const started = st.tracks.filter((t) => !before.has(t.id));
     const lost = [...before.values()].filter((t) => !st.tracks.some((x) => x.id === t.id));
     for (const [t, event] of [...started.map((t) => [t, 'track_started'] as const), ...lost.map((t) => [t, 'track_lost'] as const)]) {
-      this.emit('tracking_update', source, () => M.trackingUpdate(source, t, event, firstSeen.get(t.id) ?? st.firstSeenMs.get(t.id) ?? now),
+      this.emit('tracking_update', place, () => M.trackingUpdate(place.environment, t, event, firstSeen.get(t.id) ?? st.firstSeenMs.get(t.id) ?? now),
         (s) => t.score >= s.filters.minConfidence);
     }
     // Occupancy: the activity stage's count when it runs, else the confirmed person tracks.
@@ -133,7 +145,7 @@ export class PoseStreams {
     this.occupancy.set(p.pipeline, count);
     if (previous !== undefined && previous !== count) {
       const e: BusEvents['occupancy'] = { pipeline: p.pipeline, source, count, previous, changeType: count > previous ? 'increase' : 'decrease', atMs: now };
-      this.emit('occupancy_update', source, () => M.occupancyUpdate(e, st.tracks, new Set(before.keys())));
+      this.emit('occupancy_update', place, () => M.occupancyUpdate(e, place.environment, st.tracks, new Set(before.keys())));
     }
   }
 
@@ -143,8 +155,9 @@ export class PoseStreams {
     if (e.state === 'running') this.down.delete(e.source);
     else if (wasDown && e.state === 'stopped') return;
     else this.down.add(e.source);
-    const data = M.hardwareEvent(e, wasDown, this.lastFrameMs.get(e.source));
-    this.emit('hardware_event', e.source, () => data, severityAccepts(data.severity));
+    const place = this.place(e.source);
+    const data = M.hardwareEvent(e, place, wasDown, this.lastFrameMs.get(e.source));
+    this.emit('hardware_event', place, () => data, severityAccepts(data.severity));
   }
 
   private onConfig(e: BusEvents['config']): void {
@@ -175,7 +188,7 @@ export class PoseStreams {
   }
 
   private selected(s: Subscription): SourceStats[] {
-    return [...this.stats.values()].filter((x) => !s.filters.environmentId || x.source === s.filters.environmentId);
+    return [...this.stats.values()].filter((x) => inEnvironment(s.filters.environmentId, this.place(x.source)));
   }
 
   /** The data of a periodic stream (performance / analytics) for one subscription. */
@@ -193,8 +206,9 @@ export class PoseStreams {
     for (const [pipeline, { source }] of Object.entries(this.d.graph().pipelines)) {
       const now = this.d.states.pipeline(pipeline);
       if (!now) continue;
-      if (sub.filters.environmentId && sub.filters.environmentId !== source) continue;
-      const data = M.systemEvent({ pipeline, state: now.state, reason: now.reason, atMs: this.d.clock.now() }, source, this.d.sessionId,
+      const place = this.place(source);
+      if (!inEnvironment(sub.filters.environmentId, place)) continue;
+      const data = M.systemEvent({ pipeline, state: now.state, reason: now.reason, atMs: this.d.clock.now() }, place, this.d.sessionId,
         this.components(pipeline, source), true);
       if (sub.filters.severity && !sub.filters.severity.includes(data.severity as never)) continue;
       c.send('system_event', data, { droppable: false });

@@ -56,7 +56,7 @@ type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export interface ValidationContext {
-  /** Known environments (source ids). */
+  /** Names an `environment_id` filter may take: environment ids and source ids. */
   environments(): string[];
 }
 

@@ -18,6 +18,7 @@ import { imageDescriber } from './images.js';
 import { LIMITS } from './limits.js';
 import { statusMessage } from './messages.js';
 import { Session } from './session.js';
+import { Sessions } from './sessions.js';
 import { uploadRoutes } from './upload.js';
 import { DETAIL } from '../http/errors.js';
 import { WsGuard, wsRoute } from '../http/ws.js';
@@ -112,7 +113,7 @@ function mountWatchme(spec: WatchmeOptions & { port: number }, ctx: TransportCon
   };
 
   // ---- WS /video-stream/{session_id} ----------------------------------------------------------------
-  const sessions = new Map<string, Session>();
+  const sessions = new Sessions({ clock, probeMs: LIMITS.takeoverProbeMs, orphanMs: LIMITS.orphanMs });
   const wss = new WebSocketServer({ noServer: true, maxPayload: Math.ceil(spec.maxImageBytes / 3) * 4 + 64 * 1024 });
 
   /** Refusals go over the socket, so that the client reads the reason as the protocol's status message. */
@@ -128,16 +129,17 @@ function mountWatchme(spec: WatchmeOptions & { port: number }, ctx: TransportCon
   const accept = (ws: WebSocket, id: string): void => {
     ws.on('error', () => undefined);
     if (!LIMITS.sessionId.test(id)) { turnAway(ws, 'bad_session_id', 'session id must be 1-128 characters of A-Z, a-z, 0-9, "_" and "-"', 1008); return; }
-    if (sessions.has(id)) { turnAway(ws, 'bad_session_id', `session "${id}" is already connected`, 1008); return; }
-    if (sessions.size >= spec.maxSessions) { turnAway(ws, 'session_limit', `too many sessions (at most ${spec.maxSessions}); try again later`, 1013); return; }
-    const s = new Session(id, ws, sessionDeps);
-    sessions.set(id, s);
+    const full = sessions.size >= spec.maxSessions;
+    const claim = sessions.claim(id, ws, () => new Session(id, ws, sessionDeps), full);
+    if (claim === 'taken') { turnAway(ws, 'bad_session_id', `session "${id}" is already connected`, 1008); return; }
+    if (claim === 'full') { turnAway(ws, 'session_limit', `too many sessions (at most ${spec.maxSessions}); try again later`, 1013); return; }
+    const { session: s, resumed } = claim;
+    if (resumed) log.info(`watchme: session ${id} taken over by a new connection (its socket was dead)`);
     guard.watch(ws);
     metrics.wsClients.inc({ protocol: PROTOCOL });
     ws.on('message', (raw, isBinary) => { inbound.inc(); s.onMessage(raw, isBinary); });
     ws.on('close', () => {
-      s.close();
-      sessions.delete(id);
+      sessions.released(id, ws);
       metrics.wsClients.dec({ protocol: PROTOCOL });
     });
   };
@@ -150,7 +152,13 @@ function mountWatchme(spec: WatchmeOptions & { port: number }, ctx: TransportCon
       // The session id is checked once the socket is open, so the client reads the refusal as a status message.
       wsRoute(app, '/video-stream/:session_id', {
         shape: DETAIL,
-        refuse: () => (guard.admits() ? null : { status: 503, body: { detail: 'too many connections; try again later' } }),
+        refuse: async (req) => {
+          if (!guard.admits()) return { status: 503, body: { detail: 'too many connections; try again later' } };
+          // A reconnection after an unclean drop finds its session's socket still open here: probe it first.
+          const id = (req.params as { session_id: string }).session_id;
+          if (LIMITS.sessionId.test(id)) await sessions.vacateIfDead(id);
+          return null;
+        },
         server: () => wss,
         accept: (ws, req) => accept(ws, (req.params as { session_id: string }).session_id),
       });
@@ -161,7 +169,7 @@ function mountWatchme(spec: WatchmeOptions & { port: number }, ctx: TransportCon
   return {
     close: () => (closing ??= (async () => {
       guard.close();
-      for (const s of sessions.values()) s.close();
+      sessions.close();
       for (const ws of wss.clients) ws.terminate();
       await new Promise<void>((r) => wss.close(() => r()));
     })()),

@@ -12,4 +12,8 @@ export const LIMITS = {
   rateErrorIntervalMs: 1000,
   /** Ping interval; a socket that did not answer the previous ping is dropped. */
   heartbeatMs: 30_000,
+  /** A connection with a session's id takes the session over when its socket does not answer a ping this fast. */
+  takeoverProbeMs: 2000,
+  /** A session let go of its dead socket is closed when the connection that took it over does not arrive by then. */
+  orphanMs: 10_000,
 } as const;

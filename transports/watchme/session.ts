@@ -1,6 +1,8 @@
 /**
  * One WatchMe session: a `/video-stream/{session_id}` connection, its message rate limit, its replies (sent in the
  * order of the messages they answer), its live watch (`start_tracking`) and its client frames (`single_frame`).
+ * A session outlives a dead socket when a new connection with its id takes it over (sessions.ts): the watch and the
+ * frame numbers carry on over the new socket.
  */
 import type { RawData, WebSocket } from 'ws';
 import type { Graph } from '../../config/graph.js';
@@ -14,7 +16,7 @@ import type { LooksDemand, LooksModels } from '../../services/looks/person-looks
 import type { LiveFeed, LiveFeeds, Watcher } from './feeds.js';
 import { decodeBase64, type DescribeImage } from './images.js';
 import { LIMITS } from './limits.js';
-import { matchesMessage, matchesOf, seconds, statusMessage, type Status } from './messages.js';
+import { frameInfo, matchesMessage, matchesOf, seconds, statusMessage, type Status } from './messages.js';
 import { resolveSource } from './sources.js';
 import { isObject, parseMessage, preview } from '../http/json-message.js';
 
@@ -52,14 +54,29 @@ export class Session implements Watcher {
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
 
-  constructor(readonly id: string, readonly ws: WebSocket, private readonly d: SessionDeps) {
+  constructor(readonly id: string, private socket: WebSocket, private readonly d: SessionDeps) {
     this.tokens = d.rate;
     this.refilledAt = d.clock.now();
   }
 
+  /** The socket the session answers on (replaced when another connection takes the session over). */
+  get ws(): WebSocket {
+    return this.socket;
+  }
+
+  /** Continues on `ws`: a new connection with this session's id took it over from a dead socket. */
+  attach(ws: WebSocket): void {
+    this.socket = ws;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   send(message: object): void {
-    if (this.ws.readyState !== this.ws.OPEN) return;
-    this.ws.send(JSON.stringify(message));
+    const ws = this.socket;
+    if (ws.readyState !== ws.OPEN) return;
+    ws.send(JSON.stringify(message));
     this.d.sent();
   }
 
@@ -171,10 +188,10 @@ export class Session implements Watcher {
     if (!t || nowMs < t.nextAt - t.minGapMs / 4) return;
     t.nextAt = Math.max(t.nextAt + t.minGapMs, nowMs + t.minGapMs / 2);
     // A client that stops reading skips live results instead of growing the server's memory.
-    if (this.ws.bufferedAmount > LIMITS.maxQueuedBytes) { this.d.dropped(); return; }
+    if (this.socket.bufferedAmount > LIMITS.maxQueuedBytes) { this.d.dropped(); return; }
     const people = e.persons.map((p) => ({ box: p.box, look: p }));
     this.send(matchesMessage(matchesOf(people, t.reference, this.d.threshold, this.d.faceWeight), seconds(e.capturedAtMs),
-      { frame_number: e.seq, width: e.width, height: e.height, processed_at: seconds(this.d.clock.now()) }));
+      frameInfo({ frame_number: e.seq, width: e.width, height: e.height }, e.capturedAtMs, this.d.clock.now())));
   }
 
   /** Started now (sessions and frames run in parallel on the pool), answered in order from the reply chain. */
@@ -200,7 +217,7 @@ export class Session implements Watcher {
     const r = await this.d.describe(image, 'frame', false);
     const people = r.persons.map((p) => ({ box: p.box, look: p }));
     return matchesMessage(matchesOf(people, reference, this.d.threshold, this.d.faceWeight), seconds(receivedAt),
-      { frame_number: frameNumber, width: r.width, height: r.height, processed_at: seconds(this.d.clock.now()) });
+      frameInfo({ frame_number: frameNumber, width: r.width, height: r.height }, receivedAt, this.d.clock.now()));
   }
 
   private leaveFeed(): void {
