@@ -7,7 +7,7 @@ import { filter, firstValueFrom, timeout } from 'rxjs';
 import { SignJWT } from 'jose';
 import { startApp, type App } from '../../app/app.js';
 import { loadGraph } from '../../app/catalog.js';
-import { secretFromFile } from '../../transports/pose-stream/auth.js';
+import { secretFromFile } from '../../core/secret-file.js';
 import { memoryLogger, testSettings } from '../helpers.js';
 import path from 'node:path';
 
