@@ -9,6 +9,7 @@ import { startApp, type App } from '../../app/app.js';
 import { loadGraph } from '../../app/catalog.js';
 import { secretFromFile } from '../../core/secret-file.js';
 import { memoryLogger, testSettings } from '../helpers.js';
+import { freePort } from '../rtsp-server.js';
 import path from 'node:path';
 
 export const DEFAULT_GRAPH = 'config/examples/default.yaml';
@@ -25,7 +26,12 @@ export interface DefaultGraph {
 /** Starts the default graph and waits until its pipeline has delivered a frame. */
 export async function startDefaultGraph(): Promise<DefaultGraph> {
   const graph = loadGraph(DEFAULT_GRAPH);
-  for (const t of Object.values(graph.transports)) t.port = 0;
+  // Each port of the graph moves to a free one; transports that share a port keep sharing it.
+  const moved = new Map<number | undefined, number>();
+  for (const t of Object.values(graph.transports)) {
+    if (!moved.has(t.port)) moved.set(t.port, await freePort());
+    t.port = moved.get(t.port);
+  }
   const settings = testSettings();
   const app = await startApp(graph, settings, { log: memoryLogger() });
   await firstValueFrom(app.bus.on('packet').pipe(filter((p) => p.pipeline === 'plaza'), timeout(120_000)));
