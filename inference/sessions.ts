@@ -1,8 +1,12 @@
 /** Worker-side cache: each ONNX model is loaded once per worker and its session kept for the worker's life. */
 import { coded } from '../core/errors.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
+import { withFreeInputSize } from './models/onnx-input-size.js';
 import type { ModelRef } from './protocol.js';
+
+/** Model kinds loaded with a free-size image input (their file's fixed size is only what they were exported at). */
+const FREE_INPUT_SIZE = new Set(['yolox']);
 
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
@@ -21,16 +25,39 @@ async function createSession(model: ModelRef, intraOpNumThreads: number): Promis
   if (!existsSync(model.path)) {
     throw coded('MODEL_FAILED', `model file not found: ${model.path} (run the setup step to fill the model directory, or fix the graph's models.*.file)`);
   }
+  const options: ort.InferenceSession.SessionOptions = {
+    intraOpNumThreads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+  };
+  if (FREE_INPUT_SIZE.has(model.kind)) {
+    // Not rewritable, refused by ONNX Runtime once rewritten, or failing at another size: the file as it is.
+    const free = await freeSizeSession(model.path, options);
+    if (free) return free;
+  }
   try {
-    return await ort.InferenceSession.create(model.path, {
-      intraOpNumThreads,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-      logSeverityLevel: 3,
-    });
+    return await ort.InferenceSession.create(model.path, options);
   } catch (err) {
     throw coded('MODEL_FAILED', `cannot load model ${model.path} as ONNX: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** The model with a free-size input, if it loads and runs at a size other than its file's (a 64×96 probe). */
+async function freeSizeSession(file: string, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession | null> {
+  const bytes = withFreeInputSize(readFileSync(file));
+  if (!bytes) return null;
+  let session: ort.InferenceSession | undefined;
+  try {
+    session = await ort.InferenceSession.create(bytes, options);
+    const probe = new ort.Tensor('float32', new Float32Array(3 * 64 * 96), [1, 3, 64, 96]);
+    const out = await session.run({ [session.inputNames[0]]: probe });
+    for (const v of Object.values(out)) v.dispose();
+    return session;
+  } catch {
+    await session?.release();
+    return null;
   }
 }
 
@@ -51,4 +78,12 @@ export function checkModelShape(session: ort.InferenceSession, stage: string, fi
     throw new Error(`${stage}: ${file} takes ${dims(input)} and gives ${dims(output)}; expected ${expected}`);
   }
   shapeChecked.add(session);
+}
+
+/** The fixed [height, width] of a session's image input, or null when both are free (symbolic). */
+export function fixedInputSize(session: ort.InferenceSession): [number, number] | null {
+  const input = session.inputMetadata[0];
+  if (!input?.isTensor) return null;
+  const [, , h, w] = input.shape;
+  return typeof h === 'number' && typeof w === 'number' ? [h, w] : null;
 }

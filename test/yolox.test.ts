@@ -6,8 +6,13 @@ import type { Box, Detection } from '../core/types.js';
 import { COCO_CLASSES, classIdOf } from '../inference/models/coco-classes.js';
 import { iou } from '../core/geometry.js';
 import { nms } from '../inference/models/nms.js';
-import { decodeYolox, letterbox, YOLOX_INPUT, YOLOX_NMS_IOU, YOLOX_SCORE_THRESHOLD } from '../inference/models/yolox.js';
+import { decodeYolox, letterbox, YOLOX_INPUT, YOLOX_NMS_IOU, YOLOX_SCORE_THRESHOLD, yoloxInputSize } from '../inference/models/yolox.js';
 import { decodeImage } from '../inference/image/decode.js';
+import { withFreeInputSize } from '../inference/models/onnx-input-size.js';
+import { detect as detectOp } from '../inference/ops/detect.js';
+import { fixedInputSize, getSession as workerSession } from '../inference/sessions.js';
+import { prng } from './prng.js';
+import { videoFrames } from './video-frames.js';
 
 const MODEL_DIR = path.resolve(process.cwd(), process.env.SIGHTLINE_MODEL_DIR ?? 'models');
 const MEDIA_DIR = path.resolve(process.cwd(), process.env.SIGHTLINE_MEDIA_DIR ?? 'media');
@@ -251,4 +256,77 @@ test('yolox_nano on messi5.jpg finds the player and the ball', async (t) => {
     const area = ([x1, y1, x2, y2]: Box) => (x2 - x1) * (y2 - y1);
     t.true(area(ball.box) < area(person.box) / 20, 'the ball is far smaller than the player');
   }
+});
+
+// ---------- free-size input ----------
+
+test('yoloxInputSize: the frame at its own aspect, sides rounded up to the stride, never past the square', (t) => {
+  t.deepEqual(yoloxInputSize(640, 360), { width: 416, height: 256 });
+  t.deepEqual(yoloxInputSize(768, 576), { width: 416, height: 320 });
+  t.deepEqual(yoloxInputSize(1920, 1080), { width: 416, height: 256 });
+  t.deepEqual(yoloxInputSize(360, 640), { width: 256, height: 416 });
+  t.deepEqual(yoloxInputSize(500, 500), { width: 416, height: 416 });
+  t.deepEqual(yoloxInputSize(4000, 10), { width: 416, height: 32 });
+});
+
+test('letterbox into a free-size input: the image top-left, the rest of the input padded, nothing beyond it written', (t) => {
+  const out = new Float32Array(3 * YOLOX_INPUT * YOLOX_INPUT).fill(-1);
+  const r = letterbox(solidRgb(640, 360, [10, 20, 30]), 640, 360, YOLOX_INPUT, out, yoloxInputSize(640, 360));
+  t.is(r.inputWidth, 416);
+  t.is(r.inputHeight, 256);
+  t.is(r.tensor.length, 3 * 416 * 256);
+  const w = 416;
+  const plane = 416 * 256;
+  t.is(r.tensor[0], 30); // B plane, (0, 0)
+  t.is(r.tensor[plane + 233 * w + 415], 20); // G, last image row (360 × 0.65 = 234 rows)
+  t.is(r.tensor[2 * plane + 234 * w], 114); // R, first padding row
+  t.is(r.tensor[3 * plane - 1], 114);
+  t.is(out[3 * plane], -1);
+});
+
+test('the detector loads with a free-size input and finds the same objects as at its fixed 416×416', async (t) => {
+  const model = { path: path.join(MODEL_DIR, 'yolox_nano.onnx'), kind: 'yolox' };
+  const free = await workerSession(model, 1);
+  t.is(fixedInputSize(free), null);
+  t.deepEqual(fixedInputSize(await getSession()), [416, 416]);
+  const frames = await videoFrames(path.join(MEDIA_DIR, 'vtest.avi'), 100, 100);
+  const images = [{ name: 'vtest.avi frame 100', ...frames.get(100)! },
+    ...await Promise.all(['two_people.jpg', 'messi5.jpg', 'coco_000000000077.jpg'].map(async (name) => ({ name, ...await loadRgb(name) })))];
+  let compared = 0;
+  for (const { name, rgb, width, height } of images) {
+    const task = { op: 'detect' as const, model, width, height, data: rgb.slice().buffer, scoreThreshold: 0.3, nmsIou: YOLOX_NMS_IOU, classIds: null };
+    const freeDets = (await detectOp(task, 1)).detections;
+    const { tensor, scale } = letterbox(rgb, width, height);
+    const fixedOut = (await (await getSession()).run({ images: new ort.Tensor('float32', tensor, [1, 3, 416, 416]) })).output.data as Float32Array;
+    const fixedDets = decodeYolox(fixedOut, { scoreThreshold: 0.3, nmsIou: YOLOX_NMS_IOU, width, height, scale });
+    t.log(`${name}: ${fixedDets.length} at 416×416, ${freeDets.length} at ${JSON.stringify(yoloxInputSize(width, height))}`);
+    // Every confident detection of one is found by the other: same class, nearly the same box.
+    for (const [a, b] of [[fixedDets, freeDets], [freeDets, fixedDets]]) {
+      for (const d of a.filter((x) => x.score >= 0.5)) {
+        const m = b.find((x) => x.classId === d.classId && iou(x.box, d.box) >= 0.8);
+        t.truthy(m, `${name}: ${d.label} ${d.score.toFixed(2)} [${d.box.map(Math.round)}] has a match`);
+        compared++;
+      }
+    }
+  }
+  t.true(compared >= 10, `${compared} detections compared`);
+});
+
+test('withFreeInputSize: never throws on bytes that are not a model, and refuses them', (t) => {
+  const rand = prng(7);
+  const model = new Uint8Array(readFileSync(path.join(MODEL_DIR, 'yolox_nano.onnx')));
+  const inputs: Uint8Array[] = [new Uint8Array(0), Uint8Array.from([0x3a]), Uint8Array.from([0x3a, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+    Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), model.subarray(0, 1000)];
+  for (let i = 0; i < 300; i++) {
+    const n = Math.floor(rand() * 2000);
+    inputs.push(Uint8Array.from({ length: n }, () => Math.floor(rand() * 256)));
+    // The real model with a few bytes changed: must either rewrite or refuse.
+    const m = model.slice(0, 20000);
+    for (let k = 0; k < 4; k++) m[Math.floor(rand() * m.length)] = Math.floor(rand() * 256);
+    inputs.push(m);
+  }
+  for (const bytes of inputs) t.notThrows(() => withFreeInputSize(bytes));
+  t.is(withFreeInputSize(new Uint8Array(0)), null);
+  t.is(withFreeInputSize(Uint8Array.from({ length: 64 }, (_, i) => i)), null);
+  t.truthy(withFreeInputSize(model));
 });

@@ -20,17 +20,32 @@ const ROW_LEN = 5 + NUM_CLASSES;
 const ALL_CLASSES: readonly number[] = COCO_CLASSES.map((_, i) => i);
 
 export interface LetterboxResult {
-  /** 3*size*size floats, NCHW, planes in B, G, R order, raw 0–255. */
+  /** 3×inputHeight×inputWidth floats, NCHW, planes in B, G, R order, raw 0–255. */
   tensor: Float32Array;
   /** Source → model-space factor r; divide model-space coordinates by it to get source pixels. */
   scale: number;
+  /** The model input's size: size × size for a fixed-size model, the frame's own aspect for a free-size one. */
+  inputWidth: number;
+  inputHeight: number;
 }
 
 /**
- * Letterbox packed RGB (width*height*3 bytes) into a size×size BGR NCHW float tensor: scale by
- * r = min(size/w, size/h), keep the image at the top-left, pad the right/bottom with 114.
- * One fused pass does bilinear sampling, RGB→BGR and HWC→CHW. Pass `out` to reuse a buffer across frames;
- * every element is overwritten, so it needs no clearing.
+ * The input a free-size model runs a width×height frame at: the frame scaled by r = min(size/w, size/h), each side
+ * rounded up to the largest stride (640×360 → 416×256, 768×576 → 416×320). A fixed-size model takes size × size.
+ */
+export function yoloxInputSize(width: number, height: number, size: number = YOLOX_INPUT): { width: number; height: number } {
+  checkDims(width, height, size);
+  const scale = Math.min(size / width, size / height);
+  const stride = STRIDES[STRIDES.length - 1];
+  const up = (v: number): number => Math.min(size, Math.max(stride, Math.ceil(Math.round(v * scale) / stride) * stride));
+  return { width: up(width), height: up(height) };
+}
+
+/**
+ * Letterbox packed RGB (width*height*3 bytes) into a BGR NCHW float tensor of `input` size (default size × size):
+ * scale by r = min(size/w, size/h), keep the image at the top-left, pad the right/bottom with 114.
+ * One fused pass does bilinear sampling, RGB→BGR and HWC→CHW. Pass `out` (at least the tensor's length) to reuse a
+ * buffer across frames; every element of the tensor is overwritten, so it needs no clearing.
  */
 export function letterbox(
   rgb: Uint8Array,
@@ -38,27 +53,29 @@ export function letterbox(
   height: number,
   size: number = YOLOX_INPUT,
   out?: Float32Array,
+  input: { width: number; height: number } = { width: size, height: size },
 ): LetterboxResult {
   checkDims(width, height, size);
+  checkDims(input.width, input.height, size);
   if (rgb.length < width * height * 3) {
     throw new RangeError(`letterbox: expected ${width * height * 3} RGB bytes, got ${rgb.length}`);
   }
-  const plane = size * size;
-  const tensor = out ?? new Float32Array(3 * plane);
-  if (tensor.length !== 3 * plane) {
-    throw new RangeError(`letterbox: out buffer must hold ${3 * plane} floats, has ${tensor.length}`);
+  const plane = input.width * input.height;
+  if (out && out.length < 3 * plane) {
+    throw new RangeError(`letterbox: out buffer must hold ${3 * plane} floats, has ${out.length}`);
   }
+  const tensor = !out ? new Float32Array(3 * plane) : out.length === 3 * plane ? out : out.subarray(0, 3 * plane);
 
   const scale = Math.min(size / width, size / height);
   // Round (not floor) so float error such as 415.99999 still fills the full side.
-  const outW = Math.min(size, Math.max(1, Math.round(width * scale)));
-  const outH = Math.min(size, Math.max(1, Math.round(height * scale)));
+  const outW = Math.min(input.width, Math.max(1, Math.round(width * scale)));
+  const outH = Math.min(input.height, Math.max(1, Math.round(height * scale)));
 
   const cols = bilinearTaps(width, outW, 3);
   const rows = bilinearTaps(height, outH, width * 3);
-  resampleToBgrPlanes(rgb, tensor, size, size, cols, rows);
-  fillPadding(tensor, size, outW, outH);
-  return { tensor, scale };
+  resampleToBgrPlanes(rgb, tensor, input.width, input.height, cols, rows);
+  fillPadding(tensor, input.width, input.height, outW, outH);
+  return { tensor, scale, inputWidth: input.width, inputHeight: input.height };
 }
 
 function checkDims(width: number, height: number, size: number): void {
@@ -68,14 +85,14 @@ function checkDims(width: number, height: number, size: number): void {
 }
 
 /** Fill only the pad area (right strip of image rows, then everything below) in each plane. */
-function fillPadding(dst: Float32Array, size: number, outW: number, outH: number): void {
-  const plane = size * size;
+function fillPadding(dst: Float32Array, planeW: number, planeH: number, outW: number, outH: number): void {
+  const plane = planeW * planeH;
   for (let c = 0; c < 3; c++) {
     const base = c * plane;
-    if (outW < size) {
-      for (let y = 0; y < outH; y++) dst.fill(PAD_VALUE, base + y * size + outW, base + (y + 1) * size);
+    if (outW < planeW) {
+      for (let y = 0; y < outH; y++) dst.fill(PAD_VALUE, base + y * planeW + outW, base + (y + 1) * planeW);
     }
-    dst.fill(PAD_VALUE, base + outH * size, base + plane);
+    dst.fill(PAD_VALUE, base + outH * planeW, base + plane);
   }
 }
 
@@ -93,6 +110,9 @@ export interface DecodeOptions {
   scale: number;
   /** Model input side; default YOLOX_INPUT. */
   size?: number;
+  /** The input the output belongs to, when not size × size (`LetterboxResult.inputWidth/inputHeight`). */
+  inputWidth?: number;
+  inputHeight?: number;
 }
 
 /**
@@ -102,16 +122,19 @@ export interface DecodeOptions {
  */
 export function decodeYolox(output: Float32Array, opts: DecodeOptions): Detection[] {
   const size = opts.size ?? YOLOX_INPUT;
-  checkDecodeInput(output, opts, size);
+  const inW = opts.inputWidth ?? size;
+  const inH = opts.inputHeight ?? size;
+  checkDecodeInput(output, opts, inW, inH);
   const classes = opts.classIds ? [...opts.classIds].filter((c) => c >= 0 && c < NUM_CLASSES) : ALL_CLASSES;
   const threshold = opts.scoreThreshold;
   const candidates: Detection[] = [];
 
   let o = 0; // offset of the current row
   for (const stride of STRIDES) {
-    const grid = size / stride;
-    for (let gy = 0; gy < grid; gy++) {
-      for (let gx = 0; gx < grid; gx++, o += ROW_LEN) {
+    const gridW = inW / stride;
+    const gridH = inH / stride;
+    for (let gy = 0; gy < gridH; gy++) {
+      for (let gx = 0; gx < gridW; gx++, o += ROW_LEN) {
         const obj = output[o + 4];
         // score = obj * p <= obj, so most rows are rejected here without touching the 80 class scores.
         // The negated form also rejects NaN.
@@ -130,11 +153,13 @@ export function decodeYolox(output: Float32Array, opts: DecodeOptions): Detectio
   return nms(candidates, opts.nmsIou, true);
 }
 
-function checkDecodeInput(output: Float32Array, opts: DecodeOptions, size: number): void {
-  if (!Number.isInteger(size) || size <= 0 || size % STRIDES[STRIDES.length - 1] !== 0) {
-    throw new RangeError(`decodeYolox: size must be a positive multiple of 32, got ${size}`);
+function checkDecodeInput(output: Float32Array, opts: DecodeOptions, inW: number, inH: number): void {
+  for (const side of [inW, inH]) {
+    if (!Number.isInteger(side) || side <= 0 || side % STRIDES[STRIDES.length - 1] !== 0) {
+      throw new RangeError(`decodeYolox: input sides must be positive multiples of 32, got ${inW}×${inH}`);
+    }
   }
-  const rows = STRIDES.reduce((n, s) => n + (size / s) ** 2, 0);
+  const rows = STRIDES.reduce((n, s) => n + (inW / s) * (inH / s), 0);
   if (output.length !== rows * ROW_LEN) {
     throw new RangeError(`decodeYolox: expected [${rows},${ROW_LEN}] = ${rows * ROW_LEN} floats, got ${output.length}`);
   }

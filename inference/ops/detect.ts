@@ -1,11 +1,11 @@
 /** Worker side of the detect stage: letterbox, YOLOX inference and decoding, next to the model. */
 import { defineOp } from '../protocol.js';
 import * as ort from 'onnxruntime-node';
-import { getSession } from '../sessions.js';
+import { fixedInputSize, getSession } from '../sessions.js';
 import type { DetectResult, DetectTask } from './detect.protocol.js';
-import { YOLOX_INPUT, decodeYolox, letterbox } from '../models/yolox.js';
+import { YOLOX_INPUT, decodeYolox, letterbox, yoloxInputSize } from '../models/yolox.js';
 
-// One input tensor buffer per worker, reused for every frame (a worker runs one task at a time).
+// One input tensor buffer per worker, reused for every frame (a worker runs one task at a time); the largest input.
 const input = new Float32Array(3 * YOLOX_INPUT * YOLOX_INPUT);
 
 export async function detect(task: DetectTask, threads: number): Promise<DetectResult> {
@@ -14,8 +14,10 @@ export async function detect(task: DetectTask, threads: number): Promise<DetectR
   if (rgb.length !== task.width * task.height * 3) {
     throw new Error(`frame is ${rgb.length} bytes, expected ${task.width}x${task.height}x3 RGB`);
   }
-  const { tensor, scale } = letterbox(rgb, task.width, task.height, YOLOX_INPUT, input);
-  const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', tensor, [1, 3, YOLOX_INPUT, YOLOX_INPUT]) };
+  // A free-size model runs at the frame's aspect: no model time spent on letterbox padding.
+  const size = fixedInputSize(session) ? { width: YOLOX_INPUT, height: YOLOX_INPUT } : yoloxInputSize(task.width, task.height);
+  const { tensor, scale, inputWidth, inputHeight } = letterbox(rgb, task.width, task.height, YOLOX_INPUT, input, size);
+  const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', tensor, [1, 3, inputHeight, inputWidth]) };
   const t0 = performance.now();
   const out = await session.run(feeds);
   const inferenceMs = performance.now() - t0;
@@ -27,6 +29,8 @@ export async function detect(task: DetectTask, threads: number): Promise<DetectR
     width: task.width,
     height: task.height,
     scale,
+    inputWidth,
+    inputHeight,
   });
   output.dispose();
   return { detections, data: task.data, inferenceMs };

@@ -11,7 +11,7 @@ export const gstreamer = require('gstreamer-superficial') as typeof gstreamerMod
  * sized once, from UV_THREADPOOL_SIZE at its first use (the CLI sets it before anything else runs).
  */
 export const POOL_THREADS_PER_SOURCE = 2;
-const POOL_RESERVE = 8;
+const POOL_RESERVE = 2;
 
 /** The most sources the thread pool serves with room for other work. */
 export function sourcesThePoolServes(poolSize = Number(process.env.UV_THREADPOOL_SIZE) || 4): number {
