@@ -80,7 +80,9 @@ export function threadShares(before: Map<string, { name: string; cpuS: number }>
   const rows: ThreadShare[] = [{ label: 'main thread (RxJS, GstSource, Piscina)', cpuS: sum(main), busy: sum(main) / wallS }];
   node.slice(0, workers).forEach((t, i) => rows.push({ label: `worker ${i + 1} (letterbox, session.run, decode)`, cpuS: t.cpuS, busy: t.cpuS / wallS }));
   rows.push({ label: 'other node threads (V8 GC/compiler, libuv pool)', cpuS: sum(node.slice(workers)), busy: sum(node.slice(workers)) / wallS });
-  rows.push({ label: `GStreamer threads (${[...new Set(gst.filter((t) => t.cpuS > 0).map((t) => t.name))].join(', ') || 'none'})`, cpuS: sum(gst), busy: sum(gst) / wallS });
+  // Thread names without their element's number (avidemux3:sink → avidemux:sink), so 24 cameras make one short label.
+  const kinds = [...new Set(gst.filter((t) => t.cpuS > 0).map((t) => t.name.replace(/\d+(?=:|$)/, '')))];
+  rows.push({ label: `GStreamer threads (${kinds.join(', ') || 'none'})`, cpuS: sum(gst), busy: sum(gst) / wallS });
   return rows;
 }
 
