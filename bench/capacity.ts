@@ -60,7 +60,7 @@ function chainYaml(chain: string, every: number, motion: boolean): string {
   if (chain === 'counting') return counting.join('\n');
   return [...counting,
     '      - { id: faces, use: faces, with: { model: faces, every: 2, save: true, score: 0.7 } }',
-    '      - { id: pose, use: pose, with: { model: pose, visibility: 0.2, maxPersons: 12, minHeight: 32 } }',
+    '      - { id: pose, use: pose, with: { model: pose, every: 2, visibility: 0.2, maxPersons: 12, minHeight: 32 } }',
     '      - { id: activity, use: activity, with: { fallSpeed: 0.8, lyingSeconds: 1.5 } }',
     '      - { id: annotate, use: annotate, with: { quality: 70, fps: 15 } }'].join('\n');
 }

@@ -33,6 +33,7 @@ export function frameLine(p: Packet): string {
       ...(q.trackId !== undefined ? { track: q.trackId } : {}), score: round(q.score, 3), confidence: round(q.confidence, 3), box: box(q.box),
       // COCO order (nose … right_ankle): [x, y, confidence] in source pixels.
       keypoints: q.keypoints.map((k) => [round(k.x, 1), round(k.y, 1), round(k.confidence, 3)]),
+      ...(q.carried ? { carried: true } : {}),
     }));
   }
   if (p.activities) {

@@ -82,6 +82,8 @@ export interface PersonPose {
   /** Mean confidence of the keypoints. */
   confidence: number;
   keypoints: Keypoint[];
+  /** Keypoints of an earlier frame's estimate, moved with the track's box (pose `every` on a tracked pipeline). */
+  carried?: boolean;
 }
 
 export type Posture = 'standing' | 'walking' | 'running' | 'sitting' | 'lying' | 'unknown';

@@ -1,12 +1,14 @@
 /**
  * pose: top-down 17 COCO keypoints (Ultralight-Nano-SimplePose) for every person of a frame, on the frame's
  * tracks (so each pose carries its track id) or, without a tracker, on its person detections. One worker task
- * per frame runs every person; pixels are transferred there and back.
+ * per frame runs every person due; pixels are transferred there and back. With `every: N` and tracks, each track
+ * is estimated on one frame in N and carried between (stages/pose/turns.ts).
  */
 import type { StageDefinition } from '../pipeline/stage.js';
 import { checkModel, orderedAsyncStage } from '../pipeline/stage.js';
 import type { Box, Packet, PersonPose } from '../core/types.js';
 import type { PoseResult, PoseTask } from '../inference/ops/pose.protocol.js';
+import { PoseTurns } from './pose/turns.js';
 
 export interface PoseOptions {
   model: string;
@@ -16,7 +18,10 @@ export interface PoseOptions {
   minHeight: number;
   /** Keypoint confidence from which a keypoint is `visible` (the ncnn reference draws from 0.2; peaks rarely pass 0.8). */
   visibility: number;
-  /** Run on every Nth frame only; other frames carry no `poses`. */
+  /**
+   * Estimate each person on one frame in N. With tracks, tracks take turns and the others carry their last keypoints
+   * moved with their box (`carried`); without, only every Nth frame has `poses`.
+   */
   every: number;
   /** At most this many persons per frame, the largest boxes first (bounds the worker time per frame). */
   maxPersons: number;
@@ -60,25 +65,39 @@ export const poseStage: StageDefinition<PoseOptions> = {
     const model = { path: ctx.modelPath(o.model), kind: 'simplepose' };
     const { every, minScore, minHeight, maxPersons, visibility } = o;
     const inference = ctx.metrics.inferenceSeconds.labels(o.model);
+    const turns = every > 1 ? new PoseTurns(every) : null;
     return orderedAsyncStage(ctx, ctx.settings.workers, async (p) => {
-      if (p.frame.seq % every !== 0) return p;
-      const persons = poseCandidates(p, minScore, minHeight, maxPersons);
-      if (!persons.length) return { ...p, poses: [] };
       const { frame } = p;
-      const task: PoseTask = {
-        op: 'pose', model, width: frame.width, height: frame.height, data: frame.data,
-        boxes: persons.map((c) => c.box), visibility,
-      };
-      const r = await ctx.pool.run<PoseResult>(task, [frame.data], frame.capturedAtMs);
-      for (const ms of r.runMs) inference.observe(ms / 1000);
+      const tracked = turns !== null && p.tracks !== undefined;
+      if (!tracked && frame.seq % every !== 0) return p;
+      const persons = poseCandidates(p, minScore, minHeight, maxPersons);
+      // Decided here, in frame order, before any worker runs.
+      const due = tracked
+        ? turns.due(persons.map((c) => c.trackId ?? -1), frame.seq, new Set((p.tracks ?? []).map((t) => t.id)))
+        : persons.map(() => true);
+      const estimate = persons.filter((_, i) => due[i]);
+      const fresh = new Map<Candidate, PersonPose>();
+      let data = frame.data;
+      if (estimate.length) {
+        const task: PoseTask = { op: 'pose', model, width: frame.width, height: frame.height, data, boxes: estimate.map((c) => c.box), visibility };
+        const r = await ctx.pool.run<PoseResult>(task, [data], frame.capturedAtMs);
+        for (const ms of r.runMs) inference.observe(ms / 1000);
+        data = r.data;
+        estimate.forEach((c, i) => {
+          const keypoints = r.keypoints[i];
+          if (!keypoints?.length) return;
+          const confidence = keypoints.reduce((s, k) => s + k.confidence, 0) / keypoints.length;
+          const pose: PersonPose = { ...(c.trackId !== undefined ? { trackId: c.trackId } : {}), box: c.box, score: c.score, confidence, keypoints };
+          fresh.set(c, pose);
+          if (tracked) turns.estimated(frame.seq, pose);
+        });
+      }
       const poses: PersonPose[] = [];
       persons.forEach((c, i) => {
-        const keypoints = r.keypoints[i];
-        if (!keypoints?.length) return;
-        const confidence = keypoints.reduce((s, k) => s + k.confidence, 0) / keypoints.length;
-        poses.push({ ...(c.trackId !== undefined ? { trackId: c.trackId } : {}), box: c.box, score: c.score, confidence, keypoints });
+        const pose = due[i] ? fresh.get(c) : turns?.carry(c.trackId ?? -1, c.box, c.score);
+        if (pose) poses.push(pose);
       });
-      return { ...p, frame: { ...frame, data: r.data }, poses };
+      return { ...p, frame: { ...frame, data }, poses };
     });
   },
 };

@@ -12,6 +12,7 @@ import type { ModelRef } from '../core/types.js';
 import { detect } from '../inference/ops/detect.js';
 import { iou } from '../core/geometry.js';
 import { poseCandidates } from '../stages/pose.js';
+import { PoseTurns } from '../stages/pose/turns.js';
 import { estimatePoses } from '../inference/ops/pose.js';
 import { decodeHeatmaps, poseCropBox, poseInput, POSE_TENSOR_SIZE } from '../inference/models/simplepose.js';
 import { graph, media, memoryLogger, testSettings } from './helpers.js';
@@ -98,7 +99,8 @@ for (const boxes of ['gt', 'detector'] as const) {
   });
 }
 
-test('vtest.avi through detect → track → pose → activity: 17 COCO keypoints per tracked person, inside its box', async (t) => {
+/** The first `frames` packets of vtest.avi through detect → track → pose (with `poseWith`) → activity, pixels dropped. */
+async function posePipeline(poseWith: string, frames: number): Promise<{ packets: Packet[]; falls: unknown[]; occupancy: number[]; metrics: string }> {
   const app = await startApp(graph(`
 sources:
   plaza: { uri: "file://${media('vtest.avi')}" }
@@ -111,10 +113,9 @@ pipelines:
     stages:
       - { id: detect, use: detect, with: { model: people, classes: [person], score: 0.1 } }
       - { id: track, use: track }
-      - { id: pose, use: pose, with: { model: pose } }
+      - { id: pose, use: pose, with: { model: pose${poseWith} } }
       - { id: activity, use: activity }
 `), testSettings(), { serve: false, log: memoryLogger() });
-  const FRAMES = 150; // 15 s of the clip
   const packets: Packet[] = [];
   const falls: unknown[] = [];
   app.bus.on('activity.fall').subscribe((f) => falls.push(f));
@@ -123,12 +124,21 @@ pipelines:
   await new Promise<void>((resolve) => {
     const sub = app.bus.on('packet').subscribe((p) => {
       packets.push({ ...p, frame: { ...p.frame, data: new ArrayBuffer(0) } });
-      if (packets.length === FRAMES) { sub.unsubscribe(); resolve(); }
+      if (packets.length === frames) { sub.unsubscribe(); resolve(); }
     });
     void app.runtime.whenDone().then(() => resolve());
   });
   const metrics = await app.metrics.render();
   await app.stop();
+  return { packets, falls, occupancy, metrics };
+}
+
+/** Model runs observed for the pose model. */
+const poseRuns = (metrics: string): number => Number(/sightline_inference_seconds_count\{model="pose"\} (\d+)/.exec(metrics)?.[1]);
+
+test('vtest.avi through detect → track → pose → activity: 17 COCO keypoints per tracked person, inside its box', async (t) => {
+  const FRAMES = 150; // 15 s of the clip
+  const { packets, falls, occupancy, metrics } = await posePipeline('', FRAMES);
 
   t.is(packets.length, FRAMES);
   t.deepEqual(packets.flatMap((p) => p.errors ?? []), [], 'no stage failed');
@@ -174,11 +184,71 @@ pipelines:
   t.true(upright / classified >= 0.95, `upright share ${upright}/${classified}`);
   t.is(falls.length, 0);
   t.true(occupancy.length > 0, 'occupancy reported');
-  const runs = Number(/sightline_inference_seconds_count\{model="pose"\} (\d+)/.exec(metrics)?.[1]);
+  const runs = poseRuns(metrics);
   const runSeconds = Number(/sightline_inference_seconds_sum\{model="pose"\} ([\d.e-]+)/.exec(metrics)?.[1]);
   t.log(`pose model: ${runs} runs, mean ${((1000 * runSeconds) / runs).toFixed(1)} ms per person (shared machine)`);
   // One observation per person; frames past the 150th that were already in flight add a few more.
   t.true(runs >= persons && runs <= persons + 3 * 20, `one inference observation per person: ${runs} runs for ${persons} poses`);
+});
+
+test('pose every 2 on tracks: each track estimated on one frame in two, its keypoints carried with its box between', async (t) => {
+  const FRAMES = 100;
+  const { packets, falls, metrics } = await posePipeline(', every: 2', FRAMES);
+  t.deepEqual(packets.flatMap((p) => p.errors ?? []), [], 'no stage failed');
+  let fresh = 0;
+  let carried = 0;
+  let tracked = 0;
+  const lastFresh = new Map<number, number>();
+  for (const p of packets) {
+    const live = (p.tracks ?? []).filter((tr) => tr.state !== 'lost' && tr.label === 'person');
+    tracked += live.length;
+    for (const pose of p.poses ?? []) {
+      const id = pose.trackId!;
+      const track = live.find((tr) => tr.id === id);
+      t.truthy(track, `pose of a live track (${id}) on frame ${p.frame.seq}`);
+      t.deepEqual(pose.box, track!.box, 'a carried pose is on the box of this frame');
+      if (pose.carried) {
+        carried++;
+        t.true(lastFresh.has(id), 'carried only after an estimate');
+        const [x1, y1, x2, y2] = pose.box;
+        const [w, h] = [x2 - x1, y2 - y1];
+        const inCrop = (k: { x: number; y: number }): boolean =>
+          k.x >= x1 - 0.2 * w - 1e-6 && k.x <= x2 + 0.2 * w + 1e-6 && k.y >= y1 - 0.1 * h - 1e-6 && k.y <= y2 + 0.1 * h + 1e-6;
+        t.true(pose.keypoints.every(inCrop), 'moved keypoints stay in the crop of the box they were moved onto');
+      } else {
+        fresh++;
+        lastFresh.set(id, p.frame.seq);
+      }
+    }
+  }
+  const runs = poseRuns(metrics);
+  t.log(`${tracked} tracked persons on ${FRAMES} frames: ${fresh} poses estimated, ${carried} carried; ${runs} model runs`);
+  t.true(fresh + carried >= 0.9 * tracked, 'nearly every tracked person has a pose on every frame');
+  t.true(carried >= 0.35 * (fresh + carried) && fresh >= 0.35 * (fresh + carried), 'about half the poses are estimated');
+  t.true(runs <= fresh + 3 * 20, `the model ran for the estimated poses only: ${runs} runs for ${fresh}`);
+  t.is(falls.length, 0, 'nobody falls');
+});
+
+test('pose turns: tracks take turns by id, a track whose turns were dropped is estimated, gone tracks are forgotten', (t) => {
+  const turns = new PoseTurns(2);
+  const live = new Set([1, 2, 3, 4]);
+  t.deepEqual(turns.due([1, 2, 3, 4], 0, live), [true, true, true, true], 'never estimated: all due');
+  t.deepEqual(turns.due([1, 2, 3, 4], 1, live), [true, false, true, false], '(seq + id) % 2 === 0');
+  t.deepEqual(turns.due([1, 2, 3, 4], 2, live), [false, true, false, true]);
+  // Every even frame dropped from here: tracks 2 and 4 never get their turn, so they are due 2 × every after the last.
+  t.deepEqual(turns.due([1, 2, 3, 4], 3, live), [true, false, true, false]);
+  t.deepEqual(turns.due([1, 2, 3, 4], 5, live), [true, false, true, false]);
+  t.deepEqual(turns.due([1, 2, 3, 4], 7, live), [true, true, true, true]);
+  const pose = { trackId: 1, box: [10, 10, 30, 50] as Box, score: 0.9, confidence: 0.5,
+    keypoints: [{ name: 'nose' as const, x: 20, y: 14, confidence: 0.9, visible: true }] };
+  turns.estimated(2, pose);
+  const moved = turns.carry(1, [110, 20, 150, 100], 0.8)!;
+  t.like(moved, { trackId: 1, carried: true, score: 0.8, confidence: 0.5 });
+  t.deepEqual([moved.keypoints[0].x, moved.keypoints[0].y], [130, 28], 'the same place in a box moved and twice as large');
+  t.is(turns.carry(2, [0, 0, 1, 1], 1), undefined, 'nothing to carry before a first estimate');
+  turns.due([2], 9, new Set([2]));
+  t.is(turns.carry(1, [0, 0, 1, 1], 1), undefined, 'a track gone from the frame is forgotten');
+  t.deepEqual(turns.due([1], 10, new Set([1])), [true], 'and a track seen again starts over');
 });
 
 test('the graph refuses a pose stage on a model of another kind, and activity without a tracker', (t) => {

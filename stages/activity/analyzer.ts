@@ -130,8 +130,10 @@ export class ActivityAnalyzer {
 
       const perMs = this.frameMs ? 1 / this.frameMs : 0;
       const speedPxPerS = Math.hypot(tr.velocity[0], tr.velocity[1]) * perMs * 1000;
-      if (frame.poses !== undefined) {
-        this.observe(s, t, tr.box, poseOf.get(tr.id)?.keypoints, speedPxPerS);
+      const pose = poseOf.get(tr.id);
+      // A carried pose is an earlier estimate moved with the box: it adds nothing the box does not already say.
+      if (frame.poses !== undefined && !pose?.carried) {
+        this.observe(s, t, tr.box, pose?.keypoints, speedPxPerS);
         this.advanceFall(tr.id, tr.box, s, t, atMs, out);
       }
       out.activities.push({
