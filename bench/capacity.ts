@@ -3,6 +3,7 @@
  *
  *   node dist/bench/capacity.js [--chain counting|full] [--cameras 8,12,16] [--seconds 40] [--warmup 10]
  *       [--source file|rtsp] [--every 1] [--motion] [--peer path/to/peer_ort.py --peer-python python3] [--offline-runs 3]
+ *       [--skip-live] [--default-gc]
  *
  * Live: N cameras, each the sample video played in real time at 640×360, 10 fps (a file source, or clients of one
  * RTSP test server), through the counting chain (detect → track → count) or the default graph's chain (+ faces every 2,
@@ -23,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseGraph } from '../app/catalog.js';
 import { startApp } from '../app/app.js';
+import { tuneGc } from '../app/gc-tuning.js';
 import { loadSettings } from '../config/settings.js';
 import { createLogger } from '../core/log.js';
 import { startRtspServer, type RtspServer } from '../test/rtsp-server.js';
@@ -46,6 +48,7 @@ const { values: args } = parseArgs({
     'peer-python': { type: 'string', default: 'python3' },
     'offline-runs': { type: 'string', default: '3' },
     'skip-live': { type: 'boolean', default: false },
+    'default-gc': { type: 'boolean', default: false },
   },
 });
 
@@ -185,6 +188,8 @@ async function offline(): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  // As `sightline run` does; --default-gc measures without it.
+  if (!args['default-gc']) tuneGc();
   console.log(`capacity on ${cores()} cores (${os.cpus()[0]?.model ?? 'cpu'}), load ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
   if (!args['skip-live']) {
     const rtsp = args.source === 'rtsp' ? await startRtspServer({ fps: 10 }) : null;

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { GraphError, type Graph, type GraphWarnings } from '../config/graph.js';
 import { loadSettings, settingsHelp, type ResolvedSettings } from '../config/settings.js';
 import { startApp } from '../app/app.js';
+import { tuneGc } from '../app/gc-tuning.js';
 import { loadGraph } from '../app/catalog.js';
 import { runAssetsCli } from './assets.js';
 import { createLogger } from '../core/log.js';
@@ -44,6 +45,7 @@ const SETTINGS_FLAGS = {
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'assets') return runAssetsCli(argv.slice(1));
+  tuneGc();
   let parsed;
   try {
     parsed = parseArgs({
