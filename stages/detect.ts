@@ -36,6 +36,17 @@ export interface DetectOptions {
   motion?: MotionOptions;
 }
 
+/**
+ * Which frames of a pipeline `every: N` runs on: cameras started together would otherwise all detect on the same
+ * frame ticks and leave the pool idle on the others, so each pipeline gets a phase from its id (FNV-1a), spreading
+ * the detections of many cameras evenly over the ticks.
+ */
+export function detectPhase(pipeline: string, every: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < pipeline.length; i++) h = Math.imul(h ^ pipeline.charCodeAt(i), 0x01000193) >>> 0;
+  return every > 1 ? h % every : 0;
+}
+
 export const detectStage: StageDefinition<DetectOptions> = {
   name: 'detect',
   optionsSchema: {
@@ -76,10 +87,11 @@ export const detectStage: StageDefinition<DetectOptions> = {
     skipped.no_motion.inc(0);
     let reference: Thumbnail | null = null;
     let sinceDetect = 0;
+    const phase = detectPhase(ctx.pipeline, o.every);
 
     /** Why this frame is skipped, or null to detect (called in frame order, before the frame goes to a worker). */
     const skipReason = (p: Packet): Packet['detectSkipped'] | null => {
-      if (o.every > 1 && p.frame.seq % o.every !== 0) return 'every';
+      if (o.every > 1 && (p.frame.seq + phase) % o.every !== 0) return 'every';
       if (!o.motion || p.frame.data.byteLength !== p.frame.width * p.frame.height * 3) return null;
       const thumb = thumbnail(new Uint8Array(p.frame.data), p.frame.width, p.frame.height);
       if (reference && sinceDetect < o.motion.maxSkip && changedShare(reference, thumb, o.motion.threshold) < o.motion.area) {

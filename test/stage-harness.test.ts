@@ -9,7 +9,7 @@ import type { Box, Detection, Packet, TrackedObject } from '../core/types.js';
 import { dayKey } from '../services/counting/day.js';
 import { annotateStage } from '../stages/annotate.js';
 import { countStage } from '../stages/count.js';
-import { detectStage } from '../stages/detect.js';
+import { detectPhase, detectStage } from '../stages/detect.js';
 import { trackStage } from '../stages/track.js';
 import { packet, StageHarness } from './harness/stage-harness.js';
 
@@ -126,7 +126,7 @@ test('annotate: one JPEG per frame up to fps (by capture time), drawn where the 
   t.true((await h.run(frames(20))).every((p) => !p.jpeg), 'the last viewer gone, encoding stops');
 });
 
-test('detect: every 2 runs on even frames only; motion gating skips still frames, runs when something moves and every maxSkip', async (t) => {
+test('detect: every 2 runs on one frame in two, in the pipeline\'s phase; motion gating skips still frames, runs when something moves and every maxSkip', async (t) => {
   const graph = { file: 'g.yaml', sources: {}, models: { people: { id: 'people', file: 'yolox_nano.onnx', kind: 'yolox' } }, pipelines: {}, transports: {} };
   const frame = (seq: number, squareX: number | null): Packet => {
     const p = packet(seq, 1_000 + seq * 100, {}, { width: W, height: H }, true);
@@ -139,7 +139,13 @@ test('detect: every 2 runs on even frames only; motion gating skips still frames
   const every = new StageHarness(detectStage, { model: 'people', every: 2 }, { graph, poolThreads: 1 });
   t.teardown(() => every.close());
   const a = await every.run(Array.from({ length: 6 }, (_, i) => frame(i, null)));
-  t.deepEqual(a.map((p) => p.detectSkipped ?? (p.detections ? 'ran' : '?')), ['ran', 'every', 'ran', 'every', 'ran', 'every']);
+  const phase = detectPhase('p', 2);
+  t.deepEqual(a.map((p) => p.detectSkipped ?? (p.detections ? 'ran' : '?')),
+    Array.from({ length: 6 }, (_, i) => ((i + phase) % 2 === 0 ? 'ran' : 'every')), 'one frame in two, in the pipeline\'s phase');
+  // Pipelines take different phases, so cameras started together do not all detect on the same ticks.
+  const phases = Array.from({ length: 12 }, (_, i) => detectPhase(`cam${i}`, 2));
+  t.true(phases.includes(0) && phases.includes(1), `phases of cam0…cam11: ${phases.join('')}`);
+  t.is(detectPhase('anything', 1), 0);
 
   const gated = new StageHarness(detectStage, { model: 'people', motion: { maxSkip: 4 } }, { graph, poolThreads: 1 });
   t.teardown(() => gated.close());
