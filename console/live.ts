@@ -57,7 +57,11 @@ export function resultsOf(p: Packet, n: number): LiveResults {
 }
 
 interface Held {
-  results: LiveResults;
+  /** The packet as it reached its sink, and its number among its pipeline's packets. */
+  packet: Packet;
+  n: number;
+  /** Its results for the browser, made when a browser first asks (most packets are never asked for). */
+  results?: LiveResults;
   /** The packet's RGB pixels (never transferred from here: a copy goes to the worker). */
   pixels?: ArrayBuffer;
   /** The annotate stage's JPEG, when the packet had one. */
@@ -65,6 +69,8 @@ interface Held {
   image?: Promise<LiveImage | null>;
   atMs: number;
 }
+
+const resultsOfHeld = (h: Held): LiveResults => (h.results ??= resultsOf(h.packet, h.n));
 
 export interface LiveOptions { fps: number; width: number; quality: number }
 
@@ -88,8 +94,8 @@ export class LiveFrames {
     const now = this.clock.now();
     return [...this.newest.values()].filter((h) => now - h.atMs < 60_000)
       .map((h) => {
-        const { pipeline, source, width, height, n } = h.results;
-        return { pipeline, source, width, height, n, ageMs: now - h.atMs };
+        const { pipeline, frame: { source, width, height } } = h.packet;
+        return { pipeline, source, width, height, n: h.n, ageMs: now - h.atMs };
       });
   }
 
@@ -98,7 +104,7 @@ export class LiveFrames {
     this.counts.set(p.pipeline, n);
     const f = p.frame;
     const pixels = f.data.byteLength > 0 && f.data.byteLength === f.width * f.height * 3 ? f.data : undefined;
-    const held: Held = { results: resultsOf(p, n), pixels, drawn: p.jpeg, atMs: this.clock.now() };
+    const held: Held = { packet: p, n, pixels, drawn: p.jpeg, atMs: this.clock.now() };
     this.newest.set(p.pipeline, held);
     if (p.jpeg) this.newestDrawn.set(p.pipeline, held);
     const waiting = this.waiters.get(p.pipeline);
@@ -110,7 +116,7 @@ export class LiveFrames {
 
   /** Resolves once a packet newer than `after` is here, or after `maxWaitMs` (false). */
   private waitFor(pipeline: string, after: number, maxWaitMs: number): Promise<boolean> {
-    const have = this.newest.get(pipeline)?.results.n;
+    const have = this.newest.get(pipeline)?.n;
     // Newer than the tab's, or a number this server never gave (the tab outlived a restart): the newest at once.
     if (have !== undefined && have !== after) return Promise.resolve(true);
     return new Promise((resolve) => {
@@ -136,18 +142,18 @@ export class LiveFrames {
       this.lastEncodeMs.set(pipeline, this.clock.now());
       held.image = this.encode(held);
     }
-    return { results: held.results, image: await held.image };
+    return { results: resultsOfHeld(held), image: await held.image };
   }
 
   /** The next frame of a pipeline (within `maxWaitMs`), encoded: a snapshot of what its camera sees now. */
   async snapshot(pipeline: string, maxWaitMs = 3000): Promise<{ results: LiveResults; image: LiveImage } | null> {
-    const after = this.newest.get(pipeline)?.results.n ?? 0;
+    const after = this.newest.get(pipeline)?.n ?? 0;
     if (!(await this.waitFor(pipeline, after, maxWaitMs))) return null;
     const held = this.pick(pipeline);
     if (!held) return null;
     held.image ??= this.encode(held);
     const image = await held.image;
-    return image ? { results: held.results, image } : null;
+    return image ? { results: resultsOfHeld(held), image } : null;
   }
 
   /** The newest packet with pixels, else the newest with a drawn JPEG. */
@@ -161,7 +167,7 @@ export class LiveFrames {
     if (!h.pixels) {
       return h.drawn ? { jpeg: new Uint8Array(h.drawn.data), width: h.drawn.width, height: h.drawn.height, drawn: true } : null;
     }
-    const { width, height } = h.results;
+    const { width, height } = h.packet.frame;
     const copy = h.pixels.slice(0);
     const task: AnnotateTask = {
       op: 'annotate', width, height, data: copy, quality: this.o.quality,
