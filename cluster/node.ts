@@ -175,6 +175,10 @@ export class ClusterNode {
     const replicas = Math.max(1, settings.clusterReplicas);
     const key = await sharedEmbeddingKey(this.nc, settings.dataDir, replicas);
     this.embeddingKey = () => key;
+    // Events first, then the snapshot: a state a worker reports between the two would otherwise be lost until
+    // its next change (the snapshot predates it and the event came before anyone listened). The view keeps
+    // the newer of an event and a snapshot entry.
+    this.bridge.receive();
     const nodes = await askStates(this.nc, this.busStates!, log.child('states'));
     log.info(`states of ${nodes} node(s) that run pipelines received`);
     this.sharedPersons = await SharedPersons.start(this.nc, persons, store, log.child('persons'), metrics, replicas);
@@ -200,7 +204,6 @@ export class ClusterNode {
   async start(graph: Graph, runtime: Runtime): Promise<void> {
     this.graph = graph;
     this.runtime = runtime;
-    if (this.servesProtocols) this.bridge.receive();
     if (!this.runsPipelines) return;
     const { settings, metrics, log, pool, counts, bus } = this.d;
     const js = this.nc.jetstream();
