@@ -25,7 +25,7 @@ import { KnownPersons } from '../services/persons/known-persons.js';
 import { ReconstructionSessions } from '../services/reconstruction/sessions.js';
 import { Store } from '../services/store/store.js';
 import type { MountedTransport, TransportContext } from '../transports/contract.js';
-import { HttpHub } from '../transports/http/hub.js';
+import type { HttpHub } from '../transports/http/hub.js';
 import { loadGraph, parseGraph, stageDefinition, transportDefinition, WORKER_OPS } from './catalog.js';
 import { nodeKindFor } from './cluster.js';
 import type { NodeKind, NodeParts } from './node.js';
@@ -44,7 +44,8 @@ export interface App {
   runtime: Runtime;
   /** The node's seams (what a single node or a cluster node hands the transports). */
   node: NodeParts;
-  hub: HttpHub;
+  /** The HTTP hub serving the transports (none when the app does not serve). */
+  hub: HttpHub | null;
   log: Logger;
   /** Graph port → bound port (differs when a port of 0 asked for a free one). */
   ports: Map<number, number>;
@@ -104,13 +105,15 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
     described: (pipeline) => metrics.personLooks.inc({ pipeline }),
   }));
   const runtimeStates = new RuntimeStates(() => holder.runtime!, clock);
-  const hub = root.add(new HttpHub(settings.host, log.child('http'), metrics));
+  const serve = opts.serve !== false;
+  // Only an app that serves loads the HTTP hub (Fastify) and, when mounting them, the transports' code.
+  const hub = serve ? root.add(new (await import('../transports/http/hub.js')).HttpHub(settings.host, log.child('http'), metrics)) : null;
   // Shared state of a cluster (known persons, sessions, the token key) is caught up before any transport answers.
   const node = await kind.join({ settings, bus, metrics, log, pool, store, counts, faces, persons, sessions, looks, runtimeStates });
   const scheduler = new FrameScheduler({ slots: settings.schedulerSlots, clock });
   const runtime = holder.runtime = new Runtime(node.initialGraph(initial),
     { settings, stages: stageDefinition, clock, counts, faces, pool, scheduler, bus, metrics, log });
-  const ctx: TransportContext = {
+  const ctx: TransportContext | null = hub && {
     hub, bus, metrics, settings, log, clock, faces, pool, persons, inference: node.inference, personsWriter: node.personsWriter,
     looks: node.looks, graph: () => node.configured(runtime), states: node.states, runtime: () => runtime,
     embeddingKey: node.embeddingKey, reconstructionSessions: sessions, sessionsWriter: node.sessionsWriter,
@@ -121,10 +124,9 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   };
 
   const mounted = new Map<string, { spec: WantedTransport; handle: MountedTransport }>();
-  const serve = opts.serve !== false;
   const wanted = (graph: Graph) => transportsOf(graph, settings, node.servesProtocols);
   const syncTransports = async (graph: Graph): Promise<void> => {
-    if (!serve) return;
+    if (!hub || !ctx) return;
     const want = wanted(graph);
     for (const [id, m] of mounted) {
       if (isDeepStrictEqual(want.get(id), m.spec)) continue;
@@ -133,7 +135,7 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
       mounted.delete(id);
     }
     for (const [id, spec] of want) {
-      if (!mounted.has(id)) mounted.set(id, { spec, handle: transportDefinition(id)!.mount(spec, ctx) });
+      if (!mounted.has(id)) mounted.set(id, { spec, handle: await transportDefinition(id)!.mount(spec, ctx) });
     }
     await hub.listen();
   };
@@ -179,14 +181,14 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
     return reloading;
   };
   const reload = (): Promise<ReloadResult> => reloadReport().then((e) => e.result);
-  const portOf = (id: string): number | undefined => { const m = mounted.get(id); return m ? hub.bound.get(m.spec.port) : undefined; };
+  const portOf = (id: string): number | undefined => { const m = mounted.get(id); return m ? hub?.bound.get(m.spec.port) : undefined; };
   const watcher = opts.watch && opts.graphFile ? watchFile(opts.graphFile, () => void reload()) : null;
   root.add(async () => { await reloading.catch(() => undefined); });
   if (watcher) root.add(() => watcher.close());
 
   return {
     get graph() { return runtime.graph; },
-    settings, bus, metrics, pool, store, counts, persons, runtime, node, hub, log, ports: hub.bound,
+    settings, bus, metrics, pool, store, counts, persons, runtime, node, hub, log, ports: hub?.bound ?? new Map<number, number>(),
     portOf,
     reload, reloadReport, stop: () => root.close(),
   };

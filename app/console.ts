@@ -4,14 +4,15 @@
  * not among them, so only this file sees both.
  */
 import { CONSOLE_DEFAULT_PORT, CONSOLE_SCHEMA, type ConsoleOptions } from '../console/context.js';
-import { CONSOLE_ERRORS, WebConsole } from '../console/index.js';
 import { defineTransport } from '../transports/contract.js';
 
 export const consoleTransport = defineTransport<ConsoleOptions>({
   name: 'console',
   schema: CONSOLE_SCHEMA,
   defaultPort: () => CONSOLE_DEFAULT_PORT,
-  mount: (spec, ctx) => {
+  // Its code is loaded when a graph serves it, as a protocol's is (transports/contract.ts, mountFrom).
+  mount: async (spec, ctx) => {
+    const { CONSOLE_ERRORS, WebConsole } = await import('../console/index.js');
     const web = new WebConsole(spec, ctx);
     ctx.hub.mount(spec.port, {
       owner: spec.id, prefixes: ['/'], shape: CONSOLE_ERRORS,

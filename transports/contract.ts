@@ -77,10 +77,19 @@ export interface MountedTransport { close(): Promise<void> }
 export interface TransportDefinition<S extends TransportSpec = TransportSpec> extends TransportSchema {
   defaultPort(settings: ResolvedSettings): number;
   /** `spec` holds complete options (schema defaults filled in) and the port to serve on. */
-  mount(spec: S & { port: number }, ctx: TransportContext): MountedTransport;
+  mount(spec: S & { port: number }, ctx: TransportContext): MountedTransport | Promise<MountedTransport>;
 }
 
 /** Declares a transport with its options type checked (the catalog holds them untyped). */
 export function defineTransport<S extends TransportSpec>(def: TransportDefinition<S>): TransportDefinition {
   return def as unknown as TransportDefinition;
+}
+
+/**
+ * A mount whose code (the protocol's handlers, `ws`, its services) is imported when a graph first serves the
+ * protocol: validating a graph or running `sightline process` reads only the definitions, and starts that much sooner.
+ */
+export function mountFrom<S extends TransportSpec>(load: () => Promise<{ mount(spec: S & { port: number }, ctx: TransportContext): MountedTransport }>):
+  (spec: S & { port: number }, ctx: TransportContext) => Promise<MountedTransport> {
+  return async (spec, ctx) => (await load()).mount(spec, ctx);
 }
