@@ -27,8 +27,8 @@ interface Field {
 export function withFreeInputSize(model: Uint8Array): Uint8Array | null {
   let patchedInput = false;
   try {
-    const out = rewrite(model, (f) => {
-      if (f.no !== 7 || !f.body) return f.raw;
+    const out = concat(rewrite(model, (f) => {
+      if (f.no !== 7 || !f.body) return [f.raw];
       const graph = rewrite(f.body, (g) => {
         if (g.no === 13) return null; // value_info: recorded shapes of intermediate values
         if (g.no === 11 && g.body && !patchedInput) {
@@ -39,10 +39,10 @@ export function withFreeInputSize(model: Uint8Array): Uint8Array | null {
           }));
         }
         if (g.no === 12 && g.body) return delimited(12, reshapeValue(g.body, (dims) => dims.map((d, i) => (i === 1 ? symbolic('anchors') : d))));
-        return g.raw;
+        return [g.raw];
       });
       return delimited(7, graph);
-    });
+    }));
     return patchedInput ? out : null;
   } catch {
     return null;
@@ -50,35 +50,41 @@ export function withFreeInputSize(model: Uint8Array): Uint8Array | null {
 }
 
 /** ValueInfoProto with its tensor shape's dims replaced (each dim passed as its encoded Dimension field). */
-function reshapeValue(valueInfo: Uint8Array, change: (dims: Uint8Array[]) => Uint8Array[]): Uint8Array {
+function reshapeValue(valueInfo: Uint8Array, change: (dims: Uint8Array[]) => Uint8Array[]): Parts {
   return rewrite(valueInfo, (v) => {
-    if (v.no !== 2 || !v.body) return v.raw;
+    if (v.no !== 2 || !v.body) return [v.raw];
     return delimited(2, rewrite(v.body, (t) => {
-      if (t.no !== 1 || !t.body) return t.raw;
+      if (t.no !== 1 || !t.body) return [t.raw];
       return delimited(1, rewrite(t.body, (s) => {
-        if (s.no !== 2 || !s.body) return s.raw;
+        if (s.no !== 2 || !s.body) return [s.raw];
         const all = fields(s.body);
         const dims = all.filter((d) => d.no === 1).map((d) => d.raw);
         const rest = all.filter((d) => d.no !== 1).map((d) => d.raw);
-        return delimited(2, concat([...change(dims), ...rest]));
+        return delimited(2, [...change(dims), ...rest]);
       }));
     }));
   });
 }
 
+/**
+ * A message being re-encoded, as the byte ranges it is made of: the model's unchanged fields (its weights, megabytes)
+ * stay views of the file and are copied once, into the result, instead of at every level of nesting.
+ */
+type Parts = Uint8Array[];
+
 /** TensorShapeProto.dim field holding Dimension { dim_param: name }. */
 function symbolic(name: string): Uint8Array {
-  return delimited(1, delimited(2, new TextEncoder().encode(name)));
+  return concat(delimited(1, delimited(2, [new TextEncoder().encode(name)])));
 }
 
 /** Re-encodes a message with each field replaced by what `map` returns (null drops it). */
-function rewrite(message: Uint8Array, map: (f: Field) => Uint8Array | null): Uint8Array {
-  const parts: Uint8Array[] = [];
+function rewrite(message: Uint8Array, map: (f: Field) => Parts | null): Parts {
+  const parts: Parts = [];
   for (const f of fields(message)) {
     const r = map(f);
-    if (r) parts.push(r);
+    if (r) parts.push(...r);
   }
-  return concat(parts);
+  return parts;
 }
 
 function fields(buf: Uint8Array): Field[] {
@@ -128,11 +134,12 @@ function encodeVarint(v: number): number[] {
   return out;
 }
 
-function delimited(no: number, body: Uint8Array): Uint8Array {
-  return concat([Uint8Array.from([...encodeVarint(no * 8 + 2), ...encodeVarint(body.length)]), body]);
+function delimited(no: number, body: Parts): Parts {
+  const length = body.reduce((n, p) => n + p.length, 0);
+  return [Uint8Array.from([...encodeVarint(no * 8 + 2), ...encodeVarint(length)]), ...body];
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
+function concat(parts: Parts): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
   for (const p of parts) {
