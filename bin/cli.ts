@@ -7,12 +7,9 @@ import { loadSettings, settingsHelp, type ResolvedSettings } from '../config/set
 import { startApp } from '../app/app.js';
 import { tuneGc } from '../app/gc-tuning.js';
 import { loadGraph } from '../app/catalog.js';
-import { runAssetsCli } from './assets.js';
 import { createLogger } from '../core/log.js';
-import { enrollFolder } from './enroll.js';
 import { frameLine, RunSummary } from './frame-results.js';
 import { ProgressReporter } from './progress.js';
-import { signConsoleTokenFor, signToken } from './token.js';
 
 const USAGE = `Usage:
   sightline run <graph.yaml> [settings]                 serve the graph until SIGINT/SIGTERM
@@ -44,7 +41,8 @@ const SETTINGS_FLAGS = {
 } as const;
 
 export async function main(argv: string[]): Promise<number> {
-  if (argv[0] === 'assets') return runAssetsCli(argv.slice(1));
+  // Each command loads what only it needs (JWT signing, enrolment, assets) when it runs: every start reads less.
+  if (argv[0] === 'assets') return (await import('./assets.js')).runAssetsCli(argv.slice(1));
   tuneGc();
   let parsed;
   try {
@@ -70,6 +68,7 @@ export async function main(argv: string[]): Promise<number> {
   if (command === 'enroll') {
     if (!graphFile) { console.error(`enroll: missing <folder>\n\n${USAGE}`); return 2; }
     const settings = loadSettings(argv.filter((a) => a !== command && a !== graphFile && !['--detector', '--embedder', parsed.values.detector, parsed.values.embedder].includes(a)));
+    const { enrollFolder } = await import('./enroll.js');
     return exitSoon(await enrollFolder(graphFile, settings, {
       detector: parsed.values.detector ?? 'face_detection_yunet_2023mar_dynamic.onnx',
       embedder: parsed.values.embedder ?? 'face_recognition_mobilefacenet_128d.onnx',
@@ -104,6 +103,7 @@ export async function main(argv: string[]): Promise<number> {
       return run(graph, graphFile, settings);
     case 'token':
       try {
+        const { signConsoleTokenFor, signToken } = await import('./token.js');
         const o = { subject: parsed.values.subject, ttlSeconds: parsed.values.ttl ? Number(parsed.values.ttl) : undefined };
         console.log(parsed.values.console ? await signConsoleTokenFor(graph, settings, o) : await signToken(graph, settings, o));
         return 0;
