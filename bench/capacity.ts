@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseGraph } from '../app/catalog.js';
 import { startApp } from '../app/app.js';
+import { ALLOCATOR_ENV } from '../app/allocator.js';
 import { tuneGc } from '../app/gc-tuning.js';
 import { loadSettings } from '../config/settings.js';
 import { createLogger } from '../core/log.js';
@@ -175,7 +176,7 @@ async function offline(): Promise<void> {
   for (let i = 0; i < runs; i++) {
     ours.push(await timed(process.execPath, [BIN, 'process', graphFile, '--input', VTEST, '--output', path.join(dataDir, 'out.jsonl'), '--data-dir', dataDir,
       '--log-level', 'warn'],
-      { ...process.env, MALLOC_ARENA_MAX: '2' }));
+      { ...process.env, ...ALLOCATOR_ENV }));
     if (args.peer) peer.push(await timed(args['peer-python'], [args.peer, VTEST, path.join(ROOT, 'models', 'yolox_nano.onnx'), String(cores())]));
   }
   const frames = readFileSync(path.join(dataDir, 'out.jsonl'), 'utf8').split('\n').filter((l) => l.startsWith('{"pipeline"')).length;

@@ -1,6 +1,7 @@
 /** What every benchmark prints with: plain-text tables, nearest-rank percentiles, and a quiet machine. */
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
+import { ALLOCATOR_ENV, missingAllocatorEnv } from '../app/allocator.js';
 
 /** Nearest-rank percentile of unsorted values; q is a fraction (0.95). NaN when there are none. */
 export function percentile(values: number[], q: number): number {
@@ -48,14 +49,15 @@ export async function waitForQuietMachine(label: string, maxWaitS = 300): Promis
 }
 
 /**
- * Runs this benchmark again in a child with UV_THREADPOOL_SIZE set, when it is not (each GStreamer source parks two
- * blocking calls on libuv's pool, which is sized at its first use, before this code runs). Returns true in the
- * parent, which should then do nothing else.
+ * Runs this benchmark again in a child with UV_THREADPOOL_SIZE and the allocator settings set, when they are not
+ * (each GStreamer source parks two blocking calls on libuv's pool, which is sized at its first use, before this code
+ * runs; glibc reads its settings at start-up). Returns true in the parent, which should then do nothing else.
  */
 export function rerunWithThreadpool(size = 256): boolean {
-  if (process.env.UV_THREADPOOL_SIZE) return false;
+  if (process.env.UV_THREADPOOL_SIZE && missingAllocatorEnv().length === 0) return false;
+  // The allocator settings too: the benchmarks measure Sightline as `npm start` runs it (app/allocator.ts).
   const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit', env: { ...process.env, UV_THREADPOOL_SIZE: String(size) },
+    stdio: 'inherit', env: { UV_THREADPOOL_SIZE: String(size), ...ALLOCATOR_ENV, ...process.env },
   });
   process.exitCode = r.status ?? 1;
   return true;

@@ -31,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import WebSocket from 'ws';
 import { parse as parseYaml } from 'yaml';
+import { ALLOCATOR_ENV } from '../app/allocator.js';
 import { prng } from '../test/prng.js';
 import { hostileImages, validImages, validJpeg, type HostileImage } from '../test/fuzz/images.js';
 import {
@@ -99,7 +100,7 @@ interface ServerLog { warn: number; error: number; errors: Map<string, number>; 
 function startServer(dataDir: string): { child: ChildProcess; log: ServerLog } {
   const child = spawn(process.execPath, [CLI, 'run', GRAPH, '--data-dir', dataDir, '--host', HOST],
     // Its own process group, so a Ctrl-C meant for the benchmark reaches the server only through stopServer().
-    { env: { ...process.env, MALLOC_ARENA_MAX: '2' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    { env: { ...process.env, ...ALLOCATOR_ENV }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const file = createWriteStream(path.join(dataDir, 'server.log'));
   const log: ServerLog = { warn: 0, error: 0, errors: new Map(), tail: [] };
   for (const stream of [child.stdout!, child.stderr!]) {

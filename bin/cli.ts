@@ -4,6 +4,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { GraphError, type Graph, type GraphWarnings } from '../config/graph.js';
 import { loadSettings, settingsHelp, type ResolvedSettings } from '../config/settings.js';
+import { missingAllocatorEnv } from '../app/allocator.js';
 import { startApp } from '../app/app.js';
 import { tuneGc } from '../app/gc-tuning.js';
 import { loadGraph } from '../app/catalog.js';
@@ -94,6 +95,10 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   for (const w of graph.warnings) console.error(`warning: ${w}`);
+  const allocator = missingAllocatorEnv();
+  if (allocator.length && (command === 'run' || command === 'process')) {
+    console.error(`warning: glibc's allocator is not set for video frames; start with ${allocator.join(' ')} (README, Settings)`);
+  }
 
   switch (command) {
     case 'validate':

@@ -7,6 +7,7 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { connect } from 'nats';
+import { ALLOCATOR_ENV } from '../app/allocator.js';
 import { metric } from './helpers.js';
 import { freePort } from './rtsp-server.js';
 
@@ -87,7 +88,7 @@ export class Cluster {
     mkdirSync(dataDir, { recursive: true });
     const proc = spawn(process.execPath, [BIN, 'run', graphFile, '--cluster', this.nats.url, '--role', role,
       '--node-id', name, '--data-dir', dataDir, '--metrics-port', String(metricsPort), '--host', '127.0.0.1',
-      '--workers', '1', '--log-level', 'info', ...extra], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
+      '--workers', '1', '--log-level', 'info', ...extra], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...ALLOCATOR_ENV } });
     const log: string[] = [];
     proc.stderr!.on('data', (d: Buffer) => log.push(...d.toString().split('\n').filter(Boolean)));
     // 'close', not 'exit': the last lines of stderr are read by then.
