@@ -126,18 +126,18 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   const mounted = new Map<string, { spec: WantedTransport; handle: MountedTransport }>();
   const wanted = (graph: Graph) => transportsOf(graph, settings, node.servesProtocols);
   const syncTransports = async (graph: Graph): Promise<void> => {
-    if (!hub || !ctx) return;
+    if (!ctx) return;
     const want = wanted(graph);
     for (const [id, m] of mounted) {
       if (isDeepStrictEqual(want.get(id), m.spec)) continue;
       await m.handle.close();
-      await hub.unmount(id);
+      await ctx.hub.unmount(id);
       mounted.delete(id);
     }
     for (const [id, spec] of want) {
       if (!mounted.has(id)) mounted.set(id, { spec, handle: await transportDefinition(id)!.mount(spec, ctx) });
     }
-    await hub.listen();
+    await ctx.hub.listen();
   };
   // Closed before the hub (their sockets first), after the node (whose leases go back once pipelines stopped).
   root.add(async () => { for (const m of mounted.values()) await m.handle.close(); });

@@ -189,9 +189,9 @@ const topSchema = (catalog: GraphCatalog) => ({
 
 interface Validators {
   top: ValidateFunction;
-  /** The options validator of a stage or transport of the catalog (compiled at its first use). */
-  stage(name: string): ValidateFunction;
-  transport(name: string): ValidateFunction;
+  /** The options validator of a stage or transport of the catalog (compiled at its first use); none for a name it lacks. */
+  stage(name: string): ValidateFunction | undefined;
+  transport(name: string): ValidateFunction | undefined;
 }
 /**
  * Schemas are compiled once per catalog, and a stage's or transport's options schema only when a graph uses it:
@@ -204,15 +204,16 @@ function validatorsOf(catalog: GraphCatalog): Validators {
     // useDefaults: options left out get the schemas' defaults, so stages and transports see complete options.
     const ajv = new Ajv({ allErrors: true, strict: false, verbose: true, useDefaults: true });
     const functions = new Map<object, ValidateFunction>();
-    const of = (schema: object): ValidateFunction => {
+    const of = (schema: object | undefined): ValidateFunction | undefined => {
+      if (!schema) return undefined;
       let f = functions.get(schema);
       if (!f) functions.set(schema, f = ajv.compile(schema));
       return f;
     };
     v = {
       top: ajv.compile(topSchema(catalog)),
-      stage: (name) => of(catalog.stages.find((d) => d.name === name)!.optionsSchema),
-      transport: (name) => of(catalog.transports.find((d) => d.name === name)!.schema),
+      stage: (name) => of(catalog.stages.find((d) => d.name === name)?.optionsSchema),
+      transport: (name) => of(catalog.transports.find((d) => d.name === name)?.schema),
     };
     compiled.set(catalog, v);
   }
@@ -313,9 +314,9 @@ export function parseGraph(text: string, file: string, catalog: GraphCatalog): G
   const transports = (raw as RawGraph | null)?.transports;
   if (isPlainObject(transports)) {
     for (const [name, options] of Object.entries(transports)) {
-      if (!isPlainObject(options) || !catalog.transports.some((d) => d.name === name)) continue; // the top schema said why
       const validate = validators.transport(name);
-      if (!validate(options)) addErrors(validate.errors, ['transports', name]);
+      // Not an object, or not a transport of the catalog: the top schema said why.
+      if (validate && isPlainObject(options) && !validate(options)) addErrors(validate.errors, ['transports', name]);
     }
   }
   if (issues.issues.length) throw new GraphError(dedupe(issues.issues));
@@ -423,7 +424,7 @@ function checkSemantics(g: Graph, issues: IssueCollector, warnings: IssueCollect
       if (!def) {
         issues.add([...at, 'use'], `unknown stage "${s.use}"; expected one of ${[...defs.keys()].join(', ')}`);
       } else {
-        const validate = validators.stage(s.use);
+        const validate = validators.stage(s.use)!;
         if (!validate(s.with)) {
           for (const e of validate.errors ?? []) {
             const { path, message } = describeAjvError(e);
