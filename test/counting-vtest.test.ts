@@ -1,10 +1,11 @@
 /**
  * People counting on real video, end to end: vtest.avi through detect → track → count with a vertical line at
  * mid-frame, against crossings counted by hand (test/fixtures/vtest-crossings.json: 14 in, 18 out, each with its
- * frame and who). Two of them cannot be seen by a detector run on whole frames (a man hidden behind the man standing
- * on the line, a woman walking in the same box as a man), and detection every 2nd frame loses one more (measured:
- * 30 and 29 found). The test asks for all but one of those: each crossing found within ±15 frames in its direction,
- * at most one crossing that is not in the list, and the invariants exactly.
+ * frame and who). One of them cannot be seen by a detector run on whole frames (a woman walking in the same box as a
+ * man, frame 531); the man who walks on behind the man standing on the line (frame 58) is found again by the tracker's
+ * recovery of lost tracks on widened boxes. Both runs must find 31 of the 32 (each within ±15 frames in its
+ * direction), report both totals within ±1 of the hand count, at most one crossing that is not in the list, and keep
+ * the invariants exactly.
  */
 import test, { type ExecutionContext } from 'ava';
 import { readFileSync } from 'node:fs';
@@ -52,6 +53,7 @@ pipelines:
   for (const m of missed) t.log(`missed ${m}`);
   for (const e of extra) t.log(`not in the hand count: ${e}`);
   t.true(used.size >= minFound, `found ${used.size} of ${truth.crossings.length}`);
+  t.true(Math.abs(ins - truth.in) <= 1 && Math.abs(outs - truth.out) <= 1, `in ${ins} / ${truth.in}, out ${outs} / ${truth.out}`);
   t.true(extra.length <= 1, `extra: ${extra.join('; ')}`);
   // The store holds exactly what was reported.
   t.is(counts.countIn, ins);
@@ -64,6 +66,6 @@ pipelines:
   }
 }
 
-test('vtest.avi, detection on every frame: the hand-counted crossings', (t) => countVtest(t, '', 29));
+test('vtest.avi, detection on every frame: the hand-counted crossings', (t) => countVtest(t, '', 31));
 
-test('vtest.avi, detection every 2nd frame and only on motion: the hand-counted crossings', (t) => countVtest(t, ', every: 2, motion: {}', 28));
+test('vtest.avi, detection every 2nd frame and only on motion: the hand-counted crossings', (t) => countVtest(t, ', every: 2, motion: {}', 31));

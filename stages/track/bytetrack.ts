@@ -8,6 +8,7 @@
  *   1. high dets (score ≥ highThresh)          ↔ confirmed + lost tracks   (gate 1−IoU ≤ matchThresh)
  *   2. low dets (lowThresh ≤ score < highThresh) ↔ confirmed tracks left over (gate lowMatchThresh)
  *      confirmed tracks still unmatched become lost;
+ *  2b. high dets left over                      ↔ lost tracks, on boxes widened by the time lost (recovery)
  *   3. high dets left over                      ↔ tentative tracks          (gate tentativeMatchThresh)
  *      tentative tracks still unmatched are removed;
  *   4. high dets left over with score ≥ newTrackThresh start tentative tracks;
@@ -68,6 +69,14 @@ export interface ByteTrackOptions {
   minHits: number;
   /** Frames a lost track is kept (and predicted) before it is removed for good. */
   maxLost: number;
+  /**
+   * Recovery of lost tracks (C-BIoU, Yang et al. 2023): a high-score detection no track claimed is matched to a lost
+   * track on boxes widened by this fraction of their size per frame lost on each side (capped at `recoverMax`), so a
+   * person who walked on behind someone is found again where the motion model could not follow. 0 turns it off.
+   */
+  recoverGrowth: number;
+  /** The widest recovery buffer, as a fraction of the box on each side. */
+  recoverMax: number;
   /** First id handed out; pass the last id + 1 to resume numbering after a restart. */
   idStart: number;
   /** Also return lost tracks (with predicted boxes) from `update`. */
@@ -85,6 +94,8 @@ export const BYTETRACK_DEFAULTS: Readonly<ByteTrackOptions> = {
   tentativeMatchThresh: 0.7,
   minHits: 3,
   maxLost: 30,
+  recoverGrowth: 0.2,
+  recoverMax: 2.5,
   idStart: 1,
   includeLost: false,
   classAware: true,
@@ -161,8 +172,13 @@ export class ByteTracker {
     matchOf(second);
     for (const t of second.unmatchedTracks) markLost(t);
 
+    // 2b. Leftover high-score detections to lost tracks, on boxes widened by the time lost.
+    const stillLost = first.unmatchedTracks.filter((t) => t.state === 'lost');
+    const recovered = o.recoverGrowth > 0 ? this.associate(stillLost, first.unmatchedDets, o.matchThresh, (t) => this.recoverBuffer(t)) : null;
+    if (recovered) matchOf(recovered);
+
     // 3. Leftover high-score detections to tentative tracks; a tentative track that misses once is noise.
-    const third = this.associate(tentative, first.unmatchedDets, o.tentativeMatchThresh);
+    const third = this.associate(tentative, recovered?.unmatchedDets ?? first.unmatchedDets, o.tentativeMatchThresh);
     matchOf(third);
     const dead = new Set<STrack>(third.unmatchedTracks);
 
@@ -211,12 +227,25 @@ export class ByteTracker {
     for (let i = 0; i < n; i++) this.kalman.predict(t.kf);
   }
 
-  private associate(tracks: STrack[], dets: Detection[], gate: number): Association {
+  /** The recovery buffer of a lost track: grows with the frames it has been lost. */
+  private recoverBuffer(t: STrack): number {
+    return Math.min(this.opts.recoverMax, this.opts.recoverGrowth * (this.clock - t.seenAt));
+  }
+
+  /** `buffer` widens both boxes of a pair by that fraction of their own size on each side (0: plain IoU). */
+  private associate(tracks: STrack[], dets: Detection[], gate: number, buffer?: (t: STrack) => number): Association {
     // A 0×n cost matrix cannot say n, so handle the empty cases here.
     if (tracks.length === 0 || dets.length === 0) return { matches: [], unmatchedTracks: tracks, unmatchedDets: dets };
     const cost = tracks.map((t) => {
-      const box = xyahToBox(t.kf.mean);
-      return dets.map((d) => (this.opts.classAware && d.classId !== t.classId ? Infinity : 1 - iou(box, d.box)));
+      const b = buffer?.(t) ?? 0;
+      const predicted = xyahToBox(t.kf.mean);
+      const box = widen(predicted, b);
+      return dets.map((d) => {
+        if (this.opts.classAware && d.classId !== t.classId) return Infinity;
+        // Widened boxes overlap whatever their sizes; a person found again is seen about as tall as when lost.
+        if (b > 0 && !similarHeight(predicted, d.box)) return Infinity;
+        return 1 - iou(box, widen(d.box, b));
+      });
     });
     const { matches, unmatchedRows, unmatchedCols } = linearAssignment(cost, gate);
     return {
@@ -282,6 +311,20 @@ export class ByteTracker {
   }
 }
 
+/** Heights within a factor of 1.5: a box cut by an occluder or the frame's edge is not the person it was. */
+function similarHeight(a: Box, b: Box): boolean {
+  const ha = a[3] - a[1];
+  const hb = b[3] - b[1];
+  return Math.max(ha, hb) <= 1.5 * Math.min(ha, hb);
+}
+
+function widen(box: Box, b: number): Box {
+  if (b === 0) return box;
+  const dx = (box[2] - box[0]) * b;
+  const dy = (box[3] - box[1]) * b;
+  return [box[0] - dx, box[1] - dy, box[2] + dx, box[3] + dy];
+}
+
 function markLost(t: STrack): void {
   t.state = 'lost';
   t.hits = 0;
@@ -305,6 +348,9 @@ function validate(o: ByteTrackOptions): ByteTrackOptions {
   }
   if (o.lowThresh > o.highThresh) throw new RangeError('ByteTracker: lowThresh must not exceed highThresh');
   if (o.newTrackThresh < o.highThresh) throw new RangeError('ByteTracker: newTrackThresh must be ≥ highThresh');
+  for (const k of ['recoverGrowth', 'recoverMax'] as const) {
+    if (!(o[k] >= 0 && o[k] <= 10)) throw new RangeError(`ByteTracker: ${k} must be in [0, 10], got ${o[k]}`);
+  }
   for (const k of ['minHits', 'maxLost', 'idStart'] as const) {
     if (!Number.isSafeInteger(o[k])) throw new RangeError(`ByteTracker: ${k} must be an integer, got ${o[k]}`);
   }
