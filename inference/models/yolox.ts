@@ -5,7 +5,7 @@
 import type { Box, Detection } from '../../core/types.js';
 import { COCO_CLASSES } from './coco-classes.js';
 import { nms } from './nms.js';
-import { bilinearTaps, resampleToBgrPlanes } from '../image/resample.js';
+import { letterboxToBgrPlanes } from '../image/resample.js';
 
 export const YOLOX_INPUT = 416;
 /** Values from the model manifest: 0.3 keeps real objects without spectator noise; 0.45 is YOLOX's own NMS IoU. */
@@ -71,28 +71,13 @@ export function letterbox(
   const outW = Math.min(input.width, Math.max(1, Math.round(width * scale)));
   const outH = Math.min(input.height, Math.max(1, Math.round(height * scale)));
 
-  const cols = bilinearTaps(width, outW, 3);
-  const rows = bilinearTaps(height, outH, width * 3);
-  resampleToBgrPlanes(rgb, tensor, input.width, input.height, cols, rows);
-  fillPadding(tensor, input.width, input.height, outW, outH);
+  letterboxToBgrPlanes(rgb, width, height, tensor, input.width, input.height, outW, outH, PAD_VALUE);
   return { tensor, scale, inputWidth: input.width, inputHeight: input.height };
 }
 
 function checkDims(width: number, height: number, size: number): void {
   for (const [name, v] of [['width', width], ['height', height], ['size', size]] as const) {
     if (!Number.isInteger(v) || v <= 0) throw new RangeError(`letterbox: ${name} must be a positive integer, got ${v}`);
-  }
-}
-
-/** Fill only the pad area (right strip of image rows, then everything below) in each plane. */
-function fillPadding(dst: Float32Array, planeW: number, planeH: number, outW: number, outH: number): void {
-  const plane = planeW * planeH;
-  for (let c = 0; c < 3; c++) {
-    const base = c * plane;
-    if (outW < planeW) {
-      for (let y = 0; y < outH; y++) dst.fill(PAD_VALUE, base + y * planeW + outW, base + (y + 1) * planeW);
-    }
-    dst.fill(PAD_VALUE, base + outH * planeW, base + plane);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import type { Box } from '../../core/types.js';
 import { nms } from './nms.js';
-import { bilinearTaps, resampleToBgrPlanes } from '../image/resample.js';
+import { letterboxToBgrPlanes } from '../image/resample.js';
 
 /** Manifest values: OpenCV's default 0.9 misses little, but 0.8 still has no false positives on the samples. */
 export const YUNET_SCORE_THRESHOLD = 0.8;
@@ -68,12 +68,7 @@ export function yunetInput(
     throw new RangeError(`yunetInput: out buffer must hold at least ${size} floats, has ${out.length}`);
   }
   const tensor = out ? out.subarray(0, size) : new Float32Array(size);
-  if (outW === width && outH === height) {
-    copyToPlanes(rgb, tensor, width, height, inputW, inputH);
-  } else {
-    resampleToBgrPlanes(rgb, tensor, inputW, inputH, bilinearTaps(width, outW, 3), bilinearTaps(height, outH, width * 3));
-  }
-  fillPadding(tensor, inputW, inputH, outW, outH);
+  letterboxToBgrPlanes(rgb, width, height, tensor, inputW, inputH, outW, outH, PAD_VALUE);
   return { tensor, inputW, inputH, scale };
 }
 
@@ -86,31 +81,6 @@ function checkInputArgs(rgb: Uint8Array, width: number, height: number, maxSide:
   }
   if (rgb.length < width * height * 3) {
     throw new RangeError(`yunetInput: expected ${width * height * 3} RGB bytes for ${width}x${height}, got ${rgb.length}`);
-  }
-}
-
-/** Scale 1 (frame already small enough): a plain RGB→BGR CHW copy, no interpolation. */
-function copyToPlanes(rgb: Uint8Array, dst: Float32Array, width: number, height: number, inputW: number, inputH: number): void {
-  const plane = inputW * inputH;
-  for (let y = 0, p = 0; y < height; y++) {
-    const b = y * inputW;
-    for (let x = 0; x < width; x++, p += 3) {
-      dst[b + x] = rgb[p + 2];
-      dst[b + x + plane] = rgb[p + 1];
-      dst[b + x + 2 * plane] = rgb[p];
-    }
-  }
-}
-
-/** Fill only the pad area (right strip of image rows, then the rows below) in each plane. */
-function fillPadding(dst: Float32Array, inputW: number, inputH: number, outW: number, outH: number): void {
-  const plane = inputW * inputH;
-  for (let c = 0; c < 3; c++) {
-    const base = c * plane;
-    if (outW < inputW) {
-      for (let y = 0; y < outH; y++) dst.fill(PAD_VALUE, base + y * inputW + outW, base + (y + 1) * inputW);
-    }
-    dst.fill(PAD_VALUE, base + outH * inputW, base + plane);
   }
 }
 
