@@ -9,7 +9,7 @@ import type { StageDefinition } from '../pipeline/stage.js';
 import type { TrackedObject } from '../core/types.js';
 import { BYTETRACK_DEFAULTS, ByteTracker, type ByteTrackOptions } from './track/bytetrack.js';
 
-export type TrackOptions = Pick<ByteTrackOptions, 'highThresh' | 'lowThresh' | 'newTrackThresh' | 'matchThresh' | 'minHits' | 'maxLost'>;
+export type TrackOptions = Pick<ByteTrackOptions, 'highThresh' | 'lowThresh' | 'newTrackThresh' | 'matchThresh' | 'minHits' | 'maxLost' | 'recoverGrowth' | 'recoverMax'>;
 
 const ID_BLOCK = 1000;
 
@@ -25,6 +25,8 @@ export const trackStage: StageDefinition<TrackOptions> = {
       matchThresh: { type: 'number', minimum: 0, maximum: 1, default: BYTETRACK_DEFAULTS.matchThresh },
       minHits: { type: 'integer', minimum: 1, maximum: 100, default: BYTETRACK_DEFAULTS.minHits },
       maxLost: { type: 'integer', minimum: 0, maximum: 10000, default: BYTETRACK_DEFAULTS.maxLost },
+      recoverGrowth: { type: 'number', minimum: 0, maximum: 10, default: BYTETRACK_DEFAULTS.recoverGrowth },
+      recoverMax: { type: 'number', minimum: 0, maximum: 10, default: BYTETRACK_DEFAULTS.recoverMax },
     },
   },
   needs: ['detections'],
