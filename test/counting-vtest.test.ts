@@ -17,10 +17,10 @@ import { graph, media, memoryLogger, testSettings } from './helpers.js';
 interface HandCount { in: number; out: number; crossings: { frame: number; direction: 'in' | 'out'; who: string }[] }
 const truth = JSON.parse(readFileSync(new URL('../../test/fixtures/vtest-crossings.json', import.meta.url), 'utf8')) as HandCount;
 
-async function countVtest(t: ExecutionContext, detectOptions: string, minFound: number): Promise<void> {
+async function countVtest(t: ExecutionContext, detectOptions: string, minFound: number, sourceOptions = ''): Promise<void> {
   const app = await startApp(graph(`
 sources:
-  plaza: { uri: "file://${media('vtest.avi')}" }
+  plaza: { uri: "file://${media('vtest.avi')}"${sourceOptions} }
 models:
   people: { file: yolox_nano.onnx, kind: yolox }
 pipelines:
@@ -69,3 +69,6 @@ pipelines:
 test('vtest.avi, detection on every frame: the hand-counted crossings', (t) => countVtest(t, '', 31));
 
 test('vtest.avi, detection every 2nd frame and only on motion: the hand-counted crossings', (t) => countVtest(t, ', every: 2, motion: {}', 31));
+
+test('vtest.avi with the source at the detector\'s size (416×312, scaled by GStreamer): the same crossings', (t) =>
+  countVtest(t, '', 31, ', width: 416, height: 312'));
