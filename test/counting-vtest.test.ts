@@ -3,9 +3,9 @@
  * mid-frame, against crossings counted by hand (test/fixtures/vtest-crossings.json: 14 in, 18 out, each with its
  * frame and who). One of them cannot be seen by a detector run on whole frames (a woman walking in the same box as a
  * man, frame 531); the man who walks on behind the man standing on the line (frame 58) is found again by the tracker's
- * recovery of lost tracks on widened boxes. Both runs must find 31 of the 32 (each within ±15 frames in its
- * direction), report both totals within ±1 of the hand count, at most one crossing that is not in the list, and keep
- * the invariants exactly.
+ * recovery of lost tracks on widened boxes. Each run must find all but one (within ±15 frames, in its direction),
+ * report both totals within ±1 of the hand count and at most one crossing that is not in the list, and keep the
+ * invariants exactly.
  */
 import test, { type ExecutionContext } from 'ava';
 import { readFileSync } from 'node:fs';
@@ -17,7 +17,7 @@ import { graph, media, memoryLogger, testSettings } from './helpers.js';
 interface HandCount { in: number; out: number; crossings: { frame: number; direction: 'in' | 'out'; who: string }[] }
 const truth = JSON.parse(readFileSync(new URL('../../test/fixtures/vtest-crossings.json', import.meta.url), 'utf8')) as HandCount;
 
-async function countVtest(t: ExecutionContext, detectOptions: string, minFound: number, sourceOptions = ''): Promise<void> {
+async function countVtest(t: ExecutionContext, detectOptions: string, sourceOptions = ''): Promise<void> {
   const app = await startApp(graph(`
 sources:
   plaza: { uri: "file://${media('vtest.avi')}"${sourceOptions} }
@@ -52,7 +52,7 @@ pipelines:
   t.log(`in ${ins}/${truth.in}, out ${outs}/${truth.out}; found ${used.size} of ${truth.crossings.length}`);
   for (const m of missed) t.log(`missed ${m}`);
   for (const e of extra) t.log(`not in the hand count: ${e}`);
-  t.true(used.size >= minFound, `found ${used.size} of ${truth.crossings.length}`);
+  t.true(used.size >= truth.crossings.length - 1, `found ${used.size} of ${truth.crossings.length}`);
   t.true(Math.abs(ins - truth.in) <= 1 && Math.abs(outs - truth.out) <= 1, `in ${ins} / ${truth.in}, out ${outs} / ${truth.out}`);
   t.true(extra.length <= 1, `extra: ${extra.join('; ')}`);
   // The store holds exactly what was reported.
@@ -66,9 +66,9 @@ pipelines:
   }
 }
 
-test('vtest.avi, detection on every frame: the hand-counted crossings', (t) => countVtest(t, '', 31));
+test('vtest.avi, detection on every frame: the hand-counted crossings', (t) => countVtest(t, ''));
 
-test('vtest.avi, detection every 2nd frame and only on motion: the hand-counted crossings', (t) => countVtest(t, ', every: 2, motion: {}', 31));
+test('vtest.avi, detection every 2nd frame and only on motion: the hand-counted crossings', (t) => countVtest(t, ', every: 2, motion: {}'));
 
 test('vtest.avi with the source at the detector\'s size (416×312, scaled by GStreamer): the same crossings', (t) =>
-  countVtest(t, '', 31, ', width: 416, height: 312'));
+  countVtest(t, '', ', width: 416, height: 312'));

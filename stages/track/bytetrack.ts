@@ -173,12 +173,13 @@ export class ByteTracker {
     for (const t of second.unmatchedTracks) markLost(t);
 
     // 2b. Leftover high-score detections to lost tracks, on boxes widened by the time lost.
+    // With recoverGrowth 0 the boxes stay as they are, and pairs that missed stage 1's gate miss it again.
     const stillLost = first.unmatchedTracks.filter((t) => t.state === 'lost');
-    const recovered = o.recoverGrowth > 0 ? this.associate(stillLost, first.unmatchedDets, o.matchThresh, (t) => this.recoverBuffer(t)) : null;
-    if (recovered) matchOf(recovered);
+    const recovered = this.associate(stillLost, first.unmatchedDets, o.matchThresh, (t) => this.recoverBuffer(t));
+    matchOf(recovered);
 
     // 3. Leftover high-score detections to tentative tracks; a tentative track that misses once is noise.
-    const third = this.associate(tentative, recovered?.unmatchedDets ?? first.unmatchedDets, o.tentativeMatchThresh);
+    const third = this.associate(tentative, recovered.unmatchedDets, o.tentativeMatchThresh);
     matchOf(third);
     const dead = new Set<STrack>(third.unmatchedTracks);
 
