@@ -148,7 +148,7 @@ function prepare(frames: Frame[]): Prepared {
   return { tensors, letterboxMs: summarize(ms), letterboxCpuMs, width: frames[0].width, height: frames[0].height, scale };
 }
 
-interface RawResult { calls: number; fps: number; cpu: CpuUse; roundTrip: Summary; run: Summary; outputs: Float32Array[] }
+interface RawResult { calls: number; fps: number; cpu: CpuUse; roundTrip: Summary; run: Summary; outputs: Float32Array[]; scoreColumns?: number[] }
 
 /**
  * session.run only, in a Piscina pool laid out like InferencePool (workers × ortThreads, one task per
@@ -190,17 +190,23 @@ async function rawRun(input: Prepared, settings: ResolvedSettings, passes: numbe
     const cpu = meter();
 
     const outputs: Float32Array[] = [];
-    for (let i = 0; i < sampleOutputs; i++) outputs.push(new Float32Array((await call(i, true)).output!));
-    return { calls, fps: calls / cpu.wallS, cpu, roundTrip: summarize(roundTrip), run: summarize(run), outputs };
+    let scoreColumns: number[] | undefined;
+    for (let i = 0; i < sampleOutputs; i++) {
+      const r = await call(i, true);
+      outputs.push(new Float32Array(r.output!));
+      scoreColumns = r.scoreColumns;
+    }
+    return { calls, fps: calls / cpu.wallS, cpu, roundTrip: summarize(roundTrip), run: summarize(run), outputs, scoreColumns };
   } finally {
     await pool.close({ force: true });
   }
 }
 
 /** What the pipeline's worker adds after session.run: YOLOX decoding + NMS, persons only. */
-function decoderCost(input: Prepared, outputs: Float32Array[]): Summary {
+function decoderCost(input: Prepared, outputs: Float32Array[], scoreColumns?: number[]): Summary {
   const decode = (out: Float32Array): void => void decodeYolox(out, {
     scoreThreshold: YOLOX_SCORE_THRESHOLD, nmsIou: YOLOX_NMS_IOU, classIds: PERSON,
+    scoreColumns,
     width: input.width, height: input.height, scale: input.scale,
   });
   for (let pass = 0; pass < 5; pass++) outputs.forEach(decode); // JIT warm-up
@@ -450,7 +456,7 @@ async function main(): Promise<void> {
       [o.label, 'CPU ms/frame (raw / pipeline)', f2(cpuMs), f2(rawCpuMs), f2(rawCpuMs / cpuMs)],
     ];
   }));
-  const decoder = decoderCost(input, raw.outputs);
+  const decoder = decoderCost(input, raw.outputs, raw.scoreColumns);
   // Process CPU per raw call, not session.run wall time (which other processes on the machine inflate).
   const inferCpu = rawCpuMs;
   const budget = decodeCpuMs + input.letterboxCpuMs + inferCpu + decoder.mean;

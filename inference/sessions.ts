@@ -3,10 +3,14 @@ import { coded } from '../core/errors.js';
 import { existsSync, readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { withFreeInputSize } from './models/onnx-input-size.js';
+import { COLUMNS_INPUT, withOutputColumns } from './models/onnx-output-columns.js';
 import type { ModelRef } from './protocol.js';
 
-/** Model kinds loaded with a free-size image input (their file's fixed size is only what they were exported at). */
-const FREE_INPUT_SIZE = new Set(['yolox']);
+/**
+ * Model kinds loaded rewritten: with a free-size image input (their file's fixed size is only what they were exported
+ * at) and a selection of the output's columns (the stage reads a few of them).
+ */
+const REWRITTEN = new Set(['yolox']);
 
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
@@ -32,10 +36,10 @@ async function createSession(model: ModelRef, intraOpNumThreads: number): Promis
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
   };
-  if (FREE_INPUT_SIZE.has(model.kind)) {
+  if (REWRITTEN.has(model.kind)) {
     // Not rewritable, refused by ONNX Runtime once rewritten, or failing at another size: the file as it is.
-    const free = await freeSizeSession(model.path, options);
-    if (free) return free;
+    const rewritten = await rewrittenSession(model.path, options);
+    if (rewritten) return rewritten;
   }
   try {
     return await ort.InferenceSession.create(model.path, options);
@@ -44,21 +48,43 @@ async function createSession(model: ModelRef, intraOpNumThreads: number): Promis
   }
 }
 
-/** The model with a free-size input, if it loads and runs at a size other than its file's (a 64×96 probe). */
-async function freeSizeSession(file: string, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession | null> {
-  const bytes = withFreeInputSize(readFileSync(file));
-  if (!bytes) return null;
+/**
+ * The model with a free-size input and, where it takes it, a column selection on its output (the first of these
+ * that loads and runs at a size other than its file's: a 64×96 probe).
+ */
+async function rewrittenSession(file: string, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession | null> {
+  const free = withFreeInputSize(readFileSync(file));
+  if (!free) return null;
+  for (const bytes of [withOutputColumns(free), free]) {
+    if (!bytes) continue;
+    const session = await probed(bytes, options);
+    if (session) return session;
+  }
+  return null;
+}
+
+async function probed(bytes: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession | null> {
   let session: ort.InferenceSession | undefined;
   try {
     session = await ort.InferenceSession.create(bytes, options);
-    const probe = new ort.Tensor('float32', new Float32Array(3 * 64 * 96), [1, 3, 64, 96]);
-    const out = await session.run({ [session.inputNames[0]]: probe });
+    const feeds: Record<string, ort.Tensor> = { [session.inputNames[0]]: new ort.Tensor('float32', new Float32Array(3 * 64 * 96), [1, 3, 64, 96]) };
+    if (selectsColumns(session)) feeds[COLUMNS_INPUT] = columnsTensor([0, 1, 2, 3, 4, 5]);
+    const out = await session.run(feeds);
     for (const v of Object.values(out)) v.dispose();
     return session;
   } catch {
     await session?.release();
     return null;
   }
+}
+
+/** Whether the session's output is narrowed to the columns fed as COLUMNS_INPUT (see onnx-output-columns.ts). */
+export function selectsColumns(session: ort.InferenceSession): boolean {
+  return session.inputNames.includes(COLUMNS_INPUT);
+}
+
+export function columnsTensor(columns: readonly number[]): ort.Tensor {
+  return new ort.Tensor('int64', BigInt64Array.from(columns, BigInt), [columns.length]);
 }
 
 type ValueMetadata = ort.InferenceSession.ValueMetadata;

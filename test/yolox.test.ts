@@ -6,11 +6,12 @@ import type { Box, Detection } from '../core/types.js';
 import { COCO_CLASSES, classIdOf } from '../inference/models/coco-classes.js';
 import { iou } from '../core/geometry.js';
 import { nms } from '../inference/models/nms.js';
-import { decodeYolox, letterbox, YOLOX_INPUT, YOLOX_NMS_IOU, YOLOX_SCORE_THRESHOLD, yoloxInputSize } from '../inference/models/yolox.js';
+import { decodeYolox, letterbox, YOLOX_INPUT, YOLOX_NMS_IOU, YOLOX_SCORE_THRESHOLD, yoloxColumns, yoloxInputSize } from '../inference/models/yolox.js';
 import { decodeImage } from '../inference/image/decode.js';
 import { withFreeInputSize } from '../inference/models/onnx-input-size.js';
 import { detect as detectOp } from '../inference/ops/detect.js';
-import { fixedInputSize, getSession as workerSession } from '../inference/sessions.js';
+import { columnsTensor, fixedInputSize, getSession as workerSession, selectsColumns } from '../inference/sessions.js';
+import { COLUMNS_INPUT, withOutputColumns } from '../inference/models/onnx-output-columns.js';
 import { prng } from './prng.js';
 import { videoFrames } from './video-frames.js';
 
@@ -329,4 +330,68 @@ test('withFreeInputSize: never throws on bytes that are not a model, and refuses
   t.is(withFreeInputSize(new Uint8Array(0)), null);
   t.is(withFreeInputSize(Uint8Array.from({ length: 64 }, (_, i) => i)), null);
   t.truthy(withFreeInputSize(model));
+});
+
+test('withOutputColumns: never throws on bytes that are not a model, refuses them, and refuses to select twice', (t) => {
+  const rand = prng(11);
+  const model = new Uint8Array(readFileSync(path.join(MODEL_DIR, 'yolox_nano.onnx')));
+  const inputs: Uint8Array[] = [new Uint8Array(0), Uint8Array.from([0x3a]), model.subarray(0, 1000)];
+  for (let i = 0; i < 300; i++) {
+    inputs.push(Uint8Array.from({ length: Math.floor(rand() * 2000) }, () => Math.floor(rand() * 256)));
+    const m = model.slice(0, 20000);
+    for (let k = 0; k < 4; k++) m[Math.floor(rand() * m.length)] = Math.floor(rand() * 256);
+    inputs.push(m);
+  }
+  for (const bytes of inputs) t.notThrows(() => withOutputColumns(bytes));
+  t.is(withOutputColumns(new Uint8Array(0)), null);
+  const once = withOutputColumns(model);
+  t.truthy(once);
+  t.is(withOutputColumns(once!), null);
+});
+
+test('the loaded detector answers only the columns asked for, and finds exactly what the full output finds', async (t) => {
+  const model = { path: path.join(MODEL_DIR, 'yolox_nano.onnx'), kind: 'yolox' };
+  const selecting = await workerSession(model, 1);
+  t.true(selectsColumns(selecting));
+  // The same model with its whole output (free size only), for reference.
+  const full = await ort.InferenceSession.create(withFreeInputSize(readFileSync(model.path))!);
+  t.false(selectsColumns(full));
+  const frames = await videoFrames(path.join(MEDIA_DIR, 'vtest.avi'), 200, 200);
+  const images = [{ name: 'vtest.avi frame 200', ...frames.get(200)! },
+    ...await Promise.all(['two_people.jpg', 'messi5.jpg', 'coco_000000000077.jpg'].map(async (name) => ({ name, ...await loadRgb(name) })))];
+  let found = 0;
+  for (const { name, rgb, width, height } of images) {
+    const size = yoloxInputSize(width, height);
+    const { tensor, scale } = letterbox(rgb, width, height, YOLOX_INPUT, undefined, size);
+    const input = new ort.Tensor('float32', tensor, [1, 3, size.height, size.width]);
+    const whole = (await full.run({ [full.inputNames[0]]: input }))[full.outputNames[0]];
+    const opts = { scoreThreshold: 0.3, nmsIou: YOLOX_NMS_IOU, width, height, scale, inputWidth: size.width, inputHeight: size.height };
+    for (const classIds of [[0], [32, 0], null]) {
+      const columns = yoloxColumns(classIds);
+      const out = (await selecting.run({ [selecting.inputNames[0]]: input, [COLUMNS_INPUT]: columnsTensor(columns.indices) }))[selecting.outputNames[0]];
+      const anchors = whole.dims[1];
+      t.deepEqual(out.dims, [1, anchors, columns.indices.length], `${name}, classes ${JSON.stringify(classIds)}: the output's shape`);
+      const wanted = classIds ? new Set(classIds) : null;
+      const expected = decodeYolox(whole.data as Float32Array, { ...opts, classIds: wanted });
+      const got = decodeYolox(out.data as Float32Array, { ...opts, classIds: wanted, scoreColumns: columns.classIds });
+      t.deepEqual(got, expected, `${name}, classes ${JSON.stringify(classIds)}: the same detections`);
+      // The worker's op, as the detect stage calls it, gives them too.
+      const task = { op: 'detect' as const, model, width, height, data: rgb.slice().buffer, scoreThreshold: 0.3, nmsIou: YOLOX_NMS_IOU, classIds };
+      t.deepEqual((await detectOp(task, 1)).detections, expected);
+      found += expected.length;
+    }
+  }
+  t.true(found >= 10, `${found} detections compared`);
+});
+
+test('decodeYolox reads the score columns a selecting model returns', (t) => {
+  // One anchor at stride 8 of a 32×32 input (16 + 4 + 1 = 21 rows), columns: box, obj, sports ball (32), person (0).
+  const rows = 21;
+  const output = new Float32Array(rows * 7);
+  output.set([0.5, 0.5, 0, 0, 0.9, 0.1, 0.8], 0);
+  const base = { scoreThreshold: 0.3, nmsIou: 0.45, width: 32, height: 32, scale: 1, inputWidth: 32, inputHeight: 32, scoreColumns: [32, 0] };
+  t.deepEqual(decodeYolox(output, base).map((d) => d.label), ['person']);
+  t.deepEqual(decodeYolox(output, { ...base, classIds: new Set([32]) }), []);
+  t.deepEqual(decodeYolox(output, { ...base, classIds: new Set([2]) }), [], 'a class with no column is not decoded');
+  t.throws(() => decodeYolox(output, { ...base, scoreColumns: [0] }), { instanceOf: RangeError });
 });

@@ -15,9 +15,18 @@ export const YOLOX_NMS_IOU = 0.45;
 const PAD_VALUE = 114;
 const STRIDES = [8, 16, 32] as const;
 const NUM_CLASSES = COCO_CLASSES.length;
-/** Output row: [tx, ty, tw, th, obj, p0..p79]. */
-const ROW_LEN = 5 + NUM_CLASSES;
+/** Output row: [tx, ty, tw, th, obj, p0..p79]; a column-selected model's row keeps the first 5 and some scores. */
+const BOX_COLUMNS = 5;
 const ALL_CLASSES: readonly number[] = COCO_CLASSES.map((_, i) => i);
+
+/**
+ * The output columns a column-selected model is asked for (see onnx-output-columns.ts): the box and objectness, then
+ * the score of each class wanted (all 80 for null), and the class ids those score columns hold, in order.
+ */
+export function yoloxColumns(classIds: readonly number[] | null): { indices: number[]; classIds: number[] } {
+  const wanted = classIds ? [...new Set(classIds)].filter((c) => Number.isInteger(c) && c >= 0 && c < NUM_CLASSES) : [...ALL_CLASSES];
+  return { indices: [0, 1, 2, 3, 4, ...wanted.map((c) => BOX_COLUMNS + c)], classIds: wanted };
+}
 
 export interface LetterboxResult {
   /** 3×inputHeight×inputWidth floats, NCHW, planes in B, G, R order, raw 0–255. */
@@ -88,6 +97,8 @@ export interface DecodeOptions {
   nmsIou: number;
   /** Only decode these class ids (e.g. new Set([0]) for persons); null/undefined = all 80. */
   classIds?: ReadonlySet<number> | null;
+  /** The class id of each score column, when the output holds only some (`yoloxColumns().classIds`); default all 80. */
+  scoreColumns?: readonly number[];
   /** Source image size, for clipping. */
   width: number;
   height: number;
@@ -101,16 +112,22 @@ export interface DecodeOptions {
 }
 
 /**
- * Decode the raw [N,85] YOLOX output into detections in SOURCE pixels: boxes clipped to the image,
- * class-wise NMS, sorted by score desc. Like YOLOX's class-aware demo NMS, every class whose score passes
- * the threshold yields a candidate, so one box can carry two labels if the model is unsure.
+ * Decode the raw [N,85] YOLOX output (or [N, 5 + scoreColumns.length] from a column-selected model) into detections
+ * in SOURCE pixels: boxes clipped to the image, class-wise NMS, sorted by score desc. Like YOLOX's class-aware demo
+ * NMS, every class whose score passes the threshold yields a candidate, so one box can carry two labels if the model
+ * is unsure.
  */
 export function decodeYolox(output: Float32Array, opts: DecodeOptions): Detection[] {
   const size = opts.size ?? YOLOX_INPUT;
   const inW = opts.inputWidth ?? size;
   const inH = opts.inputHeight ?? size;
-  checkDecodeInput(output, opts, inW, inH);
-  const classes = opts.classIds ? [...opts.classIds].filter((c) => c >= 0 && c < NUM_CLASSES) : ALL_CLASSES;
+  const scoreColumns = opts.scoreColumns ?? ALL_CLASSES;
+  const rowLen = BOX_COLUMNS + scoreColumns.length;
+  checkDecodeInput(output, opts, inW, inH, rowLen);
+  // [class id, its column in the row], in the order the classes were asked for.
+  const columnOf = new Map(scoreColumns.map((c, i) => [c, BOX_COLUMNS + i]));
+  const classes = (opts.classIds ? [...opts.classIds] : ALL_CLASSES).filter((c) => c >= 0 && c < NUM_CLASSES && columnOf.has(c))
+    .map((c) => [c, columnOf.get(c) as number] as const);
   const threshold = opts.scoreThreshold;
   const candidates: Detection[] = [];
 
@@ -119,14 +136,14 @@ export function decodeYolox(output: Float32Array, opts: DecodeOptions): Detectio
     const gridW = inW / stride;
     const gridH = inH / stride;
     for (let gy = 0; gy < gridH; gy++) {
-      for (let gx = 0; gx < gridW; gx++, o += ROW_LEN) {
+      for (let gx = 0; gx < gridW; gx++, o += rowLen) {
         const obj = output[o + 4];
         // score = obj * p <= obj, so most rows are rejected here without touching the 80 class scores.
         // The negated form also rejects NaN.
         if (!(obj >= threshold)) continue;
         let box: Box | undefined;
-        for (const classId of classes) {
-          const score = obj * output[o + 5 + classId];
+        for (const [classId, column] of classes) {
+          const score = obj * output[o + column];
           if (!(score >= threshold)) continue;
           box ??= decodeBox(output, o, gx, gy, stride, opts);
           if (!(box[2] > box[0] && box[3] > box[1])) break; // empty after clipping (or NaN): nothing to report
@@ -138,15 +155,15 @@ export function decodeYolox(output: Float32Array, opts: DecodeOptions): Detectio
   return nms(candidates, opts.nmsIou, true);
 }
 
-function checkDecodeInput(output: Float32Array, opts: DecodeOptions, inW: number, inH: number): void {
+function checkDecodeInput(output: Float32Array, opts: DecodeOptions, inW: number, inH: number, rowLen: number): void {
   for (const side of [inW, inH]) {
     if (!Number.isInteger(side) || side <= 0 || side % STRIDES[STRIDES.length - 1] !== 0) {
       throw new RangeError(`decodeYolox: input sides must be positive multiples of 32, got ${inW}×${inH}`);
     }
   }
   const rows = STRIDES.reduce((n, s) => n + (inW / s) * (inH / s), 0);
-  if (output.length !== rows * ROW_LEN) {
-    throw new RangeError(`decodeYolox: expected [${rows},${ROW_LEN}] = ${rows * ROW_LEN} floats, got ${output.length}`);
+  if (output.length !== rows * rowLen) {
+    throw new RangeError(`decodeYolox: expected [${rows},${rowLen}] = ${rows * rowLen} floats, got ${output.length}`);
   }
   if (!(opts.scale > 0) || !Number.isFinite(opts.scale)) {
     throw new RangeError(`decodeYolox: scale must be a positive number, got ${opts.scale}`);

@@ -1,9 +1,10 @@
 /** Worker side of the detect stage: letterbox, YOLOX inference and decoding, next to the model. */
 import { defineOp } from '../protocol.js';
 import * as ort from 'onnxruntime-node';
-import { fixedInputSize, getSession } from '../sessions.js';
+import { columnsTensor, fixedInputSize, getSession, selectsColumns } from '../sessions.js';
 import type { DetectResult, DetectTask } from './detect.protocol.js';
-import { YOLOX_INPUT, decodeYolox, letterbox, yoloxInputSize } from '../models/yolox.js';
+import { YOLOX_INPUT, decodeYolox, letterbox, yoloxColumns, yoloxInputSize } from '../models/yolox.js';
+import { COLUMNS_INPUT } from '../models/onnx-output-columns.js';
 
 // One input tensor buffer per worker, reused for every frame (a worker runs one task at a time); the largest input.
 const input = new Float32Array(3 * YOLOX_INPUT * YOLOX_INPUT);
@@ -17,7 +18,10 @@ export async function detect(task: DetectTask, threads: number): Promise<DetectR
   // A free-size model runs at the frame's aspect: no model time spent on letterbox padding.
   const size = fixedInputSize(session) ? { width: YOLOX_INPUT, height: YOLOX_INPUT } : yoloxInputSize(task.width, task.height);
   const { tensor, scale, inputWidth, inputHeight } = letterbox(rgb, task.width, task.height, YOLOX_INPUT, input, size);
-  const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', tensor, [1, 3, inputHeight, inputWidth]) };
+  const feeds: Record<string, ort.Tensor> = { [session.inputNames[0]]: new ort.Tensor('float32', tensor, [1, 3, inputHeight, inputWidth]) };
+  // Only the columns of the classes asked for come back (a few kilobytes instead of 0.9 MB per frame).
+  const columns = selectsColumns(session) ? yoloxColumns(task.classIds) : null;
+  if (columns) feeds[COLUMNS_INPUT] = columnsTensor(columns.indices);
   const t0 = performance.now();
   const out = await session.run(feeds);
   const inferenceMs = performance.now() - t0;
@@ -26,6 +30,7 @@ export async function detect(task: DetectTask, threads: number): Promise<DetectR
     scoreThreshold: task.scoreThreshold,
     nmsIou: task.nmsIou,
     classIds: task.classIds ? new Set(task.classIds) : null,
+    scoreColumns: columns?.classIds,
     width: task.width,
     height: task.height,
     scale,
