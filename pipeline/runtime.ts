@@ -137,7 +137,7 @@ export class PipelineRunner {
       weight: this.spec.weight ?? 1,
       budgetMs: this.spec.budgetMs ?? this.deps.settings.budgetMs,
       dispatch: (frame) => this.dispatch(frame),
-      drop: (frame, reason) => this.drop(frame, reason),
+      drop: (frame, reason) => this.discard(frame, reason),
     });
   }
 
@@ -164,7 +164,7 @@ export class PipelineRunner {
   /** Drops the frame waiting for a free slot, e.g. when its source went down. */
   discardPending(): void {
     this.admission?.discard('stale');
-    if (this.pending) this.drop(this.pending, 'stale');
+    if (this.pending) this.discard(this.pending, 'stale');
     this.pending = null;
   }
 
@@ -173,7 +173,7 @@ export class PipelineRunner {
     // Live: the scheduler admits the newest frame when a slot is free, fairly across cameras.
     if (this.admission) { this.admission.offer(frame); return; }
     if (this.inFlight < this.maxInFlight) { this.dispatch(frame); return; }
-    if (this.pending) this.drop(this.pending, 'stale');
+    if (this.pending) this.discard(this.pending, 'stale');
     this.pending = frame;
   }
 
@@ -189,8 +189,8 @@ export class PipelineRunner {
     this.feed.detach(this);
     const waiting = this.admission?.close() ?? null;
     this.admission = null;
-    if (waiting) this.drop(waiting, 'shutdown');
-    if (this.pending) { this.drop(this.pending, 'shutdown'); this.pending = null; }
+    if (waiting) this.discard(waiting, 'shutdown');
+    if (this.pending) { this.discard(this.pending, 'shutdown'); this.pending = null; }
     this.closeInput();
     const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), drainMs).unref());
     if (await Promise.race([this.done.then(() => 'done' as const), timeout]) === 'timeout') {
@@ -217,6 +217,12 @@ export class PipelineRunner {
     this.deps.metrics.framesDropped.inc({ pipeline: this.spec.id, source: frame.source, reason });
   }
 
+  /** Drops a frame that never entered the stages; nothing else holds its pixels. */
+  private discard(frame: Frame, reason: string): void {
+    this.drop(frame, reason);
+    this.source.recycle(frame.data);
+  }
+
   private onSink(p: Packet): void {
     this.inFlight--;
     this.admission?.done();
@@ -233,6 +239,8 @@ export class PipelineRunner {
         width: f.width, height: f.height, detections: p.detections,
       });
     }
+    // Published: the pixels are free for the next frame (subscribers that keep them have copied them).
+    this.source.recycle(p.frame.data);
     if (this.pending && !this.inputClosed) { const f = this.pending; this.pending = null; this.dispatch(f); }
     this.source.wake();
   }

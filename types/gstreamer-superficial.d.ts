@@ -20,8 +20,11 @@ declare module 'gstreamer-superficial' {
     [field: string]: unknown;
   }
   export interface AppSink {
-    /** Pulls one sample on a libuv thread; `buf` is null at EOS or when the pipeline stops. */
-    pull(cb: (buf: Buffer | null, caps: Caps) => void): void;
+    /**
+     * Pulls one sample on a libuv thread; `buf` is null at EOS or when the pipeline stops. With `into` of exactly the
+     * sample's size, the pixels are copied into it and `buf` is a view of it (Sightline's patch); else a new Buffer.
+     */
+    pull(cb: (buf: Buffer | null, caps: Caps) => void, into?: ArrayBuffer): void;
     [property: string]: unknown;
   }
   export class Pipeline {

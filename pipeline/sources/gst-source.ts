@@ -16,6 +16,7 @@ import type { SourceSpec } from '../../config/graph.js';
 import type { SourceState } from '../../core/events.js';
 import type { Logger } from '../../core/log.js';
 import type { Frame } from '../../core/types.js';
+import { FramePool } from './frame-pool.js';
 import { gstreamer } from './gstreamer.js';
 import { isLive, launchDescription, sourceKind } from './launch.js';
 
@@ -47,6 +48,8 @@ export class GstSource {
   lastFrameAt = 0;
   /** GStreamer pipelines this source has built (one per connection attempt). */
   pipelinesBuilt = 0;
+  /** Frames pulled into the buffer of a frame that was done (frame-pool.ts). */
+  framesReused = 0;
 
   private readonly isFile: boolean;
   private pipeline: Pipeline | null = null;
@@ -69,6 +72,7 @@ export class GstSource {
   private retryTimer: NodeJS.Timeout | null = null;
   private watchdogTimer: NodeJS.Timeout | null = null;
   private stopping = false;
+  private readonly pool = new FramePool();
 
   constructor(readonly spec: SourceSpec, private readonly log: Logger,
     private readonly retry: RetryPolicy = DEFAULT_RETRY) {
@@ -167,6 +171,7 @@ export class GstSource {
     if (!this.live && !this.demand()) return;
     this.pulling = true;
     const gen = this.generation;
+    const into = this.pool.take();
     this.sink.pull((buf, caps) => {
       if (gen !== this.generation) return; // a run closed meanwhile
       this.pulling = false;
@@ -176,9 +181,15 @@ export class GstSource {
         if (this.isFile) this.endOfFile();
         return;
       }
+      if (into && buf.buffer === into) this.framesReused++;
       this.emit(buf, caps);
       this.pump();
-    });
+    }, into);
+  }
+
+  /** Takes back the buffer of a frame that is done (see frame-pool.ts for when that is). */
+  recycle(data: ArrayBuffer): void {
+    this.pool.give(data);
   }
 
   private emit(buf: Buffer, caps: Caps): void {
@@ -190,7 +201,7 @@ export class GstSource {
     if (pts !== null && this.ptsBase === null) this.ptsBase = pts - this.ptsOffset;
     const ptsNs = pts !== null ? pts - this.ptsBase! : this.ptsOffset;
     this.ptsOffset = ptsNs + (this.frameNs || 0);
-    // The binding copies each sample into a fresh Buffer; reuse its ArrayBuffer when it is exactly ours.
+    // The binding copies each sample into a recycled frame or a fresh Buffer; either way its ArrayBuffer is ours.
     const data = buf.byteOffset === 0 && buf.buffer.byteLength === buf.length
       ? buf.buffer as ArrayBuffer
       : buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;

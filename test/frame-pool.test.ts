@@ -1,0 +1,117 @@
+/**
+ * Recycled frame buffers: the binding copies a sample into a buffer it is given, a source reuses the buffers of
+ * frames that are done, and the pixels every packet carries are still those of its own frame.
+ */
+import test from 'ava';
+import { createHash } from 'node:crypto';
+import { startApp } from '../app/app.js';
+import { FramePool } from '../pipeline/sources/frame-pool.js';
+import { gstreamer } from '../pipeline/sources/gstreamer.js';
+import { graph, media, memoryLogger, testSettings } from './helpers.js';
+
+const sha = (data: ArrayBuffer | Uint8Array): string => createHash('sha1').update(data instanceof ArrayBuffer ? new Uint8Array(data) : data).digest('hex');
+
+test('FramePool: gives back what it was given, up to its capacity, and never a buffer twice', (t) => {
+  const pool = new FramePool(2);
+  t.is(pool.take(), undefined);
+  const [a, b, c] = [new ArrayBuffer(12), new ArrayBuffer(12), new ArrayBuffer(12)];
+  pool.give(a);
+  pool.give(a);
+  t.is(pool.size, 1, 'the same buffer is kept once');
+  pool.give(b);
+  pool.give(c);
+  t.is(pool.size, 2, 'capacity bounds what is kept');
+  t.is(pool.take(), b);
+  t.is(pool.take(), a);
+  t.is(pool.take(), undefined);
+});
+
+test('FramePool: a transferred (empty) buffer is not kept, and a new frame size replaces the old buffers', (t) => {
+  const pool = new FramePool(4);
+  const moved = new ArrayBuffer(12);
+  structuredClone(moved, { transfer: [moved] });
+  t.is(moved.byteLength, 0);
+  pool.give(moved);
+  t.is(pool.size, 0);
+  pool.give(new ArrayBuffer(12));
+  pool.give(new ArrayBuffer(12));
+  const bigger = new ArrayBuffer(24);
+  pool.give(bigger);
+  t.is(pool.size, 1);
+  t.is(pool.take(), bigger);
+});
+
+/** Frames of videotestsrc (the same pixels on every run): each pulled into `into(i)` if it gives a buffer. */
+function pullFrames(count: number, into: (i: number) => ArrayBuffer | undefined): Promise<{ copies: Buffer[]; views: Buffer[] }> {
+  const p = new gstreamer.Pipeline(`videotestsrc pattern=ball num-buffers=${count} ! video/x-raw,format=RGB,width=64,height=48 ! appsink name=sink sync=false max-buffers=2 drop=false`);
+  const sink = p.findChild('sink')!;
+  const copies: Buffer[] = [];
+  const views: Buffer[] = [];
+  p.play();
+  return new Promise((resolve) => {
+    const pull = (): void => sink.pull((buf) => {
+      if (!buf) { p.stop(); resolve({ copies, views }); return; }
+      views.push(buf);
+      copies.push(Buffer.from(buf)); // what the frame was when pulled, whatever later happens to its buffer
+      pull();
+    }, into(views.length));
+    pull();
+  });
+}
+
+test('the binding copies a sample into a buffer of its size, and into a new Buffer otherwise', async (t) => {
+  const fresh = (await pullFrames(6, () => undefined)).copies;
+  const given = Array.from({ length: 6 }, () => new ArrayBuffer(64 * 48 * 3));
+  const wrong = new ArrayBuffer(10);
+  const { copies, views } = await pullFrames(6, (i) => (i === 5 ? wrong : given[i]));
+  t.is(views.length, 6);
+  for (let i = 0; i < 5; i++) {
+    t.is(views[i].buffer, given[i], `frame ${i} is a view of the buffer given`);
+    t.is(sha(given[i]), sha(fresh[i]), `frame ${i}: the same pixels as a fresh pull`);
+  }
+  t.not(views[5].buffer, wrong, 'a buffer of another size is not used');
+  t.deepEqual(new Uint8Array(wrong), new Uint8Array(10), 'and not written to');
+  t.is(sha(copies[5]), sha(fresh[5]));
+  t.not(sha(fresh[0]), sha(fresh[1]), 'the frames differ from each other (the check means something)');
+});
+
+test('a file run reuses a few frame buffers, and every packet carries its own frame\'s pixels', async (t) => {
+  const file = media('vtest.avi');
+  // The frames as decoded on their own, hashed one by one (the whole file would be a gigabyte of pixels).
+  const expected: string[] = [];
+  await new Promise<void>((resolve) => {
+    const p = new gstreamer.Pipeline(`filesrc location="${file}" ! decodebin ! videoscale ! video/x-raw,width=416,height=312,pixel-aspect-ratio=1/1 ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=4 drop=false`);
+    const sink = p.findChild('sink')!;
+    p.play();
+    const pull = (): void => sink.pull((buf) => {
+      if (!buf) { p.stop(); resolve(); return; }
+      expected.push(sha(buf));
+      pull();
+    });
+    pull();
+  });
+
+  const g = graph(`
+sources:
+  plaza: { uri: "file://${file}", width: 416, height: 312 }
+models:
+  people: { file: yolox_nano.onnx, kind: yolox }
+pipelines:
+  plaza:
+    source: plaza
+    stages: [{ id: detect, use: detect, with: { model: people, classes: [person] } }]
+`);
+  const app = await startApp(g, testSettings(), { serve: false, log: memoryLogger() });
+  const seen = new Map<number, string>();
+  app.bus.on('packet').subscribe((p) => seen.set(p.frame.seq, sha(p.frame.data)));
+  await app.runtime.whenDone();
+  const reused = app.runtime.sources.get('plaza')!.framesReused;
+  await app.stop();
+
+  t.is(seen.size, expected.length, `${expected.length} frames`);
+  const wrong = [...seen].filter(([seq, h]) => expected[seq] !== h).map(([seq]) => seq);
+  t.deepEqual(wrong, [], 'every packet has the pixels of its own frame');
+  // Only the first few frames (one per frame in flight) need a buffer of their own.
+  t.log(`${reused} of ${seen.size} frames pulled into a recycled buffer`);
+  t.true(reused >= seen.size - 10, `${reused} of ${seen.size} frames reused a buffer`);
+});
