@@ -10,7 +10,8 @@ process.env.UV_THREADPOOL_SIZE ??= '256';
 // much survives a scavenge, as it does while the modules load, hence here). A file's packets leave in order and
 // their frame buffers are recycled, so little is worth keeping young longer: on the sample video, peak RSS
 // 251–254 → 243–245 MiB, no slower. Live runs keep V8's growth: there a larger nursery promotes fewer packets.
-if (process.argv[2] === 'process') setFlagsFromString('--semi-space-growth-factor=1');
+// The command may follow settings flags (`sightline --workers 2 process …`).
+if (process.argv.slice(2).includes('process')) setFlagsFromString('--semi-space-growth-factor=1');
 import('./cli.js')
   .then(async ({ main }) => { process.exitCode = await main(process.argv.slice(2)); })
   .catch((err: unknown) => { console.error(err); process.exitCode = 1; });

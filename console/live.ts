@@ -62,7 +62,7 @@ interface Held {
   n: number;
   /** Its results for the browser, made when a browser first asks (most packets are never asked for). */
   results?: LiveResults;
-  /** The packet's RGB pixels (never transferred from here: a copy goes to the worker). */
+  /** A copy of the packet's RGB pixels, made while a browser watches (the packet's own buffer is recycled). */
   pixels?: ArrayBuffer;
   /** The annotate stage's JPEG, when the packet had one. */
   drawn?: { data: ArrayBuffer; width: number; height: number };
@@ -71,6 +71,9 @@ interface Held {
 }
 
 const resultsOfHeld = (h: Held): LiveResults => (h.results ??= resultsOf(h.packet, h.n));
+
+/** How long after a browser's last request a pipeline's packets keep a copy of their pixels. */
+const WATCHED_MS = 5_000;
 
 export interface LiveOptions { fps: number; width: number; quality: number }
 
@@ -81,6 +84,8 @@ export class LiveFrames {
   private readonly counts = new Map<string, number>();
   private readonly waiters = new Map<string, Set<() => void>>();
   private readonly lastEncodeMs = new Map<string, number>();
+  /** When a browser last asked for each pipeline's frames: pixels are copied only while someone watches. */
+  private readonly askedMs = new Map<string, number>();
   private readonly sub: Subscription;
   private warned = false;
 
@@ -103,7 +108,10 @@ export class LiveFrames {
     const n = (this.counts.get(p.pipeline) ?? 0) + 1;
     this.counts.set(p.pipeline, n);
     const f = p.frame;
-    const pixels = f.data.byteLength > 0 && f.data.byteLength === f.width * f.height * 3 ? f.data : undefined;
+    // The frame's buffer goes back to its source once this event is published (frame-pool.ts): keep a copy, and only
+    // while a browser is waiting or asked lately (a tab asks again as soon as it has its frame).
+    const watched = (this.waiters.get(p.pipeline)?.size ?? 0) > 0 || this.clock.now() - (this.askedMs.get(p.pipeline) ?? -Infinity) < WATCHED_MS;
+    const pixels = watched && f.data.byteLength > 0 && f.data.byteLength === f.width * f.height * 3 ? f.data.slice(0) : undefined;
     const held: Held = { packet: p, n, pixels, drawn: p.jpeg, atMs: this.clock.now() };
     this.newest.set(p.pipeline, held);
     if (p.jpeg) this.newestDrawn.set(p.pipeline, held);
@@ -116,6 +124,7 @@ export class LiveFrames {
 
   /** Resolves once a packet newer than `after` is here, or after `maxWaitMs` (false). */
   private waitFor(pipeline: string, after: number, maxWaitMs: number): Promise<boolean> {
+    this.askedMs.set(pipeline, this.clock.now());
     const have = this.newest.get(pipeline)?.n;
     // Newer than the tab's, or a number this server never gave (the tab outlived a restart): the newest at once.
     if (have !== undefined && have !== after) return Promise.resolve(true);
@@ -168,6 +177,7 @@ export class LiveFrames {
       return h.drawn ? { jpeg: new Uint8Array(h.drawn.data), width: h.drawn.width, height: h.drawn.height, drawn: true } : null;
     }
     const { width, height } = h.packet.frame;
+    // Another copy for the worker: other tabs may still ask for this packet.
     const copy = h.pixels.slice(0);
     const task: AnnotateTask = {
       op: 'annotate', width, height, data: copy, quality: this.o.quality,

@@ -54,8 +54,10 @@ class SourceFeed {
       this.sub = this.source.frames.subscribe({
         next: (frame) => {
           framesIn.inc();
-          // The first consumer takes the frame; the others get their own copy (pixels are transferred, not shared).
-          this.consumers.forEach((c, i) => c.deliver(i === 0 ? frame : { ...frame, data: frame.data.slice(0) }));
+          // The first consumer takes the frame; the others get their own copy (pixels are transferred, not shared),
+          // made before the first consumer can dispatch, and so transfer, the original.
+          const frames = this.consumers.map((_, i) => (i === 0 ? frame : { ...frame, data: frame.data.slice(0) }));
+          this.consumers.forEach((c, i) => c.deliver(frames[i]));
         },
         complete: () => this.consumers.forEach((c) => c.sourceEnded()),
       });

@@ -7,7 +7,9 @@ import { createHash } from 'node:crypto';
 import { startApp } from '../app/app.js';
 import { FramePool } from '../pipeline/sources/frame-pool.js';
 import { gstreamer } from '../pipeline/sources/gstreamer.js';
+import { decodeImage } from '../inference/image/decode.js';
 import { graph, media, memoryLogger, testSettings } from './helpers.js';
+import { freePort } from './rtsp-server.js';
 
 const sha = (data: ArrayBuffer | Uint8Array): string => createHash('sha1').update(data instanceof ArrayBuffer ? new Uint8Array(data) : data).digest('hex');
 
@@ -115,3 +117,90 @@ pipelines:
   t.log(`${reused} of ${seen.size} frames pulled into a recycled buffer`);
   t.true(reused >= seen.size - 10, `${reused} of ${seen.size} frames reused a buffer`);
 });
+
+test('two pipelines on one source each get every frame with its own pixels', async (t) => {
+  const file = media('vtest.avi');
+  const g = graph(`
+sources:
+  plaza: { uri: "file://${file}", width: 208, height: 156 }
+models:
+  people: { file: yolox_nano.onnx, kind: yolox }
+pipelines:
+  a: { source: plaza, stages: [{ id: detect, use: detect, with: { model: people } }] }
+  b: { source: plaza, stages: [{ id: detect, use: detect, with: { model: people } }] }
+`);
+  const app = await startApp(g, testSettings(), { serve: false, log: memoryLogger() });
+  const seen = { a: new Map<number, string>(), b: new Map<number, string>() };
+  app.bus.on('packet').subscribe((p) => seen[p.pipeline as 'a' | 'b'].set(p.frame.seq, sha(p.frame.data)));
+  await app.runtime.whenDone();
+  const errors = (await app.metrics.framesDropped.get()).values.reduce((n, v) => n + v.value, 0);
+  await app.stop();
+  t.is(errors, 0);
+  t.is(seen.a.size, 795);
+  t.is(seen.b.size, 795, 'the second pipeline got every frame (its copy is made before the first transfers the original)');
+  t.deepEqual([...seen.b].filter(([seq, h]) => seen.a.get(seq) !== h), [], 'the same pixels in both');
+});
+
+test('the console\'s live view serves the frame its results belong to, while buffers are recycled', async (t) => {
+  const file = media('vtest.avi');
+  const port = await freePort();
+  // A file runs as fast as the stages allow: a frame's buffer is pulled into again within milliseconds of its packet.
+  const g = graph(`
+sources:
+  plaza: { uri: "file://${file}", width: 208, height: 156 }
+models:
+  people: { file: yolox_nano.onnx, kind: yolox }
+pipelines:
+  plaza: { source: plaza, stages: [{ id: detect, use: detect, with: { model: people } }] }
+transports:
+  console: { port: ${port} }
+`);
+  const frames = await scaledFrames(file, 208, 156);
+  const app = await startApp(g, testSettings(), { log: memoryLogger() });
+  let after = 0;
+  const checked: number[] = [];
+  try {
+    for (;;) {
+      const r = await fetch(`http://127.0.0.1:${port}/api/live/plaza?after=${after}&wait=3000`);
+      if (r.status === 204) break; // the file has ended
+      t.is(r.status, 200);
+      const body = Buffer.from(await r.arrayBuffer());
+      const head = JSON.parse(body.subarray(4, 4 + body.readUInt32LE(0)).toString()) as { n: number; seq: number; image: { width: number } | null };
+      after = head.n;
+      t.truthy(head.image, `packet ${head.n} has an image`);
+      const img = await decodeImage(body.subarray(4 + body.readUInt32LE(0)), Number.MAX_SAFE_INTEGER);
+      // The served image is closest to its own frame among its neighbours.
+      const distance = (seq: number): number => meanDifference(img.rgb, frames[seq]);
+      const near = [-3, -2, -1, 0, 1, 2, 3].map((d) => head.seq + d).filter((s) => frames[s]);
+      const best = near.reduce((a, b) => (distance(b) < distance(a) ? b : a));
+      t.is(best, head.seq, `packet ${head.n} (frame ${head.seq}) shows frame ${best}`);
+      checked.push(head.seq);
+    }
+  } finally {
+    await app.stop();
+  }
+  t.log(`${checked.length} live frames checked`);
+  t.true(checked.length >= 10, `${checked.length} live frames checked`);
+});
+
+/** Every frame of a video at width×height RGB, scaled by GStreamer as a source scales it. */
+function scaledFrames(file: string, width: number, height: number): Promise<Uint8Array[]> {
+  const p = new gstreamer.Pipeline(`filesrc location="${file}" ! decodebin ! videoscale ! video/x-raw,width=${width},height=${height},pixel-aspect-ratio=1/1 ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=4 drop=false`);
+  const sink = p.findChild('sink')!;
+  const frames: Uint8Array[] = [];
+  p.play();
+  return new Promise((resolve) => {
+    const pull = (): void => sink.pull((buf) => {
+      if (!buf) { p.stop(); resolve(frames); return; }
+      frames.push(new Uint8Array(buf));
+      pull();
+    });
+    pull();
+  });
+}
+
+function meanDifference(a: Uint8Array, b: Uint8Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
+  return sum / a.length;
+}

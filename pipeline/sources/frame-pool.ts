@@ -7,7 +7,7 @@
  *
  * The rule that makes reuse safe: a frame's pixels belong to its pipeline until its packet has been published on
  * the bus (`packet`, synchronously) or the frame is dropped before entering the stages. A subscriber that needs the
- * pixels after its handler returns copies them first, as person-looks does.
+ * pixels after its handler returns copies them first, as person-looks and the console's live view do.
  */
 export class FramePool {
   private readonly free: ArrayBuffer[] = [];
