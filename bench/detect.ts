@@ -189,14 +189,10 @@ async function rawRun(input: Prepared, settings: ResolvedSettings, passes: numbe
     });
     const cpu = meter();
 
-    const outputs: Float32Array[] = [];
-    let scoreColumns: number[] | undefined;
-    for (let i = 0; i < sampleOutputs; i++) {
-      const r = await call(i, true);
-      outputs.push(new Float32Array(r.output!));
-      scoreColumns = r.scoreColumns;
-    }
-    return { calls, fps: calls / cpu.wallS, cpu, roundTrip: summarize(roundTrip), run: summarize(run), outputs, scoreColumns };
+    const sampled: RawInferResult[] = [];
+    for (let i = 0; i < sampleOutputs; i++) sampled.push(await call(i, true));
+    const outputs = sampled.map((r) => new Float32Array(r.output!));
+    return { calls, fps: calls / cpu.wallS, cpu, roundTrip: summarize(roundTrip), run: summarize(run), outputs, scoreColumns: sampled[0]?.scoreColumns };
   } finally {
     await pool.close({ force: true });
   }

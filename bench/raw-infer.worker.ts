@@ -30,7 +30,7 @@ export interface RawInferResult {
 }
 
 /** The persons' columns of YOLOX's output (box, objectness, person score). */
-export const PERSON_COLUMNS = yoloxColumns([0]);
+const PERSON_COLUMNS = yoloxColumns([0]);
 
 const threads: number = (workerData as { ortThreads?: number } | undefined)?.ortThreads ?? 1;
 
