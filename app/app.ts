@@ -68,6 +68,8 @@ export interface AppOptions {
   watch?: boolean;
   /** The kind of node (default: from the settings, a single process or a cluster node). */
   node?: NodeKind;
+  /** A file run, whose results go to a file (`RuntimeDeps.fileRun`); only with `serve: false`. */
+  fileRun?: boolean;
   clock?: Clock;
 }
 
@@ -112,7 +114,7 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   const node = await kind.join({ settings, bus, metrics, log, pool, store, counts, faces, persons, sessions, looks, runtimeStates });
   const scheduler = new FrameScheduler({ slots: settings.schedulerSlots, clock });
   const runtime = holder.runtime = new Runtime(node.initialGraph(initial),
-    { settings, stages: stageDefinition, clock, counts, faces, pool, scheduler, bus, metrics, log });
+    { settings, stages: stageDefinition, clock, counts, faces, pool, scheduler, bus, metrics, log, fileRun: opts.fileRun === true && !serve });
   const ctx: TransportContext | null = hub && {
     hub, bus, metrics, settings, log, clock, faces, pool, persons, inference: node.inference, personsWriter: node.personsWriter,
     looks: node.looks, graph: () => node.configured(runtime), states: node.states, runtime: () => runtime,

@@ -164,7 +164,7 @@ async function processFile(graph: Graph, settings: ResolvedSettings,
   const outPath = path.resolve(flags.output ?? `${path.basename(input, path.extname(input))}.results.jsonl`);
   const out = createWriteStream(outPath);
   const log = createLogger(settings.logLevel === 'info' ? 'warn' : settings.logLevel);
-  const app = await startApp(offline, settings, { serve: false, log });
+  const app = await startApp(offline, settings, { serve: false, log, fileRun: true });
   const progress = new ProgressReporter(process.stderr, () => {
     const s = app.runtime.sources.get(sourceId)!;
     const d = s.durationSeconds();

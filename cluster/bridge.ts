@@ -53,7 +53,7 @@ export class ClusterBridge {
     this.untap = this.bus.tap((topic, event) => {
       if (this.republishing || LOCAL_TOPICS.has(topic) || this.nc.isClosed()) return;
       // Raw pixels stay on the worker; the annotated JPEG (if any) travels.
-      const wire = topic === 'packet' ? { ...(event as Packet), frame: { ...(event as Packet).frame, data: EMPTY } } : event;
+      const wire = topic === 'packet' ? { ...(event as Packet), frame: { ...(event as Packet).frame, data: EMPTY, view: undefined } } : event;
       const bytes = encode({ t: topic, e: wire } satisfies Wire);
       this.nc.publish(subjectOf(topic, event), bytes);
       this.metrics.clusterBridgeMessages.inc({ direction: 'out', topic });

@@ -29,6 +29,19 @@ export interface Frame {
   height: number;
   format: 'RGB';
   data: ArrayBuffer;
+  /** The same picture at a detector's input size, scaled by GStreamer beside the frame (see `FrameView`). */
+  view?: FrameView;
+}
+
+/**
+ * A frame scaled to fit a detector's input (each side at most the detector's, the frame's aspect kept), packed RGB.
+ * GStreamer makes it in C from the decoded picture, so the detector never resamples a full frame in JavaScript; it
+ * belongs to the pipeline as the frame's pixels do (frame-pool.ts).
+ */
+export interface FrameView {
+  width: number;
+  height: number;
+  data: ArrayBuffer;
 }
 
 /** A tracked object as stages see it (confirmed tracks only; ids unique per source). */

@@ -6,6 +6,7 @@
 import { type Observable, type OperatorFunction, map, share, zip } from 'rxjs';
 import { topologicalOrder, type StageSpec } from '../config/graph.js';
 import type { Packet } from '../core/types.js';
+import { copyFrame } from './sources/frame-pool.js';
 
 export function buildDag(stages: StageSpec[],
   operatorFor: (stage: StageSpec) => OperatorFunction<Packet, Packet>): OperatorFunction<Packet, Packet> {
@@ -36,7 +37,7 @@ export function buildDag(stages: StageSpec[],
 }
 
 function clonePacket(p: Packet): Packet {
-  return { ...p, frame: { ...p.frame, data: p.frame.data.slice(0) } };
+  return { ...p, frame: copyFrame(p.frame) };
 }
 
 /** Results of parallel branches, combined into one packet (first branch's pixels win). */

@@ -12,7 +12,8 @@ import { diffGraphs, type GraphChanges } from './graph-diff.js';
 import type { EventBus, PipelineState } from '../core/events.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
-import { GstSource } from './sources/gst-source.js';
+import { copyFrame } from './sources/frame-pool.js';
+import { GstSource, type SourceOptions } from './sources/gst-source.js';
 import { sourcesThePoolServes } from './sources/gstreamer.js';
 import type { Admission, FrameScheduler } from './scheduler.js';
 import type { StageContext, StageLookup } from './stage.js';
@@ -34,6 +35,12 @@ export interface RuntimeDeps {
   bus: EventBus;
   metrics: Metrics;
   log: Logger;
+  /**
+   * A file run (`sightline process`): nothing but the stages reads pixels (no console, no transports) and no one
+   * watches the sources start. A source whose stages read only the detector view then makes views alone (no
+   * full-size frame converted, copied or kept), and files are opened while the models load.
+   */
+  fileRun?: boolean;
 }
 
 /** Fans one source's frames out to the pipelines that read it. */
@@ -56,7 +63,7 @@ class SourceFeed {
           framesIn.inc();
           // The first consumer takes the frame; the others get their own copy (pixels are transferred, not shared),
           // made before the first consumer can dispatch, and so transfer, the original.
-          const frames = this.consumers.map((_, i) => (i === 0 ? frame : { ...frame, data: frame.data.slice(0) }));
+          const frames = this.consumers.map((_, i) => (i === 0 ? frame : copyFrame(frame)));
           this.consumers.forEach((c, i) => c.deliver(frames[i]));
         },
         complete: () => this.consumers.forEach((c) => c.sourceEnded()),
@@ -222,7 +229,7 @@ export class PipelineRunner {
   /** Drops a frame that never entered the stages; nothing else holds its pixels. */
   private discard(frame: Frame, reason: string): void {
     this.drop(frame, reason);
-    this.source.recycle(frame.data);
+    this.source.recycle(frame);
   }
 
   private onSink(p: Packet): void {
@@ -242,7 +249,7 @@ export class PipelineRunner {
       });
     }
     // Published: the pixels are free for the next frame (subscribers that keep them have copied them).
-    this.source.recycle(p.frame.data);
+    this.source.recycle(p.frame);
     if (this.pending && !this.inputClosed) { const f = this.pending; this.pending = null; this.dispatch(f); }
     this.source.wake();
   }
@@ -309,8 +316,24 @@ export class Runtime {
 
   async start(): Promise<void> {
     for (const spec of Object.values(this.graph.sources)) this.addSource(spec);
+    if (this.deps.fileRun) this.openFilesEarly();
     await this.startPipelines(Object.keys(this.graph.pipelines));
+    this.stopUnreadSources();
     this.startAttachedSources();
+  }
+
+  /**
+   * Files are opened while the models load (typefinding, demuxing and the first frames decoded: 0.1–0.2 s of a run
+   * on the sample video); they hand out no frame before a pipeline has room for it. Live sources start with their
+   * pipelines, so no frame arrives with nobody to take it.
+   */
+  private openFilesEarly(): void {
+    const read = new Set(Object.values(this.graph.pipelines).map((p) => p.source));
+    for (const [id, feed] of this.feeds) {
+      if (feed.source.live || !read.has(id) || feed.started) continue;
+      feed.started = true;
+      feed.source.start();
+    }
   }
 
   /**
@@ -320,6 +343,10 @@ export class Runtime {
    */
   async apply(next: Graph): Promise<GraphChanges> {
     const changes = diffGraphs(this.graph, next);
+    for (const [id, source] of this.sources) {
+      if (source.fullFrames || !next.sources[id] || changes.sources.changed.includes(id)) continue;
+      if (this.pixelsFor(id, next).fullFrames) changes.sources.changed.push(id);
+    }
     const restartSources = new Set([...changes.sources.removed, ...changes.sources.changed]);
     // A changed pipeline on an unchanged source is swapped: its replacement is made ready first and takes
     // over in the same tick, so no frame of the source falls between the two runners.
@@ -365,7 +392,7 @@ export class Runtime {
 
   private addSource(spec: SourceSpec): void {
     const { metrics, bus, log } = this.deps;
-    const source = new GstSource(spec, log.child(`source:${spec.id}`));
+    const source = new GstSource(spec, log.child(`source:${spec.id}`), this.pixelsFor(spec.id));
     const feed = new SourceFeed(source, this.deps);
     if (source.live) metrics.declareSource(spec.id);
     source.state.subscribe(({ state, previous, reason, attempt, retryReason }) => {
@@ -384,6 +411,19 @@ export class Runtime {
       log.warn(`${this.sources.size} sources, but libuv's thread pool (UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 4}) serves ${room}: `
         + 'some will stall; start with a larger UV_THREADPOOL_SIZE (up to 1024)');
     }
+  }
+
+  /**
+   * The pixels a source makes for the stages that read it: the largest detector view they ask for (0: none), and
+   * full frames unless in a file run no stage reads them. A reload keeps what a source was started with (a stage
+   * added later that wants a view falls back to the frame), except that a source without frames restarts with them
+   * when a stage wants them.
+   */
+  private pixelsFor(source: string, graph = this.graph): SourceOptions {
+    const pixels = Object.values(graph.pipelines).filter((p) => p.source === source)
+      .flatMap((p) => p.stages.map((s) => this.deps.stages(s.use)?.pixels ?? 'frame'));
+    const viewSide = Math.max(0, ...pixels.map((p) => (typeof p === 'object' ? p.view : 0)));
+    return { viewSide, fullFrames: !(this.deps.fileRun && viewSide > 0 && !pixels.includes('frame')) };
   }
 
   private async swapPipelines(ids: string[]): Promise<void> {
@@ -431,6 +471,8 @@ export class Runtime {
         feed.started = true;
         feed.source.start();
       }
+      // A file opened early waits for demand until every pipeline reading it has attached.
+      if (feed.consumers.length) feed.source.wake();
     }
   }
 }

@@ -44,6 +44,13 @@ export interface StageDefinition<O = Record<string, unknown>> extends StageSchem
   needs?: readonly PacketField[];
   /** Packet fields this stage adds. */
   provides?: readonly PacketField[];
+  /**
+   * The pixels this stage reads: the frame's (`frame.data`, the default); `{ view: side }`, the detector view
+   * (`Frame.view`, made by the sources of its pipelines to fit side × side, in GStreamer), falling back to the frame
+   * when a frame has none; or `none` (it works on what other stages found). A file run whose stages read no full
+   * frame gets views only (see `RuntimeDeps.fileRun`).
+   */
+  pixels?: 'frame' | 'none' | { view: number };
   /** Builds the stage's operator; `options` are complete (the schema's defaults filled in). */
   create(options: O, ctx: StageContext): OperatorFunction<Packet, Packet>;
 }

@@ -72,6 +72,7 @@ export const activityStage: StageDefinition<ActivityStageOptions> = {
   },
   needs: ['tracks', 'poses'],
   provides: ['activities'],
+  pixels: 'none',
   create(o, ctx) {
     const { bus, pipeline, source } = ctx;
     const analyzer = new ActivityAnalyzer(analyzerOptions(o));

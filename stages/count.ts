@@ -54,6 +54,7 @@ export const countStage: StageDefinition<CountOptions> = {
   },
   needs: ['tracks'],
   provides: ['crossings'],
+  pixels: 'none',
   create(o, ctx) {
     const { bus, counts, pipeline, source, clock } = ctx;
     return (input: Observable<Packet>) => defer(() => {

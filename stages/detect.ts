@@ -12,6 +12,7 @@ import { map, type OperatorFunction } from 'rxjs';
 import type { Packet } from '../core/types.js';
 import type { DetectResult, DetectTask } from '../inference/ops/detect.protocol.js';
 import { classIdOf } from '../inference/models/coco-classes.js';
+import { YOLOX_INPUT } from '../inference/models/yolox.js';
 import { checkModel, orderedAsyncStage, type StageDefinition } from '../pipeline/stage.js';
 import { changedShare, thumbnail, type Thumbnail } from './detect/motion.js';
 
@@ -78,6 +79,7 @@ export const detectStage: StageDefinition<DetectOptions> = {
   },
   provides: ['detections'],
   models: (o) => [o.model],
+  pixels: { view: YOLOX_INPUT },
   create(o, ctx) {
     const model = { path: ctx.modelPath(o.model), kind: 'yolox' };
     const classIds = o.classes ? o.classes.map(classIdOf) : null;
@@ -92,8 +94,10 @@ export const detectStage: StageDefinition<DetectOptions> = {
     /** Why this frame is skipped, or null to detect (called in frame order, before the frame goes to a worker). */
     const skipReason = (p: Packet): Packet['detectSkipped'] | null => {
       if (o.every > 1 && (p.frame.seq + phase) % o.every !== 0) return 'every';
-      if (!o.motion || p.frame.data.byteLength !== p.frame.width * p.frame.height * 3) return null;
-      const thumb = thumbnail(new Uint8Array(p.frame.data), p.frame.width, p.frame.height);
+      // The thumbnail is read from the detector's view when the frame has one (the same picture, fewer bytes).
+      const px = p.frame.view ?? p.frame;
+      if (!o.motion || px.data.byteLength !== px.width * px.height * 3) return null;
+      const thumb = thumbnail(new Uint8Array(px.data), px.width, px.height);
       if (reference && sinceDetect < o.motion.maxSkip && changedShare(reference, thumb, o.motion.threshold) < o.motion.area) {
         sinceDetect++;
         return 'no_motion';
@@ -106,13 +110,18 @@ export const detectStage: StageDefinition<DetectOptions> = {
     const run = orderedAsyncStage(ctx, ctx.settings.workers, async (p) => {
       if (p.detectSkipped) return p;
       const { frame } = p;
+      // The view GStreamer scaled to the model's size when the source has one: no full frame to resample or send.
+      const { view } = frame;
+      const pixels = view ?? frame;
       const task: DetectTask = {
-        op: 'detect', model, width: frame.width, height: frame.height, data: frame.data, scoreThreshold: o.score, nmsIou: o.nmsIou, classIds,
+        op: 'detect', model, width: pixels.width, height: pixels.height, data: pixels.data, scoreThreshold: o.score, nmsIou: o.nmsIou, classIds,
+        ...(view ? { frameWidth: frame.width, frameHeight: frame.height } : {}),
       };
       // On a worker failure the transferred pixels are lost with it; the packet carries the error onward.
-      const r = await ctx.pool.run<DetectResult>(task, [frame.data], frame.capturedAtMs);
+      const r = await ctx.pool.run<DetectResult>(task, [pixels.data], frame.capturedAtMs);
       inference.observe(r.inferenceMs / 1000);
-      return { ...p, frame: { ...frame, data: r.data }, detections: r.detections };
+      const back = view ? { ...frame, view: { ...view, data: r.data } } : { ...frame, data: r.data };
+      return { ...p, frame: back, detections: r.detections };
     });
     // The decision is taken in frame order on the main thread (a few thousand reads of a thumbnail), so a skipped
     // frame never waits for a worker.

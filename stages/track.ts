@@ -31,6 +31,7 @@ export const trackStage: StageDefinition<TrackOptions> = {
   },
   needs: ['detections'],
   provides: ['tracks'],
+  pixels: 'none',
   create(o, ctx) {
     const { counts, source } = ctx;
     let idStart = counts.reserveTrackIds(source, ID_BLOCK);

@@ -18,6 +18,8 @@ export async function detect(task: DetectTask, threads: number): Promise<DetectR
   // A free-size model runs at the frame's aspect: no model time spent on letterbox padding.
   const size = fixedInputSize(session) ? { width: YOLOX_INPUT, height: YOLOX_INPUT } : yoloxInputSize(task.width, task.height);
   const { tensor, scale, inputWidth, inputHeight } = letterbox(rgb, task.width, task.height, YOLOX_INPUT, input, size);
+  // A view's boxes are scaled up to the frame's pixels (the view keeps the frame's aspect).
+  const frame = frameSize(task);
   const feeds: Record<string, ort.Tensor> = { [session.inputNames[0]]: new ort.Tensor('float32', tensor, [1, 3, inputHeight, inputWidth]) };
   // Only the columns of the classes asked for come back (a few kilobytes instead of 0.9 MB per frame).
   const columns = selectsColumns(session) ? yoloxColumns(task.classIds) : null;
@@ -31,14 +33,23 @@ export async function detect(task: DetectTask, threads: number): Promise<DetectR
     nmsIou: task.nmsIou,
     classIds: task.classIds ? new Set(task.classIds) : null,
     scoreColumns: columns?.classIds,
-    width: task.width,
-    height: task.height,
-    scale,
+    width: frame.width,
+    height: frame.height,
+    scale: scale * (task.width / frame.width),
     inputWidth,
     inputHeight,
   });
   output.dispose();
   return { detections, data: task.data, inferenceMs };
+}
+
+function frameSize(task: DetectTask): { width: number; height: number } {
+  const { frameWidth: width, frameHeight: height } = task;
+  if (width === undefined && height === undefined) return { width: task.width, height: task.height };
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width! < task.width || height! < task.height) {
+    throw new Error(`frame size ${width}x${height} is smaller than its ${task.width}x${task.height} view`);
+  }
+  return { width: width!, height: height! };
 }
 
 export const ops = [

@@ -9,6 +9,15 @@
  * the bus (`packet`, synchronously) or the frame is dropped before entering the stages. A subscriber that needs the
  * pixels after its handler returns copies them first, as person-looks and the console's live view do.
  */
+import type { Frame } from '../../core/types.js';
+
+/** A frame with its own copy of the pixels (and of the view), for a second reader that may transfer them. */
+export function copyFrame(frame: Frame): Frame {
+  const copy = { ...frame, data: frame.data.slice(0) };
+  if (frame.view) copy.view = { ...frame.view, data: frame.view.data.slice(0) };
+  return copy;
+}
+
 export class FramePool {
   private readonly free: ArrayBuffer[] = [];
 

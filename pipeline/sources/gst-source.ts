@@ -15,7 +15,7 @@ import { BehaviorSubject, Subject } from 'rxjs';
 import type { SourceSpec } from '../../config/graph.js';
 import type { SourceState } from '../../core/events.js';
 import type { Logger } from '../../core/log.js';
-import type { Frame } from '../../core/types.js';
+import type { Frame, FrameView } from '../../core/types.js';
 import { FramePool } from './frame-pool.js';
 import { gstreamer } from './gstreamer.js';
 import { isLive, launchDescription, sourceKind } from './launch.js';
@@ -36,6 +36,20 @@ export interface StateChange {
 }
 
 export interface RetryPolicy { initialMs: number; maxMs: number; maxAttempts: number }
+
+export interface SourceOptions {
+  retry?: RetryPolicy;
+  /** Also deliver each frame scaled to fit viewSide × viewSide (`Frame.view`), for a detector; 0: no view. */
+  viewSide?: number;
+  /**
+   * false (with a view): views alone. Frames then keep their full size but carry no pixels (`data` is empty): no
+   * full-size picture is converted to RGB, copied out of GStreamer or kept, for stages that read only the view.
+   */
+  fullFrames?: boolean;
+}
+
+/** A view pulled ahead of its frame (live sinks drop on their own), kept for the frame of the same time. */
+interface HeldView { pts: number; view: FrameView }
 // The cap keeps recovery within a few seconds of a camera's return, however long it was away.
 const DEFAULT_RETRY: RetryPolicy = { initialMs: 250, maxMs: 3_000, maxAttempts: Infinity };
 
@@ -54,6 +68,11 @@ export class GstSource {
   private readonly isFile: boolean;
   private pipeline: Pipeline | null = null;
   private sink: AppSink | null = null;
+  private viewSink: AppSink | null = null;
+  private heldView: HeldView | null = null;
+  /** Views alone: the sink the frame's size is read from, and the size read for views of a size. */
+  private sizeSink: AppSink | null = null;
+  private frameSize: { viewWidth: number; viewHeight: number; width: number; height: number } | null = null;
   /** Bumped on every close, so callbacks of an earlier run of the pipeline are ignored. */
   private generation = 0;
   private playing = false;
@@ -73,10 +92,20 @@ export class GstSource {
   private watchdogTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   private readonly pool = new FramePool();
+  private readonly viewPool = new FramePool();
+  private readonly retry: RetryPolicy;
+  private readonly viewSide: number;
+  /** false: frames carry no pixels of their own, only their view (`SourceOptions.fullFrames`). */
+  readonly fullFrames: boolean;
 
-  constructor(readonly spec: SourceSpec, private readonly log: Logger,
-    private readonly retry: RetryPolicy = DEFAULT_RETRY) {
+  constructor(readonly spec: SourceSpec, private readonly log: Logger, options: SourceOptions = {}) {
     this.id = spec.id;
+    this.retry = options.retry ?? DEFAULT_RETRY;
+    const side = options.viewSide ?? 0;
+    // A source configured at the detector's size or below already is its view.
+    const fits = spec.width !== undefined && spec.height !== undefined && Math.max(spec.width, spec.height) <= side;
+    this.viewSide = Number.isInteger(side) && side > 0 && (!fits || options.fullFrames === false) ? side : 0;
+    this.fullFrames = options.fullFrames !== false || this.viewSide === 0;
     this.live = isLive(spec);
     this.isFile = sourceKind(spec.uri) === 'file';
   }
@@ -129,7 +158,7 @@ export class GstSource {
   private open(): void {
     let p: Pipeline;
     try {
-      p = new gstreamer.Pipeline(launchDescription(this.spec));
+      p = new gstreamer.Pipeline(launchDescription(this.spec, this.viewSide, this.fullFrames));
     } catch (err) {
       this.fail(`cannot build GStreamer pipeline: ${(err as Error).message}`);
       return;
@@ -137,14 +166,19 @@ export class GstSource {
     this.pipelinesBuilt++;
     gstPipelines.built++;
     collected.register(p, null);
-    const sink = p.findChild('sink');
-    if (!sink) {
+    // Views alone: the view is the sink pulled, and `size` tells the frame's size.
+    const sink = p.findChild(this.fullFrames ? 'sink' : 'view');
+    const viewSink = this.viewSide && this.fullFrames ? p.findChild('view') ?? null : null;
+    const sizeSink = this.fullFrames ? null : p.findChild('size') ?? null;
+    if (!sink || (this.viewSide && this.fullFrames && !viewSink) || (!this.fullFrames && !sizeSink)) {
       p.stop();
       this.fail('GStreamer pipeline has no appsink');
       return;
     }
     this.pipeline = p;
     this.sink = sink;
+    this.viewSink = viewSink;
+    this.sizeSink = sizeSink;
     const gen = this.generation;
     this.ptsBase = null;
     this.openedAt = Date.now();
@@ -164,6 +198,10 @@ export class GstSource {
     this.pipeline?.stop();
     this.pipeline = null;
     this.sink = null;
+    this.viewSink = null;
+    this.heldView = null;
+    this.sizeSink = null;
+    this.frameSize = null;
   }
 
   private pump(): void {
@@ -171,50 +209,102 @@ export class GstSource {
     if (!this.live && !this.demand()) return;
     this.pulling = true;
     const gen = this.generation;
-    const into = this.pool.take();
+    const into = (this.fullFrames ? this.pool : this.viewPool).take();
     this.sink.pull((buf, caps) => {
       if (gen !== this.generation) return; // a run closed meanwhile
-      this.pulling = false;
       if (!buf) {
+        this.pulling = false;
         // For files, a null sample is the end of the file *after* every queued frame was pulled
         // (the bus EOS can arrive while frames still wait in the appsink). Live EOS is handled on the bus.
         if (this.isFile) this.endOfFile();
         return;
       }
       if (into && buf.buffer === into) this.framesReused++;
-      this.emit(buf, caps);
-      this.pump();
+      const data = ownBuffer(buf);
+      if (!this.fullFrames) {
+        const view: FrameView = { width: Number(caps.width), height: Number(caps.height), data };
+        this.withFrameSize(gen, view, (size) => this.deliver(new ArrayBuffer(0), size, caps, view));
+        return;
+      }
+      const size = { width: Number(caps.width), height: Number(caps.height) };
+      if (!this.viewSink) { this.deliver(data, size, caps); return; }
+      this.withView(gen, ptsOf(caps), (view) => this.deliver(data, size, caps, view));
     }, into);
   }
 
-  /** Takes back the buffer of a frame that is done (see frame-pool.ts for when that is). */
-  recycle(data: ArrayBuffer): void {
-    this.pool.give(data);
+  /**
+   * Finds the view of the frame at `pts`. Offline the two sinks hold the same frames in step. Live, each sink keeps
+   * only its newest buffer, so the view can be a frame behind (pulled again: the tee hands it over at once) or ahead
+   * (held for its frame); a frame whose view is not there goes without one, and the detector scales it itself.
+   */
+  private withView(gen: number, pts: number | null, then: (view?: FrameView) => void): void {
+    const held = this.heldView;
+    if (held && pts !== null && held.pts >= pts) {
+      if (held.pts > pts) { then(); return; }
+      this.heldView = null;
+      then(held.view);
+      return;
+    }
+    if (held) { this.viewPool.give(held.view.data); this.heldView = null; }
+    const into = this.viewPool.take();
+    this.viewSink!.pull((buf, caps) => {
+      if (gen !== this.generation) return;
+      if (!buf) { then(); return; }
+      const view: FrameView = { width: Number(caps.width), height: Number(caps.height), data: ownBuffer(buf) };
+      const viewPts = ptsOf(caps);
+      if (pts === null || viewPts === null || viewPts === pts) { then(view); return; }
+      if (viewPts > pts) { this.heldView = { pts: viewPts, view }; then(); return; }
+      this.viewPool.give(view.data);
+      this.withView(gen, pts, then);
+    }, into);
   }
 
-  private emit(buf: Buffer, caps: Caps): void {
-    const width = Number(caps.width);
-    const height = Number(caps.height);
+  /**
+   * Views alone: the size of the frames a view was scaled from, read from the `size` sink when the view's size is new
+   * (its newest picture, of the same size save while the size changes: the next new view size reads it again).
+   */
+  private withFrameSize(gen: number, view: FrameView, then: (size: { width: number; height: number }) => void): void {
+    const known = this.frameSize;
+    if (known && known.viewWidth === view.width && known.viewHeight === view.height) { then(known); return; }
+    this.sizeSink!.pull((buf, caps) => {
+      if (gen !== this.generation) return;
+      // Nothing left to read it from (the end of the stream): the view's own size, not remembered.
+      if (!buf) { then(view); return; }
+      this.frameSize = { viewWidth: view.width, viewHeight: view.height, width: Number(caps.width), height: Number(caps.height) };
+      then(this.frameSize);
+    });
+  }
+
+  private deliver(data: ArrayBuffer, size: { width: number; height: number }, caps: Caps, view?: FrameView): void {
+    this.pulling = false;
+    this.emit(data, size, caps, view);
+    this.pump();
+  }
+
+  /** Takes back the buffers of a frame that is done (see frame-pool.ts for when that is). */
+  recycle(frame: Frame): void {
+    this.pool.give(frame.data);
+    if (frame.view) this.viewPool.give(frame.view.data);
+  }
+
+  private emit(data: ArrayBuffer, { width, height }: { width: number; height: number }, caps: Caps, view?: FrameView): void {
     if (!this.frameNs) this.frameNs = frameDurationNs(caps.framerate);
     // Stream time from the buffer's own PTS, continuing across reconnects and loops.
-    const pts = typeof caps.pts === 'number' ? caps.pts : null;
+    const pts = ptsOf(caps);
     if (pts !== null && this.ptsBase === null) this.ptsBase = pts - this.ptsOffset;
     const ptsNs = pts !== null ? pts - this.ptsBase! : this.ptsOffset;
     this.ptsOffset = ptsNs + (this.frameNs || 0);
-    // The binding copies each sample into a recycled frame or a fresh Buffer; either way its ArrayBuffer is ours.
-    const data = buf.byteOffset === 0 && buf.buffer.byteLength === buf.length
-      ? buf.buffer as ArrayBuffer
-      : buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
     this.lastFrameAt = Date.now();
     if (this.current !== 'running') {
       this.attempt = 0;
       this.transition('running');
     }
     const seq = this.seq++;
-    this.frames.next({
-      source: this.id, seq, ptsNs: Math.round(ptsNs),
-      capturedAtMs: this.lastFrameAt, width, height, format: 'RGB', data,
-    });
+    const frame: Frame = { source: this.id, seq, ptsNs: Math.round(ptsNs), capturedAtMs: this.lastFrameAt, width, height, format: 'RGB', data };
+    // A view no smaller than the frame (a source already at the detector's size) would only be a second copy.
+    if (view && (view.width < width || !this.fullFrames)) frame.view = view;
+    else if (view) this.viewPool.give(view.data);
+    this.frames.next(frame);
   }
 
   private onBus(msg: BusMessage): void {
@@ -291,6 +381,17 @@ export class GstSource {
     if (previous === state && state !== 'retrying') return;
     this.state.next({ state, previous, reason, attempt, retryReason });
   }
+}
+
+function ptsOf(caps: Caps): number | null {
+  return typeof caps.pts === 'number' ? caps.pts : null;
+}
+
+/** The binding copies each sample into a recycled frame or a fresh Buffer; either way its ArrayBuffer is ours. */
+function ownBuffer(buf: Buffer): ArrayBuffer {
+  return buf.byteOffset === 0 && buf.buffer.byteLength === buf.length
+    ? buf.buffer as ArrayBuffer
+    : buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
 }
 
 function frameDurationNs(framerate: string | undefined): number {

@@ -57,7 +57,13 @@ function captureAndDecode(spec: SourceSpec): string {
   }
 }
 
-export function launchDescription(spec: SourceSpec): string {
+/**
+ * `viewSide` > 0 adds the detector's view: the picture scaled a second time, to fit viewSide × viewSide (videoscale
+ * keeps the aspect: 768×576 → 416×312), into its own appsink `view`, in C beside the full frame. With `fullFrames`
+ * false the view is all that is converted; an appsink `size` keeps the newest decoded picture, unconverted, so the
+ * frame's size can be read from it.
+ */
+export function launchDescription(spec: SourceSpec, viewSide = 0, fullFrames = true): string {
   const live = isLive(spec);
   const size = [spec.width && `width=${spec.width}`, spec.height && `height=${spec.height}`].filter(Boolean);
   // Scaled in the decoded format (I420: half the bytes of RGB), then converted at the smaller size. For 768×576
@@ -65,14 +71,26 @@ export function launchDescription(spec: SourceSpec): string {
   const scale = size.length ? ` ! videoscale ! video/x-raw,${size.join(',')},pixel-aspect-ratio=1/1` : '';
   const caps = ['video/x-raw', 'format=RGB'];
   if (spec.fps) caps.push(`framerate=${fraction(spec.fps)}`);
+  const rgb = caps.join(',');
   const rate = spec.fps ? ' ! videorate drop-only=true' : '';
+  const view = Number.isInteger(viewSide) && viewSide > 0;
   // Live: appsink keeps only the newest buffer, so a stalled consumer never builds latency inside GStreamer.
   // Offline: a small queue and no clock sync, so decoding runs as fast as the stages pull.
-  const sink = live
-    ? `appsink name=sink sync=${spec.realtime} max-buffers=1 drop=true enable-last-sample=false`
-    : 'appsink name=sink sync=false max-buffers=4 drop=false enable-last-sample=false';
+  // With a view, the sinks share the tee's streaming thread: a sink that waited to preroll would hold it before the
+  // others ever got a buffer, so none waits (async=false).
+  const sink = (name: string): string => `appsink name=${name} ${live
+    ? `sync=${spec.realtime} max-buffers=1 drop=true`
+    : 'sync=false max-buffers=2 drop=false'} enable-last-sample=false${view ? ' async=false' : ''}`;
   // videorate drops surplus frames before they are scaled and converted.
-  return `${captureAndDecode(spec)}${rate}${scale} ! videoconvert ! ${caps.join(',')} ! ${sink}`;
+  const decoded = `${captureAndDecode(spec)}${rate}${scale}`;
+  const frame = `videoconvert ! ${rgb} ! ${sink('sink')}`;
+  if (!view) return `${decoded} ! ${frame}`;
+  const scaled = `videoscale ! video/x-raw,width=[1,${viewSide}],height=[1,${viewSide}],pixel-aspect-ratio=1/1 `
+    + `! videoconvert ! ${rgb} ! ${sink('view')}`;
+  if (fullFrames) return `${decoded} ! tee name=split split. ! ${frame} split. ! ${scaled}`;
+  // It is read only now and then, so it must not hold the end of the stream back from the view (wait-on-eos).
+  const probe = 'appsink name=size sync=false max-buffers=1 drop=true enable-last-sample=false async=false wait-on-eos=false';
+  return `${decoded} ! tee name=split split. ! ${probe} split. ! ${scaled}`;
 }
 
 function fraction(fps: number): string {
