@@ -10,6 +10,7 @@ import { gstreamer } from '../pipeline/sources/gstreamer.js';
 import { decodeImage } from '../inference/image/decode.js';
 import { graph, media, memoryLogger, testSettings } from './helpers.js';
 import { freePort } from './rtsp-server.js';
+import { decodedFrames } from './video-frames.js';
 
 const sha = (data: ArrayBuffer | Uint8Array): string => createHash('sha1').update(data instanceof ArrayBuffer ? new Uint8Array(data) : data).digest('hex');
 
@@ -171,22 +172,6 @@ transports:
   t.log(`${checked.length} live frames checked`);
   t.true(checked.length >= 10, `${checked.length} live frames checked`);
 });
-
-/** `keep` of every frame of a video at width×height RGB, scaled by GStreamer as a source scales it. */
-function decodedFrames<T>(file: string, width: number, height: number, keep: (rgb: Buffer) => T): Promise<T[]> {
-  const p = new gstreamer.Pipeline(`filesrc location="${file}" ! decodebin ! videoscale ! video/x-raw,width=${width},height=${height},pixel-aspect-ratio=1/1 ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=4 drop=false`);
-  const sink = p.findChild('sink')!;
-  const frames: T[] = [];
-  p.play();
-  return new Promise((resolve) => {
-    const pull = (): void => sink.pull((buf) => {
-      if (!buf) { p.stop(); resolve(frames); return; }
-      frames.push(keep(buf));
-      pull();
-    });
-    pull();
-  });
-}
 
 function meanDifference(a: Uint8Array, b: Uint8Array): number {
   let sum = 0;

@@ -24,6 +24,22 @@ export function videoFrames(file: string, first: number, last: number): Promise<
   });
 }
 
+/** `keep` of every frame of a video at width×height RGB, scaled by GStreamer as a source scales it. */
+export function decodedFrames<T>(file: string, width: number, height: number, keep: (rgb: Buffer) => T): Promise<T[]> {
+  const p = new gstreamer.Pipeline(`filesrc location="${file}" ! decodebin ! videoscale ! video/x-raw,width=${width},height=${height},pixel-aspect-ratio=1/1 ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=4 drop=false`);
+  const sink = p.findChild('sink')!;
+  const frames: T[] = [];
+  p.play();
+  return new Promise((resolve) => {
+    const pull = (): void => sink.pull((buf) => {
+      if (!buf) { p.stop(); resolve(frames); return; }
+      frames.push(keep(buf));
+      pull();
+    });
+    pull();
+  });
+}
+
 /** Encodes `box` of an RGB frame (or all of it) as PNG or JPEG. */
 export async function encode(img: RgbImage, box: Box = [0, 0, img.width, img.height], as: 'png' | 'jpeg' = 'png'): Promise<Buffer> {
   const [x1, y1, x2, y2] = box.map(Math.round);
