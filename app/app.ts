@@ -93,7 +93,9 @@ export async function startApp(initial: Graph, settings: ResolvedSettings, opts:
   rxConfig.onUnhandledError = (err: unknown) => log.error(`an event handler failed: ${(err as Error)?.stack ?? String(err)}`);
   const bus = root.add(new EventBus());
   const metrics = new Metrics();
-  const pool = root.add(new InferencePool({ workers: kind.poolThreads(settings), ortThreads: settings.ortThreads, ops: WORKER_OPS, metrics }));
+  const pool = root.add(new InferencePool({
+    workers: kind.poolThreads(settings), ortThreads: settings.ortThreads, ops: WORKER_OPS, metrics, smallNursery: opts.fileRun === true,
+  }));
   const store = root.add(Store.open(settings.dataDir));
   const counts = new CountsTable(store);
   const faces = new FaceCrops(store, counts, settings.dataDir);

@@ -13,13 +13,16 @@ export interface PoolOptions {
   /** URLs of the op modules the workers load (the catalog's list). */
   ops: string[];
   metrics?: Metrics;
+  /** Small young generations (`WORKER_YOUNG_GENERATION_MB`): for file runs, where memory matters more than CPU. */
+  smallNursery?: boolean;
 }
 
 /**
- * A worker's young generation (V8 sizes it as three semi-spaces): 3 MB, against 48 MB by default. A task allocates
- * little and keeps nothing, so a small nursery is swept often and cheaply; with V8's default the output tensors and
- * buffers of a few hundred frames lay dead in each worker between sweeps (offline detection on the sample video:
- * peak RSS 257 → 245 MiB, and no slower).
+ * A worker's young generation in a file run (V8 sizes it as three semi-spaces): 3 MB, against 48 MB by default. A
+ * detection task allocates little and keeps nothing, so a small nursery is swept often and cheaply; with V8's default
+ * the output tensors and buffers of a few hundred frames lay dead in each worker between sweeps (offline detection on
+ * the sample video: peak RSS 253 → 243 MiB). Live runs keep V8's default: pose and face tasks allocate more, and with
+ * 3 MB the default graph's chain cost 41 ms of CPU per frame instead of 28 (5 cameras: 9.8 % dropped against 0 %).
  */
 export const WORKER_YOUNG_GENERATION_MB = 3;
 
@@ -32,7 +35,7 @@ export class InferencePool {
   readonly workers: number;
   readonly ortThreads: number;
 
-  constructor({ workers, ortThreads, ops, metrics }: PoolOptions) {
+  constructor({ workers, ortThreads, ops, metrics, smallNursery }: PoolOptions) {
     this.workers = workers;
     this.ortThreads = ortThreads;
     this.piscina = new Piscina({
@@ -45,7 +48,7 @@ export class InferencePool {
       workerData: { ops, ortThreads, busyMicros: this.busyMicros },
       // Older frames' tasks first (see priority-queue.ts).
       taskQueue: new PriorityTaskQueue(),
-      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+      ...(smallNursery ? { resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } } : {}),
     });
     metrics?.workerThreads.set(workers);
     // Utilisation over the time since the previous scrape, from the busy time the workers report
