@@ -318,6 +318,7 @@ export class Runtime {
     for (const spec of Object.values(this.graph.sources)) this.addSource(spec);
     if (this.deps.fileRun) this.openFilesEarly();
     await this.startPipelines(Object.keys(this.graph.pipelines));
+    // A file opened early for pipelines that all failed to start is closed again.
     this.stopUnreadSources();
     this.startAttachedSources();
   }

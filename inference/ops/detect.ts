@@ -15,11 +15,11 @@ export async function detect(task: DetectTask, threads: number): Promise<DetectR
   if (rgb.length !== task.width * task.height * 3) {
     throw new Error(`frame is ${rgb.length} bytes, expected ${task.width}x${task.height}x3 RGB`);
   }
+  // A view's boxes are scaled up to the frame's pixels (the view keeps the frame's aspect); checked before any pixel work.
+  const frame = frameSize(task);
   // A free-size model runs at the frame's aspect: no model time spent on letterbox padding.
   const size = fixedInputSize(session) ? { width: YOLOX_INPUT, height: YOLOX_INPUT } : yoloxInputSize(task.width, task.height);
   const { tensor, scale, inputWidth, inputHeight } = letterbox(rgb, task.width, task.height, YOLOX_INPUT, input, size);
-  // A view's boxes are scaled up to the frame's pixels (the view keeps the frame's aspect).
-  const frame = frameSize(task);
   const feeds: Record<string, ort.Tensor> = { [session.inputNames[0]]: new ort.Tensor('float32', tensor, [1, 3, inputHeight, inputWidth]) };
   // Only the columns of the classes asked for come back (a few kilobytes instead of 0.9 MB per frame).
   const columns = selectsColumns(session) ? yoloxColumns(task.classIds) : null;
